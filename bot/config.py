@@ -1,0 +1,160 @@
+"""Settings read from the environment and ``.env``, validated all at once."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from dotenv import dotenv_values
+
+from bot.errors import ConfigError
+
+DEFAULT_OLLAMA_HOST = "http://localhost:11434"
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///data/ollacord.db"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the bot, the CLI and the request manager are configured with."""
+
+    discord_token: str | None = field(default=None, repr=False)
+    ollama_host: str = DEFAULT_OLLAMA_HOST
+    default_model: str = "llama3.2"
+    fallback_models: tuple[str, ...] = ()
+    database_url: str = DEFAULT_DATABASE_URL
+    system_prompt: str | None = None
+    max_history_messages: int = 50
+    max_history_tokens: int | None = None
+    request_timeout: float = 300.0
+    first_token_timeout: float = 120.0
+    stream_idle_timeout: float = 60.0
+    max_retries: int = 3
+    retry_backoff: float = 1.0
+    keep_alive: str = "5m"
+    max_concurrent_requests: int = 4
+    log_level: str = "INFO"
+    discord_api_base: str | None = None
+    discord_gateway_url: str | None = None
+
+    @classmethod
+    def load(
+        cls,
+        env: Mapping[str, str] | None = None,
+        *,
+        dotenv_path: str | Path | None = ".env",
+        require_discord: bool = True,
+    ) -> Settings:
+        """Read settings: real environment variables win over ``.env`` values.
+
+        Raises ConfigError naming every bad key, so an admin fixes them in one go.
+        """
+        merged: dict[str, str] = {}
+        if dotenv_path is not None and Path(dotenv_path).is_file():
+            merged.update({k: v for k, v in dotenv_values(dotenv_path).items() if v is not None})
+        merged.update(os.environ if env is None else env)
+        return cls.from_mapping(merged, require_discord=require_discord)
+
+    @classmethod
+    def from_mapping(cls, env: Mapping[str, str], *, require_discord: bool = True) -> Settings:
+        values: dict[str, Any] = {}
+        problems: list[str] = []
+        for f in fields(cls):
+            key = f.name.upper()
+            raw = env.get(key)
+            if raw is None or raw.strip() == "":
+                continue
+            parser = _PARSERS.get(f.name, _str)
+            try:
+                values[f.name] = parser(raw.strip())
+            except ValueError as exc:
+                problems.append(f"{key}: {exc}")
+        if require_discord and not values.get("discord_token"):
+            problems.append("DISCORD_TOKEN: required to connect to Discord")
+        if problems:
+            raise ConfigError(problems)
+        return cls(**values)
+
+
+def _str(raw: str) -> str:
+    return raw
+
+
+def _int(minimum: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ValueError(f"expected a whole number, got {raw!r}") from None
+        if value < minimum:
+            raise ValueError(f"must be at least {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def _float(minimum: float, *, inclusive: bool) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ValueError(f"expected a number, got {raw!r}") from None
+        if value < minimum or (value == minimum and not inclusive) or value != value:
+            bound = "at least" if inclusive else "greater than"
+            raise ValueError(f"must be {bound} {minimum:g}, got {raw}")
+        return value
+
+    return parse
+
+
+_positive_float = _float(0, inclusive=False)
+_non_negative_float = _float(0, inclusive=True)
+
+
+def _url(*schemes: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if not raw.startswith(tuple(f"{s}://" for s in schemes)):
+            raise ValueError(f"expected a {'/'.join(schemes)} URL, got {raw!r}")
+        return raw.rstrip("/")
+
+    return parse
+
+
+def _database_url(raw: str) -> str:
+    if "+" not in raw.split("://", 1)[0] or "://" not in raw:
+        raise ValueError(
+            "expected an async SQLAlchemy URL such as sqlite+aiosqlite:///data/ollacord.db"
+        )
+    return raw
+
+
+def _models(raw: str) -> tuple[str, ...]:
+    return tuple(m.strip() for m in raw.split(",") if m.strip())
+
+
+def _log_level(raw: str) -> str:
+    level = raw.upper()
+    if level not in LOG_LEVELS:
+        raise ValueError(f"expected one of {', '.join(LOG_LEVELS)}, got {raw!r}")
+    return level
+
+
+_PARSERS: dict[str, Callable[[str], Any]] = {
+    "ollama_host": _url("http", "https"),
+    "fallback_models": _models,
+    "database_url": _database_url,
+    "max_history_messages": _int(1),
+    "max_history_tokens": _int(1),
+    "request_timeout": _positive_float,
+    "first_token_timeout": _positive_float,
+    "stream_idle_timeout": _positive_float,
+    "max_retries": _int(0),
+    "retry_backoff": _non_negative_float,
+    "max_concurrent_requests": _int(1),
+    "log_level": _log_level,
+    "discord_api_base": _url("http", "https"),
+    "discord_gateway_url": _url("ws", "wss"),
+}

@@ -1,0 +1,93 @@
+"""Our typed errors: library errors are translated into these once, at the boundary.
+
+Every error carries ``user_message``, a sentence fit to show a Discord user or print on the CLI.
+"""
+
+from __future__ import annotations
+
+
+class OllacordError(Exception):
+    """Base of every error ollacord raises on purpose."""
+
+    user_message: str = "Something went wrong."
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or self.user_message)
+        if message:
+            self.user_message = message
+
+
+class ConfigError(OllacordError):
+    """Settings are missing or invalid; ``problems`` names every bad key."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("Invalid configuration: " + "; ".join(problems))
+
+
+class InvalidRequestError(OllacordError):
+    """The caller asked for something we refuse before contacting Ollama."""
+
+
+class OllamaError(OllacordError):
+    """Base for failures talking to Ollama.
+
+    ``partial_content`` holds the text already produced when a stream failed midway, so the
+    caller can still show it; ``retryable`` tells the manager whether another attempt may help.
+    """
+
+    retryable = False
+    user_message = "The model server returned an error."
+
+    def __init__(self, message: str | None = None, *, partial_content: str = "") -> None:
+        super().__init__(message)
+        self.partial_content = partial_content
+
+
+class OllamaUnavailableError(OllamaError):
+    retryable = True
+
+    def __init__(self, host: str, *, partial_content: str = "") -> None:
+        self.host = host
+        super().__init__(
+            f"Cannot reach the model server at {host}. Is Ollama running?",
+            partial_content=partial_content,
+        )
+
+
+class OllamaConnectionLostError(OllamaError):
+    retryable = True
+    user_message = "The connection to the model server was lost mid-answer."
+
+
+class OllamaTimeoutError(OllamaError):
+    retryable = True
+    user_message = "The model took too long to answer."
+
+
+class OllamaBusyError(OllamaError):
+    retryable = True
+    user_message = "The model server is busy; please try again in a moment."
+
+
+class OllamaServerError(OllamaError):
+    retryable = True
+    user_message = "The model server failed while answering."
+
+
+class OllamaRequestError(OllamaError):
+    """Ollama refused the request as invalid (HTTP 400): retrying cannot help."""
+
+
+class ModelNotFoundError(OllamaError):
+    def __init__(self, model: str, *, partial_content: str = "") -> None:
+        self.model = model
+        super().__init__(
+            f"The model `{model}` is not available on the server. "
+            "An admin can pull it with `/model pull`.",
+            partial_content=partial_content,
+        )
+
+
+class GenerationCancelledError(OllamaError):
+    user_message = "The answer was stopped."

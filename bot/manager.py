@@ -1,0 +1,393 @@
+"""OllamaRequestManager: the public API the bot, the CLI and tests use (seed 000)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from typing import Any, Literal
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.config import DEFAULT_DATABASE_URL, DEFAULT_OLLAMA_HOST
+from bot.datatypes import (
+    GenerationConfig,
+    HealthStatus,
+    ModelDetails,
+    ModelInfo,
+    OllamaQueryResult,
+    PullProgress,
+)
+from bot.errors import InvalidRequestError
+from bot.events import EventCallback, QueuedEvent, StartedEvent, emit
+from bot.generation import GenerationOutcome, GenerationRequest, generate
+from bot.history import ChatMessage, ConversationHistory
+from bot.model_catalog import ModelCatalog
+from bot.ollama_client import OllamaClient
+from bot.prompting import assemble, check_size, normalize_messages, user_content
+from bot.query import QueryPlan, QueryStream, build_result, validate_query
+from bot.queueing import RequestQueue
+from bot.stats import RequestStats
+from bot.storage import (
+    SessionSettings,
+    SessionStore,
+    create_engine,
+    create_sessionmaker,
+    upgrade_database,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT_MS = 120_000
+
+
+class OllamaRequestManager:
+    """Chat with Ollama through persistent sessions, with retries, fallback and fair queueing."""
+
+    def __init__(
+        self,
+        host: str = DEFAULT_OLLAMA_HOST,
+        default_model: str = "llama3.2",
+        default_system_prompt: str | None = None,
+        max_history_length: int = 50,
+        max_history_tokens: int | None = None,
+        database_url: str = DEFAULT_DATABASE_URL,
+        fallback_models: Sequence[str] = (),
+        max_concurrent_requests: int = 4,
+        request_timeout: float = DEFAULT_TIMEOUT_MS / 1000,
+        first_token_timeout: float = 120.0,
+        stream_idle_timeout: float = 60.0,
+        max_retries: int = 3,
+        retry_backoff: float = 1.0,
+        keep_alive: str | float = "5m",
+        generation_defaults: GenerationConfig | None = None,
+    ) -> None:
+        self.host = host
+        self.default_model = default_model
+        self.default_system_prompt = default_system_prompt
+        self.max_history_length = max_history_length
+        self.max_history_tokens = max_history_tokens
+        self.database_url = database_url
+        self.fallback_models = tuple(fallback_models)
+        self.request_timeout = request_timeout
+        self.first_token_timeout = first_token_timeout
+        self.stream_idle_timeout = stream_idle_timeout
+        self.max_retries = max_retries
+        self.retry_backoff = retry_backoff
+        self.keep_alive = keep_alive
+        self.generation_defaults = generation_defaults or GenerationConfig()
+        self.queue = RequestQueue(max_concurrent_requests)
+        self.stats = RequestStats()
+        self.active_streams = 0
+        self._session_count = 0
+        self._engine: AsyncEngine | None = None
+        self._store: SessionStore | None = None
+        self._client: OllamaClient | None = None
+        self._catalog: ModelCatalog | None = None
+
+    # lifecycle -----------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Open the database (migrating it to head) and the pooled Ollama client."""
+        if self._engine is not None:
+            return
+        engine = create_engine(self.database_url)
+        try:
+            await upgrade_database(engine)
+        except Exception:
+            await engine.dispose()
+            raise
+        self._engine = engine
+        self._store = SessionStore(create_sessionmaker(engine))
+        self._client = OllamaClient(self.host, timeout=self.request_timeout)
+        self._catalog = ModelCatalog(self._client)
+        self._session_count = await self._store.count()
+        log.info(
+            "request manager ready (ollama at %s, %d sessions)", self.host, self._session_count
+        )
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+        if self._engine is not None:
+            await self._engine.dispose()
+            self._engine = None
+
+    async def __aenter__(self) -> OllamaRequestManager:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def store(self) -> SessionStore:
+        if self._store is None:
+            raise RuntimeError("OllamaRequestManager.start() has not been awaited")
+        return self._store
+
+    @property
+    def client(self) -> OllamaClient:
+        if self._client is None:
+            raise RuntimeError("OllamaRequestManager.start() has not been awaited")
+        return self._client
+
+    @property
+    def catalog(self) -> ModelCatalog:
+        if self._catalog is None:
+            raise RuntimeError("OllamaRequestManager.start() has not been awaited")
+        return self._catalog
+
+    # queries -------------------------------------------------------------------------------
+    async def query(
+        self,
+        model: str | None = None,
+        messages: Sequence[Mapping[str, Any]] | None = None,
+        prompt: str | None = None,
+        system_prompt: str | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        top_k: int | None = None,
+        num_predict: int | None = None,
+        stop: list[str] | None = None,
+        repeat_penalty: float | None = None,
+        seed: int | None = None,
+        format: Literal["text", "json"] | dict[str, Any] | None = None,
+        stream: bool = False,
+        keep_alive: str | int | None = None,
+        session_id: str | None = None,
+        timeout_ms: int | None = None,
+        max_retries: int | None = None,
+        retry_backoff: float | None = None,
+        metadata: dict[str, Any] | None = None,
+        tools: list[dict[str, Any]] | None = None,
+        tool_choice: str | None = None,
+        extra_context: str | None = None,
+        documents: list[str] | None = None,
+        think: bool | Literal["low", "medium", "high"] | None = None,
+        on_event: EventCallback | None = None,
+        num_ctx: int | None = None,
+    ) -> Any:
+        """Ask a model. Returns an OllamaQueryResult, or a QueryStream of text when streaming.
+
+        With ``session_id`` the session's history, model, system prompt and options apply,
+        and the turn is stored once it completes (never a partial one).
+        """
+        overrides = {
+            "temperature": temperature,
+            "top_p": top_p,
+            "top_k": top_k,
+            "num_predict": num_predict,
+            "stop": stop,
+            "repeat_penalty": repeat_penalty,
+            "seed": seed,
+            "num_ctx": num_ctx,
+        }
+        validate_query(
+            prompt=prompt,
+            messages=messages,
+            overrides=overrides,
+            format=format,
+            timeout_ms=timeout_ms,
+            max_retries=max_retries,
+            retry_backoff=retry_backoff,
+            tool_choice=tool_choice,
+        )
+        new_messages = normalize_messages(messages or [])
+        content = user_content(prompt, extra_context, documents)
+        if content is not None:
+            new_messages.append({"role": "user", "content": content})
+        check_size(new_messages)
+        plan = QueryPlan(
+            session_id=session_id,
+            model=model,
+            system_prompt=system_prompt,
+            new_messages=new_messages,
+            use_history=messages is None,
+            overrides=overrides,
+            request=GenerationRequest(
+                model="",
+                messages=[],
+                options={},
+                fallbacks=self.fallback_models,
+                format=None if format in (None, "text") else format,
+                keep_alive=self.keep_alive if keep_alive is None else keep_alive,
+                tools=None if tool_choice == "none" else tools,
+                think=think,
+                timeout=(timeout_ms / 1000) if timeout_ms else self.request_timeout,
+                first_token_timeout=self.first_token_timeout,
+                idle_timeout=self.stream_idle_timeout,
+                max_retries=self.max_retries if max_retries is None else max_retries,
+                retry_backoff=self.retry_backoff if retry_backoff is None else retry_backoff,
+                restartable=not stream,
+            ),
+            metadata=dict(metadata or {}),
+        )
+        query_stream = QueryStream()
+        # Nothing above awaited: the query joins its session's queue in call order.
+        query_stream.bind(self._run(plan, on_event, query_stream.set_result))
+        if stream:
+            return query_stream
+        async for _ in query_stream:
+            pass
+        assert query_stream.result is not None
+        return query_stream.result
+
+    async def _prepare(self, plan: QueryPlan) -> GenerationRequest:
+        """Fill in the session's settings and history; runs once the session's turn has come."""
+        settings = SessionSettings()
+        history: list[ChatMessage] = []
+        if plan.session_id is not None:
+            record, created = await self.store.ensure(plan.session_id)
+            self._session_count += created
+            settings = record.settings
+            if plan.use_history:
+                history = await self.store.messages(plan.session_id, limit=self.max_history_length)
+        has_system = any(m["role"] == "system" for m in plan.new_messages)
+        system = plan.system_prompt or settings.system_prompt or self.default_system_prompt
+        request = plan.request
+        request.messages = assemble(
+            system_prompt=None if has_system else system,
+            history=history,
+            new_messages=plan.new_messages,
+            max_messages=self.max_history_length,
+            max_tokens=self.max_history_tokens,
+        )
+        config = self.generation_defaults.merged(settings.options).merged(plan.overrides)
+        request.options = config.to_options()
+        request.model = plan.model or settings.model or self.default_model
+        return request
+
+    async def _run(
+        self,
+        plan: QueryPlan,
+        on_event: EventCallback | None,
+        set_result: Callable[[OllamaQueryResult], None],
+    ) -> AsyncIterator[str]:
+        async def queued(position: int, reason: str) -> None:
+            await emit(on_event, QueuedEvent(position, reason))
+
+        async with self.queue.slot(plan.session_id, queued):
+            started = time.monotonic()
+            outcome = GenerationOutcome()
+            self.active_streams += 1
+            try:
+                request = await self._prepare(plan)
+                await emit(on_event, StartedEvent(request.model))
+                async for text in generate(self.client, request, outcome, on_event):
+                    yield text
+                result = build_result(outcome, request.model, plan.metadata)
+                if plan.session_id is not None:
+                    await self.store.append_turn(
+                        plan.session_id, plan.turn(result), model=result.model
+                    )
+            except BaseException as exc:
+                # Failed, cancelled or closed by the caller: counted, and nothing stored.
+                self.stats.record_failure(exc, time.monotonic() - started)
+                raise
+            finally:
+                self.active_streams -= 1
+                self.stats.retries += outcome.retries
+                self.stats.fallbacks += outcome.fallback_from is not None
+            self.stats.record_success(
+                result.model,
+                time.monotonic() - started,
+                result.eval_count or 0,
+                outcome.first_token_seconds,
+            )
+            set_result(result)
+
+    # sessions ------------------------------------------------------------------------------
+    def _history(self, session_id: str, system_prompt: str | None, messages: list[ChatMessage]):
+        return ConversationHistory(
+            session_id,
+            max_length=self.max_history_length,
+            max_tokens=self.max_history_tokens,
+            system_prompt=system_prompt or self.default_system_prompt,
+            messages=messages,
+        )
+
+    async def get_session(self, session_id: str) -> ConversationHistory | None:
+        record = await self.store.get(session_id)
+        if record is None:
+            return None
+        messages = await self.store.messages(session_id, limit=self.max_history_length)
+        history = self._history(session_id, record.settings.system_prompt, messages)
+        history.created_at = record.created_at
+        return history
+
+    async def create_session(
+        self, session_id: str, system_prompt: str | None = None
+    ) -> ConversationHistory:
+        """Start the session afresh (an existing one with this id is replaced)."""
+        existed = await self.store.get(session_id) is not None
+        record = await self.store.reset(session_id, system_prompt)
+        self._session_count += not existed
+        history = self._history(session_id, system_prompt, [])
+        history.created_at = record.created_at
+        return history
+
+    async def delete_session(self, session_id: str) -> bool:
+        deleted = await self.store.delete(session_id)
+        self._session_count -= deleted
+        return deleted
+
+    async def clear_all_sessions(self) -> int:
+        count = await self.store.delete_all()
+        self._session_count = 0
+        return count
+
+    async def get_session_settings(self, session_id: str) -> SessionSettings:
+        record = await self.store.get(session_id)
+        return record.settings if record else SessionSettings()
+
+    async def update_session_settings(self, session_id: str, **changes: Any) -> SessionSettings:
+        """Change a session's model, system_prompt or options (None resets one to default)."""
+        unknown = set(changes) - {"model", "system_prompt", "options"}
+        if unknown:
+            raise InvalidRequestError(f"Unknown session settings: {', '.join(sorted(unknown))}")
+        if changes.get("options"):
+            bad = set(changes["options"]) - set(GenerationConfig.field_names())
+            if bad:
+                raise InvalidRequestError(f"Unknown generation options: {', '.join(sorted(bad))}")
+        existed = await self.store.get(session_id) is not None
+        settings = await self.store.update_settings(session_id, **changes)
+        self._session_count += not existed
+        return settings
+
+    # models --------------------------------------------------------------------------------
+    async def list_models(self, force_refresh: bool = False) -> list[ModelInfo]:
+        return await self.catalog.list(force_refresh=force_refresh)
+
+    async def is_model_available(self, name: str) -> bool:
+        return await self.catalog.is_available(name)
+
+    async def show_model(self, name: str) -> ModelDetails:
+        return await self.client.show(name)
+
+    async def pull_model(
+        self, name: str, progress: Callable[[PullProgress], Any] | None = None
+    ) -> bool:
+        return await self.catalog.pull(name, progress)
+
+    async def embed(
+        self, texts: str | Sequence[str], model: str | None = None
+    ) -> list[list[float]]:
+        items = [texts] if isinstance(texts, str) else list(texts)
+        if not items:
+            return []
+        if sum(len(t) for t in items) > 1_000_000:
+            raise InvalidRequestError("Too much text to embed in one request.")
+        return await self.client.embed(model or self.default_model, items)
+
+    async def health_check(self) -> HealthStatus:
+        return await self.catalog.health()
+
+    # statistics ----------------------------------------------------------------------------
+    def get_statistics(self) -> dict[str, Any]:
+        return self.stats.snapshot(
+            active_sessions=self._session_count,
+            queue_depth=self.queue.depth,
+            running_requests=self.queue.running,
+            active_streams=self.active_streams,
+        )

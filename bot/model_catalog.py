@@ -1,0 +1,68 @@
+"""What models the server has: a TTL-cached list, pulls with progress, health."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from bot.datatypes import HealthStatus, ModelInfo, PullProgress
+from bot.errors import InvalidRequestError, OllamaError
+from bot.ollama_client import OllamaClient, normalize_model_name
+
+log = logging.getLogger(__name__)
+
+MODELS_CACHE_TTL = 30.0
+MAX_MODEL_NAME_LENGTH = 200
+
+
+class ModelCatalog:
+    def __init__(self, client: OllamaClient, ttl: float = MODELS_CACHE_TTL) -> None:
+        self._client = client
+        self._ttl = ttl
+        self._cache: list[ModelInfo] | None = None
+        self._fetched_at = 0.0
+
+    async def list(self, force_refresh: bool = False) -> list[ModelInfo]:
+        fresh = time.monotonic() - self._fetched_at < self._ttl
+        if self._cache is None or force_refresh or not fresh:
+            self._cache = await self._client.list_models()
+            self._fetched_at = time.monotonic()
+        return list(self._cache)
+
+    def invalidate(self) -> None:
+        self._cache = None
+
+    async def is_available(self, name: str) -> bool:
+        wanted = normalize_model_name(name)
+        return any(normalize_model_name(m.name) == wanted for m in await self.list())
+
+    async def pull(self, name: str, progress: Callable[[PullProgress], Any] | None = None) -> bool:
+        """Download a model; True once the server reports success."""
+        name = name.strip()
+        if not name or len(name) > MAX_MODEL_NAME_LENGTH or any(c.isspace() for c in name):
+            raise InvalidRequestError(f"{name!r} is not a valid model name.")
+        succeeded = False
+        try:
+            async for update in self._client.pull(name):
+                succeeded = update.status == "success"
+                if progress is not None:
+                    result = progress(update)
+                    if inspect.isawaitable(result):
+                        await result
+        finally:
+            self.invalidate()
+        log.info("pull of %s finished (success=%s)", name, succeeded)
+        return succeeded
+
+    async def health(self) -> HealthStatus:
+        started = time.perf_counter()
+        try:
+            version = await self._client.version()
+        except OllamaError as exc:
+            return HealthStatus(ok=False, latency_ms=None, error=exc.user_message)
+        return HealthStatus(
+            ok=True, latency_ms=(time.perf_counter() - started) * 1000, version=version
+        )

@@ -1,0 +1,199 @@
+"""The one place that calls ``ollama.AsyncClient`` and translates its errors into ours."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import ollama
+from pydantic import ValidationError
+
+from bot.datatypes import ModelDetails, ModelInfo, PullProgress
+from bot.errors import (
+    ModelNotFoundError,
+    OllamaBusyError,
+    OllamaConnectionLostError,
+    OllamaError,
+    OllamaRequestError,
+    OllamaServerError,
+    OllamaTimeoutError,
+    OllamaUnavailableError,
+)
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT = 10.0
+
+
+@dataclass(slots=True)
+class ChatChunk:
+    """One line of a chat stream, reduced to what the manager uses."""
+
+    content: str = ""
+    thinking: str = ""
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    done: bool = False
+    done_reason: str | None = None
+    model: str | None = None
+    stats: dict[str, int | None] = field(default_factory=dict)
+
+
+_STAT_FIELDS = (
+    "total_duration",
+    "load_duration",
+    "prompt_eval_count",
+    "prompt_eval_duration",
+    "eval_count",
+    "eval_duration",
+)
+
+
+def normalize_model_name(name: str) -> str:
+    """Ollama treats a name without a tag as ``:latest``."""
+    last = name.rsplit("/", 1)[-1]
+    return name if ":" in last else f"{name}:latest"
+
+
+class OllamaClient:
+    """A pooled ``ollama.AsyncClient`` with an explicit timeout (the library's default is none)."""
+
+    def __init__(self, host: str, *, timeout: float, connect_timeout: float = CONNECT_TIMEOUT):
+        self.host = host
+        self._client = ollama.AsyncClient(
+            host=host, timeout=httpx.Timeout(timeout, connect=connect_timeout)
+        )
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    @contextlib.contextmanager
+    def _translate(self, model: str | None = None) -> Iterator[None]:
+        try:
+            yield
+        except ollama.ResponseError as exc:
+            raise _from_response_error(exc, model) from None
+        except (ConnectionError, httpx.ConnectError):
+            raise OllamaUnavailableError(self.host) from None
+        except httpx.TimeoutException:
+            raise OllamaTimeoutError() from None
+        except httpx.TransportError as exc:
+            log.debug("transport error from %s: %r", self.host, exc)
+            raise OllamaConnectionLostError() from None
+        except (json.JSONDecodeError, ValidationError) as exc:
+            log.warning("malformed answer from %s: %s", self.host, exc)
+            raise OllamaServerError("The model server sent a malformed answer.") from None
+
+    async def chat_stream(
+        self,
+        *,
+        model: str,
+        messages: Sequence[Mapping[str, Any]],
+        options: Mapping[str, Any] | None = None,
+        format: str | dict[str, Any] | None = None,
+        keep_alive: str | float | None = None,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        think: bool | str | None = None,
+    ) -> AsyncIterator[ChatChunk]:
+        """Stream a chat answer; every failure surfaces as an OllamaError subclass."""
+        with self._translate(model):
+            stream = await self._client.chat(
+                model=model,
+                messages=messages,
+                options=options,
+                format=format,
+                keep_alive=keep_alive,
+                tools=tools or None,
+                think=think,
+                stream=True,
+            )
+            async for part in stream:
+                yield _chunk(part)
+
+    async def list_models(self) -> list[ModelInfo]:
+        with self._translate():
+            response = await self._client.list()
+        return [_model_info(m) for m in response.models]
+
+    async def show(self, model: str) -> ModelDetails:
+        with self._translate(model):
+            r = await self._client.show(model)
+        details = r.details
+        info = dict(r.modelinfo or {})
+        arch = info.get("general.architecture")
+        context = info.get(f"{arch}.context_length") if arch else None
+        return ModelDetails(
+            name=model,
+            family=details.family if details else None,
+            parameter_size=details.parameter_size if details else None,
+            quantization_level=details.quantization_level if details else None,
+            context_length=int(context) if context else None,
+            capabilities=tuple(r.capabilities or ()),
+            parameters=r.parameters,
+            license=r.license,
+        )
+
+    async def pull(self, model: str) -> AsyncIterator[PullProgress]:
+        with self._translate(model):
+            async for p in await self._client.pull(model, stream=True):
+                yield PullProgress(status=p.status or "", completed=p.completed, total=p.total)
+
+    async def embed(self, model: str, texts: Sequence[str]) -> list[list[float]]:
+        with self._translate(model):
+            r = await self._client.embed(model=model, input=list(texts))
+        return [list(v) for v in r.embeddings]
+
+    async def version(self) -> str:
+        with self._translate():
+            r = await self._client._request_raw("GET", "/api/version")
+        return str(r.json().get("version", "unknown"))
+
+
+def _from_response_error(exc: ollama.ResponseError, model: str | None) -> OllamaError:
+    status, detail = exc.status_code, str(exc.error)
+    if status == 404 and model is not None:
+        return ModelNotFoundError(model)
+    if status == 400:
+        return OllamaRequestError(f"The model server refused the request: {detail}")
+    if status in (429, 503):
+        return OllamaBusyError()
+    if status == -1:
+        # An {"error": ...} line inside a 200 stream: the runner died mid-answer.
+        return OllamaServerError(f"The model stopped with an error: {detail}")
+    if status >= 500:
+        return OllamaServerError(f"The model server failed: {detail}")
+    return OllamaError(f"The model server answered {status}: {detail}")
+
+
+def _chunk(part: ollama.ChatResponse) -> ChatChunk:
+    message = part.message
+    calls = [
+        {"function": {"name": c.function.name, "arguments": dict(c.function.arguments or {})}}
+        for c in (message.tool_calls or ())
+    ]
+    return ChatChunk(
+        content=message.content or "",
+        thinking=message.thinking or "",
+        tool_calls=calls,
+        done=bool(part.done),
+        done_reason=part.done_reason,
+        model=part.model,
+        stats={name: getattr(part, name) for name in _STAT_FIELDS} if part.done else {},
+    )
+
+
+def _model_info(m: Any) -> ModelInfo:
+    details = m.details
+    return ModelInfo(
+        name=m.model or "",
+        size=int(m.size or 0),
+        modified_at=m.modified_at,
+        digest=m.digest or "",
+        family=details.family if details else None,
+        parameter_size=details.parameter_size if details else None,
+        quantization_level=details.quantization_level if details else None,
+    )

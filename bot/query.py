@@ -1,0 +1,136 @@
+"""Query plumbing: argument validation, the streaming handle and the final result."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.datatypes import OllamaQueryResult
+from bot.errors import InvalidRequestError
+from bot.generation import GenerationOutcome, GenerationRequest
+from bot.history import ChatMessage
+
+TOOL_CHOICES = (None, "auto", "none", "required")
+_RANGES: dict[str, tuple[float, float]] = {
+    "temperature": (0.0, 2.0),
+    "top_p": (0.0, 1.0),
+    "top_k": (1, 1000),
+    "num_predict": (-2, 1_000_000),
+    "repeat_penalty": (0.0, 10.0),
+    "num_ctx": (256, 10_000_000),
+}
+
+
+@dataclass(slots=True)
+class QueryPlan:
+    """A validated query waiting for its turn; session data is read only once it runs."""
+
+    session_id: str | None
+    model: str | None
+    system_prompt: str | None
+    new_messages: list[ChatMessage]
+    use_history: bool
+    overrides: dict[str, Any]
+    request: GenerationRequest
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def turn(self, result: OllamaQueryResult) -> list[ChatMessage]:
+        """The messages a completed query adds to its session."""
+        asked = [m for m in self.new_messages if m["role"] in ("user", "tool")][-1:]
+        answer: ChatMessage = {"role": "assistant", "content": result.content}
+        if result.tool_calls:
+            answer["tool_calls"] = result.tool_calls
+        return [*asked, answer]
+
+
+def validate_query(
+    *,
+    prompt: str | None,
+    messages: Sequence[Mapping[str, Any]] | None,
+    overrides: Mapping[str, Any],
+    format: Any,
+    timeout_ms: int | None,
+    max_retries: int | None,
+    retry_backoff: float | None,
+    tool_choice: str | None,
+) -> None:
+    """Refuse a bad query before it touches the database or Ollama, naming what is wrong."""
+    if prompt is None and not messages:
+        raise InvalidRequestError("Give a prompt or a list of messages.")
+    if prompt is not None and not prompt.strip():
+        raise InvalidRequestError("The prompt is empty.")
+    for name, (low, high) in _RANGES.items():
+        value = overrides.get(name)
+        if value is not None and not low <= value <= high:
+            raise InvalidRequestError(f"{name} must be between {low:g} and {high:g}.")
+    stop = overrides.get("stop")
+    if stop is not None and (not isinstance(stop, list) or len(stop) > 16):
+        raise InvalidRequestError("stop must be a list of at most 16 strings.")
+    if format not in (None, "text", "json") and not isinstance(format, dict):
+        raise InvalidRequestError('format must be "text", "json" or a JSON schema object.')
+    if timeout_ms is not None and timeout_ms <= 0:
+        raise InvalidRequestError("timeout_ms must be positive.")
+    if max_retries is not None and not 0 <= max_retries <= 10:
+        raise InvalidRequestError("max_retries must be between 0 and 10.")
+    if retry_backoff is not None and retry_backoff < 0:
+        raise InvalidRequestError("retry_backoff must not be negative.")
+    if tool_choice not in TOOL_CHOICES:
+        raise InvalidRequestError(f"tool_choice must be one of {TOOL_CHOICES[1:]}.")
+
+
+def build_result(
+    outcome: GenerationOutcome, requested: str, metadata: dict[str, Any]
+) -> OllamaQueryResult:
+    stats = outcome.stats
+    return OllamaQueryResult(
+        content=outcome.content,
+        model=outcome.model or requested,
+        done=True,
+        total_duration=stats.get("total_duration"),
+        load_duration=stats.get("load_duration"),
+        prompt_eval_count=stats.get("prompt_eval_count"),
+        prompt_eval_duration=stats.get("prompt_eval_duration"),
+        eval_count=stats.get("eval_count"),
+        eval_duration=stats.get("eval_duration"),
+        metadata={**metadata, "attempts": outcome.attempts, "retries": outcome.retries},
+        done_reason=outcome.done_reason,
+        tool_calls=list(outcome.tool_calls),
+        fallback_from=outcome.fallback_from,
+        thinking="".join(outcome.thinking),
+    )
+
+
+class QueryStream(AsyncIterator[str]):
+    """The text chunks of a streamed answer; ``result`` is set once it is exhausted.
+
+    Consume it fully, or ``aclose()`` it (``async with`` does) to cancel the generation.
+    """
+
+    def __init__(self) -> None:
+        self._source: AsyncIterator[str] | None = None
+        self.result: OllamaQueryResult | None = None
+
+    def bind(self, source: AsyncIterator[str]) -> None:
+        self._source = source
+
+    def set_result(self, result: OllamaQueryResult) -> None:
+        self.result = result
+
+    def __aiter__(self) -> QueryStream:
+        return self
+
+    async def __anext__(self) -> str:
+        assert self._source is not None
+        return await anext(self._source)
+
+    async def aclose(self) -> None:
+        close = getattr(self._source, "aclose", None)
+        if close is not None:
+            await close()
+
+    async def __aenter__(self) -> QueryStream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

@@ -1,0 +1,67 @@
+"""Usage statistics of the request manager (seed 000 and 003 fields)."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(slots=True)
+class RequestStats:
+    started_at: float = field(default_factory=time.monotonic)
+    total_requests: int = 0
+    successful_requests: int = 0
+    failed_requests: int = 0
+    total_errors: int = 0
+    retries: int = 0
+    fallbacks: int = 0
+    total_tokens_generated: int = 0
+    total_latency: float = 0.0
+    total_first_token: float = 0.0
+    first_token_samples: int = 0
+    model_usage: Counter[str] = field(default_factory=Counter)
+    error_types: Counter[str] = field(default_factory=Counter)
+
+    def record_success(
+        self, model: str, latency: float, tokens: int, first_token: float | None
+    ) -> None:
+        self.total_requests += 1
+        self.successful_requests += 1
+        self.total_latency += latency
+        self.total_tokens_generated += tokens
+        self.model_usage[model] += 1
+        if first_token is not None:
+            self.total_first_token += first_token
+            self.first_token_samples += 1
+
+    def record_failure(self, error: BaseException, latency: float) -> None:
+        self.total_requests += 1
+        self.failed_requests += 1
+        self.total_errors += 1
+        self.total_latency += latency
+        self.error_types[type(error).__name__] += 1
+
+    def snapshot(self, **extra: Any) -> dict[str, Any]:
+        done = self.successful_requests + self.failed_requests
+        return {
+            "total_requests": self.total_requests,
+            "successful_requests": self.successful_requests,
+            "failed_requests": self.failed_requests,
+            "total_errors": self.total_errors,
+            "total_tokens_generated": self.total_tokens_generated,
+            "average_processing_time": self.total_latency / done if done else 0.0,
+            "average_first_token_time": (
+                self.total_first_token / self.first_token_samples
+                if self.first_token_samples
+                else 0.0
+            ),
+            "error_rate": 100.0 * self.failed_requests / done if done else 0.0,
+            "retries": self.retries,
+            "fallbacks": self.fallbacks,
+            "model_usage": dict(self.model_usage),
+            "error_types": dict(self.error_types),
+            "uptime_seconds": time.monotonic() - self.started_at,
+            **extra,
+        }

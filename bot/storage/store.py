@@ -1,0 +1,189 @@
+"""SessionStore: every method is one database operation in its own session and transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession as DbSession
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from bot.history import ChatMessage
+from bot.storage.models import ChatSession, StoredMessage, utcnow
+
+_UNSET: Any = object()
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSettings:
+    """Per-session overrides; None means "use the bot's default"."""
+
+    model: str | None = None
+    system_prompt: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    id: str
+    settings: SessionSettings
+    created_at: datetime
+    updated_at: datetime
+    message_count: int
+
+
+def _to_chat_message(row: StoredMessage) -> ChatMessage:
+    message: ChatMessage = {"role": row.role, "content": row.content}  # type: ignore[typeddict-item]
+    if row.tool_calls:
+        message["tool_calls"] = row.tool_calls
+    return message
+
+
+def _record(row: ChatSession, count: int) -> SessionRecord:
+    return SessionRecord(
+        id=row.id,
+        settings=SessionSettings(row.model, row.system_prompt, dict(row.options or {})),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        message_count=count,
+    )
+
+
+class SessionStore:
+    def __init__(self, sessionmaker: async_sessionmaker[DbSession]) -> None:
+        self._sessionmaker = sessionmaker
+
+    async def get(self, session_id: str) -> SessionRecord | None:
+        async with self._sessionmaker() as db:
+            row = await db.get(ChatSession, session_id)
+            if row is None:
+                return None
+            return _record(row, await self._count(db, session_id))
+
+    async def ensure(
+        self, session_id: str, system_prompt: str | None = None
+    ) -> tuple[SessionRecord, bool]:
+        """Return the session and whether it was created (with ``system_prompt``) just now."""
+        async with self._sessionmaker() as db, db.begin():
+            row = await db.get(ChatSession, session_id)
+            if row is None:
+                row = ChatSession(id=session_id, system_prompt=system_prompt, options={})
+                db.add(row)
+                await db.flush()
+                return _record(row, 0), True
+            return _record(row, await self._count(db, session_id)), False
+
+    async def reset(self, session_id: str, system_prompt: str | None = None) -> SessionRecord:
+        """Create the session anew: its messages are dropped, its settings replaced."""
+        async with self._sessionmaker() as db, db.begin():
+            await db.execute(delete(ChatSession).where(ChatSession.id == session_id))
+            row = ChatSession(id=session_id, system_prompt=system_prompt, options={})
+            db.add(row)
+            await db.flush()
+            return _record(row, 0)
+
+    async def delete(self, session_id: str) -> bool:
+        async with self._sessionmaker() as db, db.begin():
+            result = await db.execute(delete(ChatSession).where(ChatSession.id == session_id))
+            return bool(result.rowcount)
+
+    async def clear_messages(self, session_id: str) -> int:
+        """Forget a session's messages but keep its settings."""
+        async with self._sessionmaker() as db, db.begin():
+            result = await db.execute(
+                delete(StoredMessage).where(StoredMessage.session_id == session_id)
+            )
+            return int(result.rowcount or 0)
+
+    async def delete_all(self) -> int:
+        async with self._sessionmaker() as db, db.begin():
+            result = await db.execute(delete(ChatSession))
+            return int(result.rowcount or 0)
+
+    async def count(self) -> int:
+        async with self._sessionmaker() as db:
+            return int(await db.scalar(select(func.count()).select_from(ChatSession)) or 0)
+
+    async def list(self, limit: int = 100) -> list[SessionRecord]:
+        async with self._sessionmaker() as db:
+            counts = (
+                select(StoredMessage.session_id, func.count().label("n"))
+                .group_by(StoredMessage.session_id)
+                .subquery()
+            )
+            rows = await db.execute(
+                select(ChatSession, func.coalesce(counts.c.n, 0))
+                .outerjoin(counts, counts.c.session_id == ChatSession.id)
+                .order_by(ChatSession.updated_at.desc())
+                .limit(limit)
+            )
+            return [_record(row, n) for row, n in rows.all()]
+
+    async def messages(self, session_id: str, limit: int | None = None) -> list[ChatMessage]:
+        """The session's messages, oldest first; with ``limit``, only the newest ones."""
+        async with self._sessionmaker() as db:
+            query = select(StoredMessage).where(StoredMessage.session_id == session_id)
+            if limit is None:
+                rows = (await db.scalars(query.order_by(StoredMessage.id))).all()
+            else:
+                newest = query.order_by(StoredMessage.id.desc()).limit(limit)
+                rows = list(reversed((await db.scalars(newest)).all()))
+            return [_to_chat_message(r) for r in rows]
+
+    async def append_turn(
+        self, session_id: str, messages: Sequence[ChatMessage], *, model: str | None = None
+    ) -> None:
+        """Store a completed turn atomically: either every message lands or none does."""
+        async with self._sessionmaker() as db, db.begin():
+            row = await db.get(ChatSession, session_id)
+            if row is None:
+                row = ChatSession(id=session_id, options={})
+                db.add(row)
+            row.updated_at = utcnow()
+            for m in messages:
+                db.add(
+                    StoredMessage(
+                        session_id=session_id,
+                        role=m["role"],
+                        content=m.get("content", ""),
+                        tool_calls=m.get("tool_calls") or None,
+                        model=model if m["role"] == "assistant" else None,
+                    )
+                )
+
+    async def update_settings(
+        self,
+        session_id: str,
+        *,
+        model: str | None = _UNSET,
+        system_prompt: str | None = _UNSET,
+        options: dict[str, Any] | None = _UNSET,
+    ) -> SessionSettings:
+        """Change some settings; a keyword left out keeps its value, None resets it."""
+        async with self._sessionmaker() as db, db.begin():
+            row = await db.get(ChatSession, session_id)
+            if row is None:
+                row = ChatSession(id=session_id, options={})
+                db.add(row)
+            if model is not _UNSET:
+                row.model = model
+            if system_prompt is not _UNSET:
+                row.system_prompt = system_prompt
+            if options is not _UNSET:
+                row.options = dict(options or {})
+            return SessionSettings(row.model, row.system_prompt, dict(row.options or {}))
+
+    async def delete_idle(self, older_than: datetime) -> int:
+        async with self._sessionmaker() as db, db.begin():
+            result = await db.execute(
+                delete(ChatSession).where(ChatSession.updated_at < older_than)
+            )
+            return int(result.rowcount or 0)
+
+    @staticmethod
+    async def _count(db: DbSession, session_id: str) -> int:
+        query = select(func.count()).where(StoredMessage.session_id == session_id)
+        return int(await db.scalar(query) or 0)
