@@ -41,17 +41,20 @@ def fit_window(
     max_messages: int | None,
     max_tokens: int | None,
     reserved_tokens: int = 0,
+    keep_newest: bool = True,
 ) -> list[ChatMessage]:
     """Return the most recent suffix of ``messages`` that fits both limits.
 
-    The newest message is always kept (a query without it makes no sense), and the window
-    never opens on an assistant or tool message whose question was cut away.
+    With ``keep_newest`` the newest message is kept even when it alone is over budget (a
+    query without its question makes no sense). The window never opens on an assistant or
+    tool message whose question was cut away.
     """
     if not messages:
         return []
     budget = None if max_tokens is None else max_tokens - reserved_tokens
-    start = len(messages) - 1
-    used = message_tokens(messages[start])
+    start, used = len(messages), 0
+    if keep_newest:
+        start, used = start - 1, message_tokens(messages[-1])
     while start > 0:
         if max_messages is not None and len(messages) - start >= max_messages:
             break
@@ -60,7 +63,8 @@ def fit_window(
             break
         used += cost
         start -= 1
-    while start < len(messages) - 1 and messages[start].get("role") in ("assistant", "tool"):
+    last = len(messages) - 1 if keep_newest else len(messages)
+    while start < last and messages[start].get("role") in ("assistant", "tool"):
         start += 1
     return list(messages[start:])
 

@@ -69,14 +69,8 @@ def assemble(
                 max_messages=room,
                 max_tokens=max_tokens,
                 reserved_tokens=reserved,
+                keep_newest=False,
             )
-            # fit_window always keeps the newest message; drop it too if it alone overflows.
-            if (
-                max_tokens is not None
-                and window
-                and sum(message_tokens(m) for m in window) + reserved > max_tokens
-            ):
-                window = []
     result = [*system, *window, *new_messages]
     check_size(result)
     return result

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Insert, delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession as DbSession
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
@@ -52,6 +53,15 @@ def _record(row: ChatSession, count: int) -> SessionRecord:
     )
 
 
+def _insert_ignore(db: DbSession, **values: Any) -> Insert:
+    """INSERT a session unless it exists: race-free where get-then-add is not."""
+    now = utcnow()
+    row = {"options": {}, "created_at": now, "updated_at": now, **values}
+    dialect = db.get_bind().dialect.name
+    module = postgresql if dialect == "postgresql" else sqlite
+    return module.insert(ChatSession).values(**row).on_conflict_do_nothing(index_elements=["id"])
+
+
 class SessionStore:
     def __init__(self, sessionmaker: async_sessionmaker[DbSession]) -> None:
         self._sessionmaker = sessionmaker
@@ -68,13 +78,12 @@ class SessionStore:
     ) -> tuple[SessionRecord, bool]:
         """Return the session and whether it was created (with ``system_prompt``) just now."""
         async with self._sessionmaker() as db, db.begin():
+            insert = _insert_ignore(db, id=session_id, system_prompt=system_prompt)
+            created = (await db.execute(insert)).rowcount == 1
             row = await db.get(ChatSession, session_id)
-            if row is None:
-                row = ChatSession(id=session_id, system_prompt=system_prompt, options={})
-                db.add(row)
-                await db.flush()
-                return _record(row, 0), True
-            return _record(row, await self._count(db, session_id)), False
+            assert row is not None
+            count = 0 if created else await self._count(db, session_id)
+            return _record(row, count), created
 
     async def reset(self, session_id: str, system_prompt: str | None = None) -> SessionRecord:
         """Create the session anew: its messages are dropped, its settings replaced."""
@@ -138,11 +147,10 @@ class SessionStore:
     ) -> None:
         """Store a completed turn atomically: either every message lands or none does."""
         async with self._sessionmaker() as db, db.begin():
-            row = await db.get(ChatSession, session_id)
-            if row is None:
-                row = ChatSession(id=session_id, options={})
-                db.add(row)
-            row.updated_at = utcnow()
+            await db.execute(_insert_ignore(db, id=session_id))
+            await db.execute(
+                update(ChatSession).where(ChatSession.id == session_id).values(updated_at=utcnow())
+            )
             for m in messages:
                 db.add(
                     StoredMessage(
@@ -163,17 +171,20 @@ class SessionStore:
         options: dict[str, Any] | None = _UNSET,
     ) -> SessionSettings:
         """Change some settings; a keyword left out keeps its value, None resets it."""
+        changes: dict[str, Any] = {"updated_at": utcnow()}
+        if model is not _UNSET:
+            changes["model"] = model
+        if system_prompt is not _UNSET:
+            changes["system_prompt"] = system_prompt
+        if options is not _UNSET:
+            changes["options"] = dict(options or {})
         async with self._sessionmaker() as db, db.begin():
-            row = await db.get(ChatSession, session_id)
-            if row is None:
-                row = ChatSession(id=session_id, options={})
-                db.add(row)
-            if model is not _UNSET:
-                row.model = model
-            if system_prompt is not _UNSET:
-                row.system_prompt = system_prompt
-            if options is not _UNSET:
-                row.options = dict(options or {})
+            await db.execute(_insert_ignore(db, id=session_id))
+            await db.execute(
+                update(ChatSession).where(ChatSession.id == session_id).values(**changes)
+            )
+            row = await db.get(ChatSession, session_id, populate_existing=True)
+            assert row is not None
             return SessionSettings(row.model, row.system_prompt, dict(row.options or {}))
 
     async def delete_idle(self, older_than: datetime) -> int:

@@ -46,17 +46,17 @@ async def test_show_model(manager: OllamaRequestManager) -> None:
 
 async def test_pull_reports_progress_and_refreshes_the_list() -> None:
     pullable = {"tinyllama:latest": EmulatedModel(name="tinyllama:latest")}
-    async with OllamaEmulator(pullable=pullable) as emu:
-        async with OllamaRequestManager(
-            host=emu.url, database_url="sqlite+aiosqlite:///:memory:"
-        ) as manager:
-            assert not await manager.is_model_available("tinyllama")
-            updates: list[PullProgress] = []
-            assert await manager.pull_model("tinyllama", progress=updates.append)
-            assert updates[-1].status == "success"
-            fractions = [u.fraction for u in updates if u.fraction is not None]
-            assert fractions and fractions[-1] == 1.0
-            assert await manager.is_model_available("tinyllama")
+    async with (
+        OllamaEmulator(pullable=pullable) as emu,
+        OllamaRequestManager(host=emu.url, database_url="sqlite+aiosqlite:///:memory:") as manager,
+    ):
+        assert not await manager.is_model_available("tinyllama")
+        updates: list[PullProgress] = []
+        assert await manager.pull_model("tinyllama", progress=updates.append)
+        assert updates[-1].status == "success"
+        fractions = [u.fraction for u in updates if u.fraction is not None]
+        assert fractions and fractions[-1] == 1.0
+        assert await manager.is_model_available("tinyllama")
 
 
 async def test_pull_of_unknown_model_raises(manager: OllamaRequestManager) -> None:

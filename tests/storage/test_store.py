@@ -1,0 +1,76 @@
+"""SessionStore against a real SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bot.storage import SessionStore, create_engine, create_sessionmaker, upgrade_database
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[SessionStore]:
+    engine = create_engine(database_url)
+    await upgrade_database(engine)
+    yield SessionStore(create_sessionmaker(engine))
+    await engine.dispose()
+
+
+async def test_turns_are_appended_in_order(store: SessionStore) -> None:
+    await store.append_turn(
+        "s", [{"role": "user", "content": "q1"}, {"role": "assistant", "content": "a1"}]
+    )
+    await store.append_turn(
+        "s", [{"role": "user", "content": "q2"}, {"role": "assistant", "content": "a2"}]
+    )
+    assert [m["content"] for m in await store.messages("s")] == ["q1", "a1", "q2", "a2"]
+    assert [m["content"] for m in await store.messages("s", limit=3)] == ["a1", "q2", "a2"]
+    record = await store.get("s")
+    assert record is not None and record.message_count == 4
+    assert record.created_at.tzinfo is not None
+
+
+async def test_delete_cascades_to_messages(store: SessionStore) -> None:
+    await store.append_turn("s", [{"role": "user", "content": "q"}])
+    assert await store.delete("s")
+    assert await store.messages("s") == []
+    assert await store.get("s") is None
+
+
+async def test_settings_keep_unnamed_fields(store: SessionStore) -> None:
+    await store.update_settings("s", model="qwen3", options={"temperature": 0.2})
+    settings = await store.update_settings("s", system_prompt="Be kind.")
+    assert settings.model == "qwen3" and settings.options == {"temperature": 0.2}
+    settings = await store.update_settings("s", model=None)
+    assert settings.model is None and settings.system_prompt == "Be kind."
+
+
+async def test_clear_messages_keeps_settings(store: SessionStore) -> None:
+    await store.update_settings("s", model="qwen3")
+    await store.append_turn("s", [{"role": "user", "content": "q"}])
+    assert await store.clear_messages("s") == 1
+    record = await store.get("s")
+    assert record is not None and record.settings.model == "qwen3" and record.message_count == 0
+
+
+async def test_concurrent_writers_do_not_lose_turns(store: SessionStore) -> None:
+    async def write(i: int) -> None:
+        await store.append_turn(f"s{i % 3}", [{"role": "user", "content": str(i)}])
+
+    await asyncio.gather(*(write(i) for i in range(30)))
+    counts = [len(await store.messages(f"s{i}")) for i in range(3)]
+    assert counts == [10, 10, 10]
+
+
+async def test_list_and_delete_idle(store: SessionStore) -> None:
+    await store.append_turn("old", [{"role": "user", "content": "q"}])
+    await store.append_turn("new", [{"role": "user", "content": "q"}])
+    listed = await store.list()
+    assert {r.id for r in listed} == {"old", "new"}
+    assert all(r.message_count == 1 for r in listed)
+    assert await store.delete_idle(datetime.now(UTC) - timedelta(days=1)) == 0
+    assert await store.delete_idle(datetime.now(UTC) + timedelta(seconds=1)) == 2
+    assert await store.count() == 0
