@@ -19,6 +19,7 @@ from bot.errors import (
 from bot.events import EventCallback, FallbackEvent, RetryEvent, ThinkingEvent, ToolCallEvent, emit
 from bot.history import ChatMessage
 from bot.ollama_client import OllamaClient, normalize_model_name
+from bot.watchdog import Watchdog
 
 log = logging.getLogger(__name__)
 
@@ -143,8 +144,6 @@ async def _attempt(
     on_event: EventCallback | None,
     started: float,
 ) -> AsyncIterator[str]:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + request.timeout
     stream = client.chat_stream(
         model=model,
         messages=request.messages,
@@ -154,21 +153,29 @@ async def _attempt(
         tools=request.tools,
         think=request.think,
     )
-    waiting_for_first = True
+    watchdog = Watchdog()
+    overall = asyncio.get_running_loop().time() + request.timeout
+    first = True
     try:
         while True:
-            wait = request.first_token_timeout if waiting_for_first else request.idle_timeout
-            wait = min(wait, deadline - loop.time())
+            limit = request.first_token_timeout if first else request.idle_timeout
+            watchdog.expect(limit, not_after=overall)
             try:
-                async with asyncio.timeout(max(wait, 0)):
-                    chunk = await anext(stream)
+                chunk = await anext(stream)
             except StopAsyncIteration:
                 raise OllamaConnectionLostError() from None
-            except TimeoutError:
-                raise _timeout_error(request, waiting_for_first, loop.time() >= deadline) from None
-            waiting_for_first = False
-            if chunk.model:
-                outcome.model = chunk.model
+            except asyncio.CancelledError:
+                if watchdog.check_cancelled():
+                    raise _timeout_error(request, first, watchdog.deadline >= overall) from None
+                raise
+            watchdog.pause()
+            first = False
+            if type(chunk) is str:
+                if outcome.first_token_seconds is None:
+                    outcome.first_token_seconds = time.monotonic() - started
+                outcome.parts.append(chunk)
+                yield chunk
+                continue
             if chunk.thinking:
                 outcome.thinking.append(chunk.thinking)
                 await emit(on_event, ThinkingEvent(chunk.thinking))
@@ -181,10 +188,21 @@ async def _attempt(
                 outcome.parts.append(chunk.content)
                 yield chunk.content
             if chunk.done:
+                outcome.model = chunk.model or model
                 outcome.done_reason = chunk.done_reason
                 outcome.stats = chunk.stats
+                # Read to the end of the body so httpx returns the connection to its pool;
+                # closing a response midway drops the connection instead.
+                watchdog.expect(request.idle_timeout, not_after=overall)
+                try:
+                    async for _ in stream:
+                        pass
+                except asyncio.CancelledError:
+                    if not watchdog.check_cancelled():
+                        raise
                 return
     finally:
+        watchdog.close()
         await stream.aclose()
 
 

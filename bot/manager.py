@@ -238,11 +238,9 @@ class OllamaRequestManager:
         settings = SessionSettings()
         history: list[ChatMessage] = []
         if plan.session_id is not None:
-            record, created = await self.store.ensure(plan.session_id)
+            limit = self.max_history_length if plan.use_history else 0
+            settings, created, history = await self.store.load_context(plan.session_id, limit)
             self._session_count += created
-            settings = record.settings
-            if plan.use_history:
-                history = await self.store.messages(plan.session_id, limit=self.max_history_length)
         has_system = any(m["role"] == "system" for m in plan.new_messages)
         system = plan.system_prompt or settings.system_prompt or self.default_system_prompt
         request = plan.request

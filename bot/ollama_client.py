@@ -98,8 +98,13 @@ class OllamaClient:
         keep_alive: str | float | None = None,
         tools: Sequence[Mapping[str, Any]] | None = None,
         think: bool | str | None = None,
-    ) -> AsyncIterator[ChatChunk]:
-        """Stream a chat answer; every failure surfaces as an OllamaError subclass."""
+    ) -> AsyncIterator[str | ChatChunk]:
+        """Stream a chat answer; every failure surfaces as an OllamaError subclass.
+
+        Plain content chunks, nearly all of a stream, are yielded as bare strings: building
+        an object per token cost more than the rest of our per-chunk work together. Thinking,
+        tool calls and the final chunk come as ChatChunk.
+        """
         with self._translate(model):
             stream = await self._client.chat(
                 model=model,
@@ -112,7 +117,11 @@ class OllamaClient:
                 stream=True,
             )
             async for part in stream:
-                yield _chunk(part)
+                message = part.message
+                if part.done or message.thinking or message.tool_calls:
+                    yield _chunk(part)
+                elif message.content:
+                    yield message.content
 
     async def list_models(self) -> list[ModelInfo]:
         with self._translate():

@@ -117,8 +117,10 @@ class QueryStream(AsyncIterator[str]):
     def set_result(self, result: OllamaQueryResult) -> None:
         self.result = result
 
-    def __aiter__(self) -> QueryStream:
-        return self
+    def __aiter__(self) -> AsyncIterator[str]:
+        # Hand out the generator itself: `async for` then skips a Python-level hop per chunk.
+        assert self._source is not None
+        return self._source
 
     async def __anext__(self) -> str:
         assert self._source is not None

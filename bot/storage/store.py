@@ -85,6 +85,22 @@ class SessionStore:
             count = 0 if created else await self._count(db, session_id)
             return _record(row, count), created
 
+    async def load_context(
+        self, session_id: str, history_limit: int | None
+    ) -> tuple[SessionSettings, bool, list[ChatMessage]]:
+        """What a query needs, in one transaction: settings, created-now, newest messages."""
+        async with self._sessionmaker() as db, db.begin():
+            created = (await db.execute(_insert_ignore(db, id=session_id))).rowcount == 1
+            row = await db.get(ChatSession, session_id)
+            assert row is not None
+            settings = SessionSettings(row.model, row.system_prompt, dict(row.options or {}))
+            if created or history_limit == 0:
+                return settings, created, []
+            query = select(StoredMessage).where(StoredMessage.session_id == session_id)
+            newest = query.order_by(StoredMessage.id.desc()).limit(history_limit)
+            rows = (await db.scalars(newest)).all()
+            return settings, created, [_to_chat_message(r) for r in reversed(rows)]
+
     async def reset(self, session_id: str, system_prompt: str | None = None) -> SessionRecord:
         """Create the session anew: its messages are dropped, its settings replaced."""
         async with self._sessionmaker() as db, db.begin():

@@ -1,0 +1,108 @@
+"""How much the request manager costs on top of the raw ollama.AsyncClient.
+
+Streams the same long answer from the Ollama emulator (in another process) through the raw
+client and through ``OllamaRequestManager.query(stream=True)``, alternating, and prints the
+median CPU time per answer of each, their ratio, and the time-to-first-chunk difference.
+
+    .venv/bin/python -m bench.manager_overhead [--tokens 2000] [--rounds 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import httpx
+import ollama
+
+from bench.emulator_process import ollama_emulator_process
+from bot import OllamaRequestManager
+
+MODEL = "llama3.2"
+PROMPT = "Tell me a long story."
+
+
+async def measure(
+    stream_factory: Callable[[], Awaitable[AsyncIterator[str]]],
+) -> tuple[float, float, int]:
+    """CPU seconds for one whole answer, wall seconds to its first chunk, characters."""
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    first = None
+    size = 0
+    async for chunk in await stream_factory():
+        if first is None:
+            first = time.perf_counter() - wall0
+        size += len(chunk)
+    return time.process_time() - cpu0, first or 0.0, size
+
+
+async def run(tokens: int, rounds: int) -> None:
+    answer = " ".join(f"token{i}" for i in range(tokens))
+    with ollama_emulator_process(reply=answer) as url, tempfile.TemporaryDirectory() as tmp:
+        raw = ollama.AsyncClient(host=url, timeout=httpx.Timeout(60, connect=10))
+        manager = OllamaRequestManager(
+            host=url, default_model=MODEL, database_url=f"sqlite+aiosqlite:///{Path(tmp) / 'b.db'}"
+        )
+        await manager.start()
+
+        async def raw_stream() -> AsyncIterator[str]:
+            async def gen() -> AsyncIterator[str]:
+                async for part in await raw.chat(
+                    model=MODEL, messages=[{"role": "user", "content": PROMPT}], stream=True
+                ):
+                    yield part.message.content or ""
+
+            return gen()
+
+        async def managed_stream() -> AsyncIterator[str]:
+            return await manager.query(prompt=PROMPT, stream=True)
+
+        async def session_stream() -> AsyncIterator[str]:
+            await manager.create_session("bench")  # keep the history from growing
+            return await manager.query(prompt=PROMPT, stream=True, session_id="bench")
+
+        kinds = {
+            "raw client": raw_stream,
+            "query()": managed_stream,
+            "query(session)": session_stream,
+        }
+        results: dict[str, list[tuple[float, float, int]]] = {k: [] for k in kinds}
+        for factory in kinds.values():  # warm-up: imports, connection pool, model load
+            await measure(factory)
+        for _ in range(rounds):
+            for name, factory in kinds.items():
+                results[name].append(await measure(factory))
+        await manager.close()
+        await raw.close()
+
+    print(f"answer: {tokens} tokens, {len(answer)} characters; {rounds} rounds, medians")
+    base_cpu = statistics.median(r[0] for r in results["raw client"])
+    base_first = statistics.median(r[1] for r in results["raw client"])
+    print(
+        f"{'path':<16}{'CPU ms/answer':>15}{'CPU ratio':>11}{'first chunk ms':>16}{'delta ms':>10}"
+    )
+    for name, rows in results.items():
+        assert all(r[2] == len(answer) for r in rows), f"{name} lost characters"
+        cpu = statistics.median(r[0] for r in rows)
+        first = statistics.median(r[1] for r in rows)
+        print(
+            f"{name:<16}{cpu * 1000:>15.2f}{cpu / base_cpu:>11.3f}"
+            f"{first * 1000:>16.2f}{(first - base_first) * 1000:>10.2f}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tokens", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=25)
+    args = parser.parse_args()
+    asyncio.run(run(args.tokens, args.rounds))
+
+
+if __name__ == "__main__":
+    main()

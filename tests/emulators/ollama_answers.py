@@ -1,0 +1,247 @@
+"""What one /api/chat or /api/generate answer contains, and how it goes out on the wire.
+
+The answer is decided in full when the request arrives (text, thinking, tool calls, faults),
+so that scripted replies are consumed in arrival order even when requests wait in the queue;
+it is then paced token by token, with its faults applied, as NDJSON or as one JSON object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+import zlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+from aiohttp import web
+
+from .ollama_faults import DROP, STALL_MID, Fault, StreamFaults
+from .ollama_models import EmulatedModel
+from .ollama_text import approx_tokens, format_reply, now_rfc3339, qualified_name, tokenize
+
+NDJSON: Final = "application/x-ndjson"
+
+Rate = Callable[[], float | None]
+
+
+class ApiError(Exception):
+    """An error answer: the JSON body `{"error": message}` with an HTTP status."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def dumps(obj: object) -> str:
+    # Go's encoder writes compact JSON and raw UTF-8.
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+
+
+def ndjson_line(obj: object) -> bytes:
+    return f"{dumps(obj)}\n".encode()
+
+
+def json_response(obj: object, status: int = 200) -> web.Response:
+    text = dumps(obj)
+    return web.Response(status=status, text=text, content_type="application/json", charset="utf-8")
+
+
+@dataclass
+class Answer:
+    model: EmulatedModel
+    thinking: list[str]
+    content: list[str]
+    tool_calls: list[dict[str, Any]] | None
+    done_reason: str
+    prompt_tokens: int
+    context: list[int]
+    faults: StreamFaults
+    started: float
+    loaded: float = 0.0
+    first: float = 0.0
+
+    @property
+    def chunks(self) -> list[tuple[str, Any]]:
+        """(field, value) per streamed line: thinking first, then tool calls, then content."""
+        calls = [("tool_calls", self.tool_calls)] if self.tool_calls else []
+        thinking = [("thinking", t) for t in self.thinking]
+        return [*thinking, *calls, *(("content", t) for t in self.content)]
+
+    @property
+    def eval_count(self) -> int:
+        # Like a real model, every generated token counts: thinking and tool calls too.
+        calls = len(tokenize(json.dumps(self.tool_calls))) if self.tool_calls else 0
+        return len(self.thinking) + len(self.content) + calls
+
+
+def validate(body: dict[str, Any], name: str, model: EmulatedModel, chat: bool) -> bool:
+    """Whether to think, or the 400 a real server answers for what the model cannot do."""
+    think = body.get("think")
+    thinking = bool(think) and think != "false"
+    if "completion" not in model.capabilities:
+        raise ApiError(400, f'"{name}" does not support {"chat" if chat else "generate"}')
+    if chat and body.get("tools") and "tools" not in model.capabilities:
+        raise ApiError(400, f"{qualified_name(name)} does not support tools")
+    if thinking and "thinking" not in model.capabilities:
+        raise ApiError(400, f'"{name}" does not support thinking')
+    fmt = body.get("format")
+    if fmt not in (None, "", "json") and not isinstance(fmt, dict):
+        raise ApiError(400, 'invalid format: expected "json" or a valid JSON schema')
+    return thinking
+
+
+def last_user_text(body: dict[str, Any]) -> str:
+    messages: list[dict[str, Any]] = body.get("messages") or []
+    users = [m for m in messages if m.get("role") == "user"] or messages
+    return str((users[-1].get("content") if users else body.get("prompt")) or "")
+
+
+def plan(
+    body: dict[str, Any],
+    model: EmulatedModel,
+    *,
+    text: str,
+    tool_calls: list[dict[str, Any]] | None,
+    thinking: str | None,
+    faults: StreamFaults,
+    started: float,
+) -> Answer:
+    """Apply the request's format, stop and num_predict to the scripted text."""
+    if body.get("format") and not tool_calls:
+        text = format_reply(text, body["format"])
+    options: dict[str, Any] = body.get("options") or {}
+    stops = options.get("stop") or []
+    stops = [stops] if isinstance(stops, str) else stops
+    cut = min((text.find(s) for s in stops if s and s in text), default=-1)
+    text = text[:cut] if cut >= 0 else text
+    thoughts = tokenize(thinking) if thinking is not None else []
+    content, reason = tokenize(text), "stop"
+    limit = options.get("num_predict")
+    # num_predict counts every generated token, so thinking eats into the budget first.
+    if isinstance(limit, int) and 0 < limit < len(thoughts) + len(content):
+        thoughts, content = thoughts[:limit], content[: max(0, limit - len(thoughts))]
+        reason = "length"
+    prompt = [str(m.get("content") or "") for m in body.get("messages") or []]
+    prompt += [str(body.get(k) or "") for k in ("system", "prompt")]
+    prompt_text = "\n".join(prompt) + (json.dumps(body["tools"]) if body.get("tools") else "")
+    return Answer(
+        model=model,
+        thinking=thoughts,
+        content=content,
+        tool_calls=tool_calls,
+        done_reason=reason,
+        prompt_tokens=approx_tokens(prompt_text) + len(body.get("context") or []),
+        context=[zlib.crc32(t.encode()) % 128_256 for t in tokenize(prompt_text) + content],
+        faults=faults,
+        started=started,
+    )
+
+
+def _ns(seconds: float) -> int:
+    return max(int(seconds * 1e9), 1)
+
+
+def chunk_fields(chat: bool, kind: str, value: Any) -> dict[str, Any]:
+    """The text-bearing fields of one streamed line (`kind` is a field of Answer.chunks)."""
+    if chat:
+        message: dict[str, Any] = {"role": "assistant", "content": ""}
+        message[kind] = value
+        return {"message": message}
+    if kind == "thinking":
+        return {"response": "", "thinking": value}
+    return {"response": value}
+
+
+def final_fields(answer: Answer, chat: bool) -> dict[str, Any]:
+    """done, done_reason, context (generate only) and the metrics of the last line."""
+    end = time.monotonic()
+    stats = {
+        "total_duration": _ns(end - answer.started),
+        "load_duration": _ns(answer.loaded - answer.started),
+        "prompt_eval_count": answer.prompt_tokens,
+        "prompt_eval_duration": _ns(answer.first - answer.loaded),
+        "eval_count": answer.eval_count,
+        "eval_duration": _ns(end - answer.first) if answer.eval_count else 0,
+    }
+    extra = {} if chat else {"context": answer.context}
+    # Go's `omitempty`: real Ollama leaves zero metrics out.
+    metrics = {k: v for k, v in stats.items() if v}
+    return {"done": True, "done_reason": answer.done_reason, **extra, **metrics}
+
+
+def whole_fields(answer: Answer, chat: bool) -> dict[str, Any]:
+    """The text-bearing fields of a stream=false answer."""
+    text, thoughts = "".join(answer.content), "".join(answer.thinking)
+    if not chat:
+        return {"response": text, **({"thinking": thoughts} if thoughts else {})}
+    message: dict[str, Any] = {"role": "assistant", "content": text}
+    if thoughts:
+        message["thinking"] = thoughts
+    if answer.tool_calls:
+        message["tool_calls"] = answer.tool_calls
+    return {"message": message}
+
+
+async def play(
+    answer: Answer, rate: Rate, emit: Callable[[str, Any], Awaitable[None]] | None
+) -> Fault | None:
+    """Pace the answer's chunks and apply its faults; returns a fault that ends it early."""
+    await asyncio.sleep(answer.faults.stall_before)
+    answer.first = time.monotonic()
+    chunks = answer.chunks
+    for index in range(len(chunks) + 1):
+        for fault in answer.faults.at(index, len(chunks)):
+            if fault.kind != STALL_MID:
+                return fault
+            await asyncio.sleep(fault.seconds)
+        if index < len(chunks):
+            # Read the rate per token: tests may change it while a stream runs.
+            tokens_per_second = rate()
+            await asyncio.sleep(1 / tokens_per_second if tokens_per_second else 0)
+            if emit is not None:
+                await emit(*chunks[index])
+    return None
+
+
+async def send_stream(
+    request: web.Request, name: str, answer: Answer, chat: bool, rate: Rate
+) -> web.StreamResponse:
+    resp = web.StreamResponse(headers={"Content-Type": NDJSON})
+
+    async def emit(kind: str, value: Any) -> None:
+        fields = chunk_fields(chat, kind, value)
+        head = {"model": name, "created_at": now_rfc3339()}
+        await resp.write(ndjson_line({**head, **fields, "done": False}))
+
+    with contextlib.suppress(ConnectionError):  # the client hung up: just stop generating
+        await resp.prepare(request)
+        fault = await play(answer, rate, emit)
+        if fault is not None and fault.kind == DROP:
+            if request.transport is not None:
+                request.transport.close()  # unlike abort(), flushes the chunks written so far
+        elif fault is not None:
+            await resp.write(ndjson_line({"error": fault.error}))
+        else:
+            head = {"model": name, "created_at": now_rfc3339()}
+            last = {**head, **chunk_fields(chat, "content", ""), **final_fields(answer, chat)}
+            await resp.write(ndjson_line(last))
+    return resp
+
+
+async def send_whole(
+    request: web.Request, name: str, answer: Answer, chat: bool, rate: Rate
+) -> web.StreamResponse:
+    fault = await play(answer, rate, None)
+    if fault is not None and fault.kind == DROP:
+        if request.transport is not None:
+            request.transport.close()
+        return web.Response()
+    if fault is not None:
+        # Without streaming, a runner failure can only be reported as a status.
+        raise ApiError(500, fault.error)
+    head = {"model": name, "created_at": now_rfc3339()}
+    return json_response({**head, **whole_fields(answer, chat), **final_fields(answer, chat)})

@@ -1,0 +1,80 @@
+"""Scripted failures for the Ollama emulator: which request suffers which fault.
+
+Faults are queued by the test and consumed, in the order they were added, by the next
+requests whose path matches. A request takes at most one fault of each kind, so a test can
+combine, say, a stall before the first token with a dropped connection later in the stream.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Final
+
+FAIL: Final = "fail"
+STALL_BEFORE: Final = "stall_before"
+STALL_MID: Final = "stall_mid"
+DROP: Final = "drop"
+ERROR_MID: Final = "error_mid"
+
+GENERATION_PATHS: Final = ("/api/chat", "/api/generate")
+
+# Order matters when two mid-stream faults fire at the same token: a stall still lets the
+# stream continue, so it must run before a drop or an error ends it.
+_MID_STREAM_KINDS: Final = (STALL_MID, DROP, ERROR_MID)
+
+
+@dataclass
+class Fault:
+    kind: str
+    remaining: int = 1
+    paths: tuple[str, ...] = GENERATION_PATHS
+    status: int = 500
+    error: str = ""
+    seconds: float = 0.0
+    after_tokens: int = 0
+
+
+@dataclass
+class StreamFaults:
+    """The faults one chat/generate answer will suffer, fixed when the request arrives."""
+
+    stall_before: float = 0.0
+    mid_stream: tuple[Fault, ...] = ()
+
+    def at(self, index: int, total: int) -> list[Fault]:
+        """Faults due after `index` chunks; those past the end fire just before the last line."""
+        return [f for f in self.mid_stream if min(f.after_tokens, total) == index]
+
+
+class FaultBook:
+    def __init__(self) -> None:
+        self._faults: list[Fault] = []
+
+    @property
+    def pending(self) -> list[Fault]:
+        return list(self._faults)
+
+    def add(self, fault: Fault) -> None:
+        if fault.remaining < 1:
+            raise ValueError("a fault needs a count of at least 1")
+        if fault.after_tokens < 0 or fault.seconds < 0:
+            raise ValueError("after_tokens and seconds cannot be negative")
+        self._faults.append(fault)
+
+    def clear(self) -> None:
+        self._faults.clear()
+
+    def take(self, kind: str, path: str) -> Fault | None:
+        for fault in self._faults:
+            if fault.kind == kind and path in fault.paths:
+                fault.remaining -= 1
+                if fault.remaining == 0:
+                    self._faults.remove(fault)
+                return replace(fault, remaining=1)
+        return None
+
+    def take_stream_faults(self, path: str) -> StreamFaults:
+        stall = self.take(STALL_BEFORE, path)
+        mid = [f for kind in _MID_STREAM_KINDS if (f := self.take(kind, path)) is not None]
+        mid.sort(key=lambda f: f.after_tokens)
+        return StreamFaults(stall.seconds if stall else 0.0, tuple(mid))
