@@ -1,0 +1,334 @@
+"""A local Discord (REST + gateway) that the unmodified discord.py client talks to.
+
+Usage::
+
+    async with DiscordEmulator() as emu:
+        guild = emu.add_guild()
+        channel = emu.add_channel(guild.id)
+        with emu.patch_discord():
+            task = asyncio.create_task(bot.start(emu.token))
+            await emu.wait_ready()
+            rec = await emu.invoke_slash(
+                "ask", user_id=alice.id, channel_id=channel.id, guild_id=guild.id
+            )
+            await rec.wait_done()
+            await bot.close()
+
+discord.py fires ``on_ready`` ``guild_ready_timeout`` (default 2 s) after the last
+GUILD_CREATE: build test bots with ``guild_ready_timeout=0.05`` to keep tests fast.
+Interactions may be invoked as soon as ``wait_ready()`` returns.
+
+Modules: discord_state (dataclasses), discord_world (registry, payloads),
+discord_messages (bodies, limits, mentions), discord_ratelimit, discord_rest
+(pipeline, bot routes), discord_commands (sync checks), discord_interactions
+(callback, webhook routes), discord_gateway, discord_driver (invoking interactions).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator, Sequence
+from types import TracebackType
+from typing import Any, Self
+
+import discord.gateway
+import discord.http
+import yarl
+from aiohttp import web
+
+from .discord_driver import InteractionDriver
+from .discord_gateway import Gateway
+from .discord_interactions import InteractionApi
+from .discord_messages import ALL_PARSE, Body, create_message
+from .discord_ratelimit import ForcedLimit
+from .discord_rest import RestApi, RestConfig
+from .discord_state import (
+    ALL_PERMISSIONS,
+    BOT_PERMISSIONS,
+    DEFAULT_PERMISSIONS,
+    PRIVILEGED_INTENTS,
+    Attachment,
+    Channel,
+    Guild,
+    InteractionRecord,
+    Message,
+    Permission,
+    RecordedCall,
+    User,
+)
+from .discord_world import World
+
+__all__ = [
+    "ALL_PERMISSIONS",
+    "BOT_PERMISSIONS",
+    "DEFAULT_PERMISSIONS",
+    "Attachment",
+    "Channel",
+    "DiscordEmulator",
+    "Guild",
+    "InteractionRecord",
+    "Message",
+    "Permission",
+    "RecordedCall",
+    "User",
+]
+
+
+class DiscordEmulator(InteractionDriver):
+    token: str = "test-token"
+
+    def __init__(
+        self,
+        *,
+        edit_limit: int = 5,
+        edit_window: float = 2.0,
+        ack_deadline: float = 3.0,
+        heartbeat_interval_ms: int = 41250,
+        token_ttl: float = 15 * 60,
+        allowed_privileged_intents: int = PRIVILEGED_INTENTS,
+        bot_name: str = "Ollacord",
+    ) -> None:
+        self.world = World(bot_name)
+        self.gateway = Gateway(
+            self.world,
+            token=self.token,
+            heartbeat_interval_ms=heartbeat_interval_ms,
+            allowed_privileged_intents=allowed_privileged_intents,
+        )
+        self.rest = RestApi(
+            self.world,
+            self.gateway,
+            RestConfig(
+                token=self.token,
+                edit_limit=edit_limit,
+                edit_window=edit_window,
+                ack_deadline=ack_deadline,
+                token_ttl=token_ttl,
+            ),
+        )
+        InteractionApi(self.rest)
+        self.api_base = ""
+        self.gateway_url = ""
+        self.base_url = ""
+        self._runner: web.AppRunner | None = None
+
+    # ----- lifecycle --------------------------------------------------------
+
+    @property
+    def application_id(self) -> int:
+        return self.world.application_id
+
+    @property
+    def bot_user_id(self) -> int:
+        return self.world.bot_user.id
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_route("*", r"/api/v{version:\d+}/{tail:.*}", self.rest.handle)
+        app.router.add_get("/gateway", self.gateway.handle)
+        app.router.add_get(
+            "/attachments/{channel_id}/{attachment_id}/{filename}", self.rest.handle_cdn
+        )
+        self._runner = web.AppRunner(app, shutdown_timeout=2.0, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = self._runner.addresses[0][1]
+        self.base_url = f"http://127.0.0.1:{port}"
+        self.api_base = f"{self.base_url}/api/v10"
+        self.gateway_url = f"ws://127.0.0.1:{port}/gateway"
+        self.gateway.url = self.gateway_url
+        self.world.public_base = self.base_url
+        for att in self.world.attachments.values():
+            att.url = f"{self.base_url}/attachments/0/{att.id}/{att.filename}"
+
+    async def stop(self) -> None:
+        """Shut down; raises if a request hit a bug in the emulator itself."""
+        await self.gateway.close_all()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self.rest.internal_errors:
+            first = self.rest.internal_errors[0]
+            raise RuntimeError(
+                f"the emulator failed on {len(self.rest.internal_errors)} request(s)"
+            ) from first
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    @contextlib.contextmanager
+    def patch_discord(self) -> Iterator[None]:
+        """Point discord.py at the emulator. Both are class attributes read at use:
+        Route.BASE when a Route is built, DEFAULT_GATEWAY on the first connect and
+        after an invalidated session. discord.py never calls _set_api_version itself."""
+        if not self.api_base:
+            raise RuntimeError("start the emulator before patching discord.py")
+        old_base = discord.http.Route.BASE
+        old_gateway = discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
+        discord.http.Route.BASE = self.api_base
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(self.gateway_url)
+        try:
+            yield
+        finally:
+            discord.http.Route.BASE = old_base
+            discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = old_gateway
+
+    async def wait_ready(self, timeout: float = 10) -> None:  # noqa: ASYNC109
+        """Until a client identified and was sent READY and every GUILD_CREATE.
+        (discord.py fires on_ready guild_ready_timeout seconds later.)"""
+        await asyncio.wait_for(self.gateway.ready.wait(), timeout)
+
+    async def wait_for(self, predicate: Any, timeout: float = 5.0) -> None:  # noqa: ASYNC109
+        """Until ``predicate()`` holds; re-checked whenever anything changes."""
+        await self.world.notifier.wait_for(predicate, timeout)
+
+    # ----- world ------------------------------------------------------------
+
+    def add_guild(self, name: str = "Test Guild") -> Guild:
+        guild = self.world.add_guild(name)
+        if self.gateway.ready.is_set():
+            self.gateway.dispatch(
+                "GUILD_CREATE", self.world.guild_payload(guild, gateway=True, members=False)
+            )
+        return guild
+
+    def add_channel(self, guild_id: int, name: str = "general", *, type: int = 0) -> Channel:
+        channel = self.world.add_channel(guild_id, name, type=type)
+        self.gateway.dispatch("CHANNEL_CREATE", self.world.channel_payload(channel), intent=1)
+        return channel
+
+    def add_user(self, name: str, *, bot: bool = False) -> User:
+        return self.world.add_user(name, bot=bot)
+
+    def add_member(
+        self, guild_id: int, user_id: int, *, permissions: int = DEFAULT_PERMISSIONS
+    ) -> None:
+        self.world.add_member(guild_id, user_id, permissions=permissions)
+
+    def dm_channel(self, user_id: int) -> Channel:
+        return self.world.dm_channel(user_id)
+
+    def add_message(self, channel_id: int, author_id: int, content: str) -> Message:
+        """Pre-existing history; nothing is dispatched."""
+        channel = self.world.channels[channel_id]
+        self._check_author(channel, author_id)
+        return create_message(
+            self.world, channel, author_id, Body(json={"content": content}), default_parse=ALL_PARSE
+        )
+
+    def _check_author(self, channel: Channel, author_id: int) -> None:
+        if author_id not in self.world.users:
+            raise LookupError(f"unknown user {author_id}: add_user first")
+        guild_id = channel.guild_id
+        if guild_id is not None and author_id not in self.world.guilds[guild_id].members:
+            raise LookupError(f"user {author_id} is not a member of guild {guild_id}")
+        if guild_id is None and author_id not in (channel.recipient_id, self.bot_user_id):
+            raise LookupError(f"user {author_id} is not in DM channel {channel.id}")
+
+    def set_bot_permissions(self, channel_id: int, permissions: int) -> None:
+        channel = self.world.channels[channel_id]
+        channel.bot_permissions = permissions
+        self.gateway.dispatch("CHANNEL_UPDATE", self.world.channel_payload(channel), intent=1)
+
+    def add_attachment(
+        self, filename: str, data: bytes, content_type: str = "text/plain"
+    ) -> Attachment:
+        return self.world.add_attachment(filename, data, content_type)
+
+    def channel_messages(self, channel_id: int, *, include_deleted: bool = False) -> list[Message]:
+        """Oldest first, ephemeral ones included."""
+        msgs = [self.world.messages[m] for m in self.world.channels[channel_id].message_ids]
+        return [m for m in msgs if include_deleted or not m.deleted]
+
+    def message(self, message_id: int) -> Message:
+        return self.world.messages[message_id]
+
+    # ----- recording and faults --------------------------------------------
+
+    @property
+    def calls(self) -> list[RecordedCall]:
+        return self.rest.calls
+
+    def count_429(self) -> int:
+        return sum(1 for c in self.rest.calls if c.status == 429)
+
+    def force_429(self, count: int, *, retry_after: float = 0.3, route_contains: str = "") -> None:
+        """The next ``count`` REST calls whose path contains ``route_contains`` get a
+        429 (not performed). Interaction callbacks only when named explicitly."""
+        self.rest.limiter.forced.append(ForcedLimit(count, retry_after, route_contains))
+
+    @property
+    def command_syncs(self) -> list[RecordedCall]:
+        return [c for c in self.rest.calls if c.method == "PUT" and c.route.endswith("/commands")]
+
+    @property
+    def registered_commands(self) -> dict[int | None, list[dict[str, Any]]]:
+        return self.world.registered_commands
+
+    @property
+    def typing(self) -> list[tuple[float, int]]:
+        return self.rest.typing
+
+    @property
+    def resumes(self) -> int:
+        return self.gateway.resumes
+
+    @property
+    def identifies(self) -> int:
+        return self.gateway.identifies
+
+    @property
+    def interactions(self) -> list[InteractionRecord]:
+        return list(self.world.interactions.values())
+
+    async def request_reconnect(self, *, wait: bool = True, timeout: float = 10.0) -> None:  # noqa: ASYNC109
+        """Send op 7; by default wait until the client RESUMEd."""
+        before = self.gateway.resumes
+        asked = self.gateway.request_reconnect()
+        if asked == 0:
+            raise RuntimeError("no connected gateway session to reconnect")
+        if wait:
+            await self.wait_for(lambda: self.gateway.resumes >= before + asked, timeout)
+
+    async def wait_resumed(self, count: int = 1, timeout: float = 10.0) -> None:  # noqa: ASYNC109
+        await self.wait_for(lambda: self.gateway.resumes >= count, timeout)
+
+    async def send_user_message(
+        self,
+        channel_id: int,
+        author_id: int,
+        content: str,
+        *,
+        mentions: Sequence[int] = (),
+        reference_message_id: int | None = None,
+    ) -> Message:
+        """A user posts in a channel (MESSAGE_CREATE). Each id in ``mentions`` not
+        already mentioned in ``content`` is prepended as ``<@id>``, since Discord
+        only mentions what the text contains."""
+        prefix = "".join(
+            f"<@{uid}> "
+            for uid in mentions
+            if f"<@{uid}>" not in content and f"<@!{uid}>" not in content
+        )
+        body: dict[str, Any] = {"content": prefix + content}
+        if reference_message_id is not None:
+            body["message_reference"] = {"message_id": str(reference_message_id)}
+        channel = self.world.channels[channel_id]
+        self._check_author(channel, author_id)
+        msg = create_message(
+            self.world, channel, author_id, Body(json=body), default_parse=ALL_PARSE
+        )
+        self.gateway.dispatch_message("MESSAGE_CREATE", msg)
+        await asyncio.sleep(0)
+        return msg
