@@ -39,6 +39,14 @@ class Settings:
     log_level: str = "INFO"
     discord_api_base: str | None = None
     discord_gateway_url: str | None = None
+    dev_guild_id: int | None = None
+    mention_chat: bool = False
+    message_content_intent: bool = False
+
+    @property
+    def wants_message_content(self) -> bool:
+        """Mention chat reads messages, so it needs the privileged intent too."""
+        return self.mention_chat or self.message_content_intent
 
     @classmethod
     def load(
@@ -135,6 +143,15 @@ def _models(raw: str) -> tuple[str, ...]:
     return tuple(m.strip() for m in raw.split(",") if m.strip())
 
 
+def _bool(raw: str) -> bool:
+    value = raw.lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"expected true or false, got {raw!r}")
+
+
 def _log_level(raw: str) -> str:
     level = raw.upper()
     if level not in LOG_LEVELS:
@@ -157,4 +174,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "log_level": _log_level,
     "discord_api_base": _url("http", "https"),
     "discord_gateway_url": _url("ws", "wss"),
+    "dev_guild_id": _int(1),
+    "mention_chat": _bool,
+    "message_content_intent": _bool,
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -15,7 +16,6 @@ from bot.datatypes import (
     HealthStatus,
     ModelDetails,
     ModelInfo,
-    OllamaQueryResult,
     PullProgress,
 )
 from bot.errors import InvalidRequestError
@@ -35,6 +35,7 @@ from bot.storage import (
     create_sessionmaker,
     upgrade_database,
 )
+from bot.storage.state import BotStateStore
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,7 @@ class OllamaRequestManager:
         self._session_count = 0
         self._engine: AsyncEngine | None = None
         self._store: SessionStore | None = None
+        self._state: BotStateStore | None = None
         self._client: OllamaClient | None = None
         self._catalog: ModelCatalog | None = None
 
@@ -97,7 +99,9 @@ class OllamaRequestManager:
             await engine.dispose()
             raise
         self._engine = engine
-        self._store = SessionStore(create_sessionmaker(engine))
+        sessionmaker = create_sessionmaker(engine)
+        self._store = SessionStore(sessionmaker)
+        self._state = BotStateStore(sessionmaker)
         self._client = OllamaClient(self.host, timeout=self.request_timeout)
         self._catalog = ModelCatalog(self._client)
         self._session_count = await self._store.count()
@@ -125,6 +129,12 @@ class OllamaRequestManager:
         if self._store is None:
             raise RuntimeError("OllamaRequestManager.start() has not been awaited")
         return self._store
+
+    @property
+    def state(self) -> BotStateStore:
+        if self._state is None:
+            raise RuntimeError("OllamaRequestManager.start() has not been awaited")
+        return self._state
 
     @property
     def client(self) -> OllamaClient:
@@ -225,7 +235,7 @@ class OllamaRequestManager:
         )
         query_stream = QueryStream()
         # Nothing above awaited: the query joins its session's queue in call order.
-        query_stream.bind(self._run(plan, on_event, query_stream.set_result))
+        query_stream.bind(self._run(plan, on_event, query_stream))
         if stream:
             return query_stream
         async for _ in query_stream:
@@ -260,7 +270,7 @@ class OllamaRequestManager:
         self,
         plan: QueryPlan,
         on_event: EventCallback | None,
-        set_result: Callable[[OllamaQueryResult], None],
+        control: QueryStream,
     ) -> AsyncIterator[str]:
         async def queued(position: int, reason: str) -> None:
             await emit(on_event, QueuedEvent(position, reason))
@@ -279,8 +289,14 @@ class OllamaRequestManager:
                     await self.store.append_turn(
                         plan.session_id, plan.turn(result), model=result.model
                     )
+            except (asyncio.CancelledError, GeneratorExit) as exc:
+                if control.stop_requested and outcome.parts:
+                    # Stopped by the user: keep what was said, as they saw it.
+                    await self._keep_stopped(plan, request, outcome, control)
+                self.stats.record_failure(exc, time.monotonic() - started)
+                raise
             except BaseException as exc:
-                # Failed, cancelled or closed by the caller: counted, and nothing stored.
+                # Failed: counted, and nothing stored (no dangling question, no partial answer).
                 self.stats.record_failure(exc, time.monotonic() - started)
                 raise
             finally:
@@ -293,7 +309,20 @@ class OllamaRequestManager:
                 result.eval_count or 0,
                 outcome.first_token_seconds,
             )
-            set_result(result)
+            control.set_result(result)
+
+    async def _keep_stopped(
+        self,
+        plan: QueryPlan,
+        request: GenerationRequest,
+        outcome: GenerationOutcome,
+        control: QueryStream,
+    ) -> None:
+        outcome.done_reason = "stopped"
+        result = build_result(outcome, request.model, plan.metadata)
+        control.set_result(result)
+        if plan.session_id is not None:
+            await self.store.append_turn(plan.session_id, plan.turn(result), model=result.model)
 
     # sessions ------------------------------------------------------------------------------
     def _history(self, session_id: str, system_prompt: str | None, messages: list[ChatMessage]):
@@ -340,8 +369,8 @@ class OllamaRequestManager:
         return record.settings if record else SessionSettings()
 
     async def update_session_settings(self, session_id: str, **changes: Any) -> SessionSettings:
-        """Change a session's model, system_prompt or options (None resets one to default)."""
-        unknown = set(changes) - {"model", "system_prompt", "options"}
+        """Change a session's model, system_prompt, options or scope (None resets one)."""
+        unknown = set(changes) - {"model", "system_prompt", "options", "scope"}
         if unknown:
             raise InvalidRequestError(f"Unknown session settings: {', '.join(sorted(unknown))}")
         if changes.get("options"):

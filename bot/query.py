@@ -110,6 +110,11 @@ class QueryStream(AsyncIterator[str]):
     def __init__(self) -> None:
         self._source: AsyncIterator[str] | None = None
         self.result: OllamaQueryResult | None = None
+        self.stop_requested = False
+
+    def request_stop(self) -> None:
+        """Mark the coming cancellation as the user's choice: what was said is then kept."""
+        self.stop_requested = True
 
     def bind(self, source: AsyncIterator[str]) -> None:
         self._source = source

@@ -25,6 +25,7 @@ class SessionSettings:
     model: str | None = None
     system_prompt: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    scope: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,10 +44,14 @@ def _to_chat_message(row: StoredMessage) -> ChatMessage:
     return message
 
 
+def _settings(row: ChatSession) -> SessionSettings:
+    return SessionSettings(row.model, row.system_prompt, dict(row.options or {}), row.scope)
+
+
 def _record(row: ChatSession, count: int) -> SessionRecord:
     return SessionRecord(
         id=row.id,
-        settings=SessionSettings(row.model, row.system_prompt, dict(row.options or {})),
+        settings=_settings(row),
         created_at=row.created_at,
         updated_at=row.updated_at,
         message_count=count,
@@ -93,7 +98,7 @@ class SessionStore:
             created = (await db.execute(_insert_ignore(db, id=session_id))).rowcount == 1
             row = await db.get(ChatSession, session_id)
             assert row is not None
-            settings = SessionSettings(row.model, row.system_prompt, dict(row.options or {}))
+            settings = _settings(row)
             if created or history_limit == 0:
                 return settings, created, []
             query = select(StoredMessage).where(StoredMessage.session_id == session_id)
@@ -121,6 +126,13 @@ class SessionStore:
             result = await db.execute(
                 delete(StoredMessage).where(StoredMessage.session_id == session_id)
             )
+            return int(result.rowcount or 0)
+
+    async def clear_messages_prefix(self, prefix: str) -> int:
+        """Forget the messages of every session whose id starts with ``prefix``."""
+        matching = StoredMessage.session_id.startswith(prefix, autoescape=True)
+        async with self._sessionmaker() as db, db.begin():
+            result = await db.execute(delete(StoredMessage).where(matching))
             return int(result.rowcount or 0)
 
     async def delete_all(self) -> int:
@@ -185,6 +197,7 @@ class SessionStore:
         model: str | None = _UNSET,
         system_prompt: str | None = _UNSET,
         options: dict[str, Any] | None = _UNSET,
+        scope: str | None = _UNSET,
     ) -> SessionSettings:
         """Change some settings; a keyword left out keeps its value, None resets it."""
         changes: dict[str, Any] = {"updated_at": utcnow()}
@@ -194,6 +207,8 @@ class SessionStore:
             changes["system_prompt"] = system_prompt
         if options is not _UNSET:
             changes["options"] = dict(options or {})
+        if scope is not _UNSET:
+            changes["scope"] = scope
         async with self._sessionmaker() as db, db.begin():
             await db.execute(_insert_ignore(db, id=session_id))
             await db.execute(
@@ -201,7 +216,13 @@ class SessionStore:
             )
             row = await db.get(ChatSession, session_id, populate_existing=True)
             assert row is not None
-            return SessionSettings(row.model, row.system_prompt, dict(row.options or {}))
+            return _settings(row)
+
+    async def settings_of(self, session_ids: Sequence[str]) -> dict[str, SessionSettings]:
+        """Settings of the sessions that exist among ``session_ids``, in one query."""
+        async with self._sessionmaker() as db:
+            rows = await db.scalars(select(ChatSession).where(ChatSession.id.in_(session_ids)))
+            return {row.id: _settings(row) for row in rows}
 
     async def delete_idle(self, older_than: datetime) -> int:
         async with self._sessionmaker() as db, db.begin():

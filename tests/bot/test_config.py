@@ -76,3 +76,21 @@ def test_dotenv_file_and_environment_precedence(tmp_path: Path) -> None:
     s = Settings.load({"MAX_RETRIES": "1"}, dotenv_path=env_file)
     assert s.discord_token == "from-file" and s.default_model == "qwen3"
     assert s.max_retries == 1
+
+
+def test_env_example_lists_every_setting() -> None:
+    example = Path(__file__).parents[2] / ".env.example"
+    keys = {
+        line.split("=", 1)[0]
+        for line in example.read_text().splitlines()
+        if line and not line.startswith("#")
+    }
+    assert keys == {f.upper() for f in Settings.__dataclass_fields__}
+
+
+def test_booleans() -> None:
+    s = Settings.from_mapping({"DISCORD_TOKEN": "t", "MENTION_CHAT": "yes"})
+    assert s.mention_chat and s.wants_message_content
+    with pytest.raises(ConfigError) as info:
+        Settings.from_mapping({"DISCORD_TOKEN": "t", "MENTION_CHAT": "maybe"})
+    assert "MENTION_CHAT" in str(info.value)

@@ -1,0 +1,178 @@
+"""create_bot(settings): the discord.py bot, its shared services, extensions and error handling."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+
+import discord
+import yarl
+from discord import app_commands
+from discord.ext import commands
+
+from bot.config import Settings
+from bot.conversations import ConversationRouter
+from bot.discord_limits import RateLimitTracker
+from bot.discord_reply import WRITTEN
+from bot.errors import OllacordError
+from bot.manager import OllamaRequestManager
+
+log = logging.getLogger(__name__)
+
+EXTENSIONS = ("cogs.chat", "cogs.summarize", "cogs.session", "cogs.models")
+COMMAND_HASH_KEY = "command_tree_hash"
+
+
+class OllacordBot(commands.Bot):
+    """The bot; cogs reach the shared services through its typed attributes."""
+
+    def __init__(self, settings: Settings, manager: OllamaRequestManager) -> None:
+        intents = discord.Intents.none()
+        intents.guilds = True
+        if settings.wants_message_content:
+            intents.guild_messages = intents.dm_messages = True
+            intents.message_content = True
+        self.rate_limits = RateLimitTracker()
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=intents,
+            help_command=None,
+            allowed_mentions=discord.AllowedMentions.none(),
+            http_trace=self.rate_limits.trace_config,
+        )
+        self.settings = settings
+        self.manager = manager
+        self.router = ConversationRouter(manager)
+        self.tree.on_error = self.on_app_command_error
+
+    async def setup_hook(self) -> None:
+        await self.manager.start()
+        for extension in EXTENSIONS:
+            await self.load_extension(extension)
+        await self.sync_commands()
+
+    async def close(self) -> None:
+        try:
+            await super().close()
+        finally:
+            await self.manager.close()
+
+    async def sync_commands(self, *, force: bool = False) -> bool:
+        """Sync the command tree only when it changed since the last sync (hash in the DB)."""
+        guild = discord.Object(self.settings.dev_guild_id) if self.settings.dev_guild_id else None
+        if guild is not None:
+            self.tree.copy_global_to(guild=guild)
+        payload = [c.to_dict(self.tree) for c in self.tree.get_commands(guild=guild)]
+        digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+        key = f"{COMMAND_HASH_KEY}:{guild.id if guild else 'global'}"
+        if not force and await self.manager.state.get(key) == digest:
+            log.info("slash commands unchanged; not syncing")
+            return False
+        synced = await self.tree.sync(guild=guild)
+        await self.manager.state.set(key, digest)
+        log.info("synced %d slash commands (%s)", len(synced), key.split(":", 1)[1])
+        return True
+
+    async def on_ready(self) -> None:
+        log.info(
+            "connected as %s (%s) to %d servers",
+            self.user,
+            self.user.id if self.user else "?",
+            len(self.guilds),
+        )
+
+    async def on_app_command_error(
+        self, interaction: discord.Interaction, error: app_commands.AppCommandError
+    ) -> None:
+        """The one place errors become ephemeral messages; unexpected ones are logged."""
+        original = getattr(error, "original", error)
+        if isinstance(original, OllacordError):
+            message = original.user_message
+        elif isinstance(error, app_commands.MissingPermissions):
+            needed = ", ".join(p.replace("_", " ").title() for p in error.missing_permissions)
+            message = f"You need the {needed} permission to use this command."
+        elif isinstance(error, app_commands.BotMissingPermissions):
+            needed = ", ".join(p.replace("_", " ").title() for p in error.missing_permissions)
+            message = f"I need the {needed} permission here to do that."
+        elif isinstance(error, app_commands.NoPrivateMessage):
+            message = "This command only works in a server."
+        elif isinstance(error, app_commands.CommandOnCooldown):
+            message = f"Slow down: try again in {error.retry_after:.0f} s."
+        elif isinstance(error, app_commands.CheckFailure):
+            message = "You are not allowed to use this command here."
+        else:
+            command = interaction.command.qualified_name if interaction.command else "?"
+            log.error("unexpected error in /%s", command, exc_info=original)
+            message = "Something went wrong on my side; the error was logged."
+        await send_ephemeral(interaction, message)
+
+
+async def send_ephemeral(interaction: discord.Interaction, message: str) -> None:
+    """Tell only the user. After a defer, the "thinking…" placeholder is removed first: the
+    first follow-up would otherwise replace it, as public as the placeholder was."""
+    try:
+        if not interaction.response.is_done():
+            await interaction.response.send_message(message, ephemeral=True)
+            return
+        if not interaction.extras.get(WRITTEN):
+            with contextlib.suppress(discord.HTTPException):
+                await interaction.delete_original_response()
+        await interaction.followup.send(message, ephemeral=True)
+    except discord.HTTPException as exc:
+        log.warning("could not tell the user about an error: %s", exc)
+
+
+def create_bot(settings: Settings) -> OllacordBot:
+    """Build the bot and its services, without connecting to anything."""
+    manager = OllamaRequestManager(
+        host=settings.ollama_host,
+        default_model=settings.default_model,
+        default_system_prompt=settings.system_prompt,
+        max_history_length=settings.max_history_messages,
+        max_history_tokens=settings.max_history_tokens,
+        database_url=settings.database_url,
+        fallback_models=settings.fallback_models,
+        max_concurrent_requests=settings.max_concurrent_requests,
+        request_timeout=settings.request_timeout,
+        first_token_timeout=settings.first_token_timeout,
+        stream_idle_timeout=settings.stream_idle_timeout,
+        max_retries=settings.max_retries,
+        retry_backoff=settings.retry_backoff,
+        keep_alive=settings.keep_alive,
+    )
+    return OllacordBot(settings, manager)
+
+
+def point_discord_at(api_base: str | None, gateway_url: str | None) -> None:
+    """Send discord.py's REST calls and gateway connection elsewhere (a proxy, the emulator).
+
+    These are discord.py internals, pinned by its minor version; a contract test guards them.
+    """
+    if api_base:
+        discord.http.Route.BASE = api_base
+    if gateway_url:
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway_url)
+
+
+async def run_bot(settings: Settings) -> int:
+    point_discord_at(settings.discord_api_base, settings.discord_gateway_url)
+    bot = create_bot(settings)
+    assert settings.discord_token is not None
+    try:
+        async with bot:
+            await bot.start(settings.discord_token)
+    except discord.LoginFailure:
+        log.error("Discord rejected DISCORD_TOKEN: check the token in .env")
+        return 1
+    except discord.PrivilegedIntentRequired:
+        log.error(
+            "MENTION_CHAT/MESSAGE_CONTENT_INTENT need the Message Content intent: enable it "
+            "in the Discord developer portal (Bot > Privileged Gateway Intents)"
+        )
+        return 1
+    except OllacordError as exc:
+        log.error("%s", exc.user_message)
+        return 1
+    return 0

@@ -1,0 +1,79 @@
+"""The thin discord.py side of StreamingReply: writes pages as interaction replies or messages."""
+
+from __future__ import annotations
+
+import discord
+
+from bot.discord_limits import RateLimitTracker
+from bot.pacing import RateLimitInfo
+
+NO_MENTIONS = discord.AllowedMentions.none()
+# Set in Interaction.extras once the deferred reply shows something of ours.
+WRITTEN = "ollacord_reply_written"
+
+
+class InteractionSink:
+    """Message 0 is the deferred original response; later pages are follow-ups."""
+
+    def __init__(
+        self,
+        interaction: discord.Interaction,
+        tracker: RateLimitTracker,
+        *,
+        ephemeral: bool = False,
+        view: discord.ui.View | None = None,
+    ) -> None:
+        self._interaction = interaction
+        self._tracker = tracker
+        self._ephemeral = ephemeral
+        self._view = view
+        self._followups: dict[int, discord.WebhookMessage] = {}
+
+    def rate_limit(self) -> RateLimitInfo | None:
+        return self._tracker.get(f"webhook:{self._interaction.token}")
+
+    async def write(self, index: int, content: str, *, final: bool) -> None:
+        view = None if final or self._view is None else self._view
+        if index == 0:
+            await self._interaction.edit_original_response(
+                content=content, view=view, allowed_mentions=NO_MENTIONS
+            )
+            self._interaction.extras[WRITTEN] = True
+            return
+        message = self._followups.get(index)
+        if message is None:
+            kwargs = {"view": view} if view is not None else {}
+            self._followups[index] = await self._interaction.followup.send(
+                content,
+                ephemeral=self._ephemeral,
+                allowed_mentions=NO_MENTIONS,
+                wait=True,
+                **kwargs,
+            )
+        else:
+            await message.edit(content=content, view=view, allowed_mentions=NO_MENTIONS)
+
+
+class ChannelSink:
+    """For mention chat: message 0 replies to the user's message, later pages follow it."""
+
+    def __init__(self, reply_to: discord.Message, tracker: RateLimitTracker) -> None:
+        self._reply_to = reply_to
+        self._tracker = tracker
+        self._messages: dict[int, discord.Message] = {}
+
+    def rate_limit(self) -> RateLimitInfo | None:
+        return self._tracker.get(f"channel:{self._reply_to.channel.id}")
+
+    async def write(self, index: int, content: str, *, final: bool) -> None:
+        message = self._messages.get(index)
+        if message is not None:
+            await message.edit(content=content, allowed_mentions=NO_MENTIONS)
+        elif index == 0:
+            self._messages[0] = await self._reply_to.reply(
+                content, allowed_mentions=NO_MENTIONS, mention_author=False
+            )
+        else:
+            self._messages[index] = await self._reply_to.channel.send(
+                content, allowed_mentions=NO_MENTIONS
+            )

@@ -1,0 +1,41 @@
+"""When the next edit of a streamed reply may go out, from the rate-limit headers Discord sent.
+
+Discord says how many requests a bucket has left and when it refills. Spending them as fast
+as tokens arrive burns the bucket in a burst and then freezes the message until it refills;
+spreading them evenly over the refill time keeps the message moving. One request is kept in
+reserve so the final content never waits for a refill.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# With no headers seen yet (the first edit), or a bucket that refills at once, go now.
+MIN_EDIT_INTERVAL = 0.0
+# Edits more often than this add load without a visible difference to a reader.
+FLOOR_INTERVAL = 0.2
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitInfo:
+    limit: int
+    remaining: int
+    reset_at: float  # monotonic time when the bucket refills
+
+
+def edit_delay(
+    info: RateLimitInfo | None, now: float, last_sent: float | None, *, final: bool
+) -> float:
+    """Seconds to wait before the next request on this bucket (0 = send now)."""
+    if info is None or now >= info.reset_at:
+        floor = 0.0 if final or last_sent is None else FLOOR_INTERVAL - (now - last_sent)
+        return max(0.0, floor)
+    if info.remaining <= 0:
+        return info.reset_at - now
+    if final:
+        return 0.0
+    if info.remaining == 1:
+        return info.reset_at - now  # the last request of the window is the final's
+    spacing = max(FLOOR_INTERVAL, (info.reset_at - now) / (info.remaining - 1))
+    since = now - last_sent if last_sent is not None else spacing
+    return max(0.0, spacing - since)

@@ -1,0 +1,138 @@
+"""/ask, and answering mentions: streamed answers with a Stop button."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.answering import MAX_PROMPT_CHARS, AnswerRun
+from bot.conversations import Place
+from bot.discord_reply import ChannelSink, InteractionSink
+
+if TYPE_CHECKING:
+    from bot.app import OllacordBot
+
+log = logging.getLogger(__name__)
+
+STOP_TIMEOUT = 15 * 60  # an interaction token's lifetime
+
+
+class StopView(discord.ui.View):
+    """A Stop button only the asker can use."""
+
+    def __init__(self, asker_id: int) -> None:
+        super().__init__(timeout=STOP_TIMEOUT)
+        self.asker_id = asker_id
+        self.run: AnswerRun | None = None
+
+    @discord.ui.button(label="Stop", style=discord.ButtonStyle.secondary, emoji="⏹️")
+    async def stop_button(
+        self, interaction: discord.Interaction, _button: discord.ui.Button
+    ) -> None:
+        if interaction.user.id != self.asker_id:
+            await interaction.response.send_message(
+                "Only the person who asked can stop this answer.", ephemeral=True
+            )
+            return
+        await interaction.response.defer()
+        if self.run is not None:
+            self.run.stop()
+        self.stop()
+
+
+def place_of(interaction: discord.Interaction) -> Place:
+    return Place(
+        channel_id=interaction.channel_id or 0,
+        user_id=interaction.user.id,
+        guild_id=interaction.guild_id,
+    )
+
+
+class Chat(commands.Cog):
+    def __init__(self, bot: OllacordBot) -> None:
+        self.bot = bot
+
+    @app_commands.command(name="ask")
+    @app_commands.describe(
+        prompt="What you want to ask",
+        model="Use this model instead of the channel's",
+        temperature="Creativity from 0 (focused) to 2 (wild)",
+        private="Only you see the answer (it is still remembered in the conversation)",
+    )
+    async def ask(
+        self,
+        interaction: discord.Interaction,
+        prompt: app_commands.Range[str, 1, MAX_PROMPT_CHARS],
+        model: str | None = None,
+        temperature: app_commands.Range[float, 0.0, 2.0] | None = None,
+        private: bool = False,
+    ) -> None:
+        """Ask the model; the answer streams into this channel."""
+        await interaction.response.defer(ephemeral=private, thinking=True)
+        target = await self.bot.router.target(place_of(interaction))
+        view = StopView(interaction.user.id)
+        sink = InteractionSink(interaction, self.bot.rate_limits, ephemeral=private, view=view)
+        run = AnswerRun(self.bot.manager, sink)
+        view.run = run
+        await run.ask(prompt, target, model=model, temperature=temperature)
+        view.stop()
+
+    @ask.autocomplete("model")
+    async def model_autocomplete(
+        self, _interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        return await model_choices(self.bot, current)
+
+    @commands.Cog.listener()
+    async def on_message(self, message: discord.Message) -> None:
+        """With MENTION_CHAT, a mention of the bot or a reply to it is a question."""
+        if not self.bot.settings.mention_chat or message.author.bot or self.bot.user is None:
+            return
+        if not await self._addressed_to_me(message):
+            return
+        prompt = message.content.replace(self.bot.user.mention, "").strip()
+        prompt = prompt.replace(f"<@!{self.bot.user.id}>", "").strip()
+        if not prompt:
+            return
+        place = Place(
+            message.channel.id, message.author.id, message.guild.id if message.guild else None
+        )
+        target = await self.bot.router.target(place)
+        run = AnswerRun(self.bot.manager, ChannelSink(message, self.bot.rate_limits))
+        await run.ask(prompt[:MAX_PROMPT_CHARS], target)
+
+    async def _addressed_to_me(self, message: discord.Message) -> bool:
+        assert self.bot.user is not None
+        if self.bot.user in message.mentions or message.guild is None:
+            return True
+        ref = message.reference
+        if ref is None or ref.message_id is None:
+            return False
+        resolved = ref.resolved
+        if isinstance(resolved, discord.Message):
+            return resolved.author.id == self.bot.user.id
+        try:
+            parent = await message.channel.fetch_message(ref.message_id)
+        except discord.HTTPException:
+            return False
+        return parent.author.id == self.bot.user.id
+
+
+async def model_choices(bot: OllacordBot, current: str) -> list[app_commands.Choice[str]]:
+    """Model names from the (cached) tags list that contain what was typed."""
+    try:
+        models = await bot.manager.list_models()
+    except Exception:  # autocomplete must answer quickly whatever happens
+        log.debug("model autocomplete failed", exc_info=True)
+        return []
+    needle = current.lower()
+    names = [m.name for m in models if needle in m.name.lower()]
+    return [app_commands.Choice(name=n, value=n) for n in names[:25]]
+
+
+async def setup(bot: OllacordBot) -> None:
+    await bot.add_cog(Chat(bot))

@@ -1,0 +1,141 @@
+"""/model list | info | set | pull: the server's models, and which one a channel uses."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.datatypes import PullProgress
+from bot.discord_reply import NO_MENTIONS
+from bot.errors import InvalidRequestError
+from bot.ollama_client import normalize_model_name
+from cogs.chat import model_choices, place_of
+
+if TYPE_CHECKING:
+    from bot.app import OllacordBot
+
+# Pull progress is cosmetic: an edit per second is plenty and stays far from rate limits.
+PULL_EDIT_INTERVAL = 1.0
+PROGRESS_BAR_WIDTH = 20
+MAX_LISTED_MODELS = 25
+
+
+def progress_bar(fraction: float) -> str:
+    filled = round(fraction * PROGRESS_BAR_WIDTH)
+    return "█" * filled + "░" * (PROGRESS_BAR_WIDTH - filled)
+
+
+def describe_pull(name: str, update: PullProgress) -> str:
+    line = f"⬇️ Pulling `{name}`: {update.status}"
+    if update.fraction is not None and update.total:
+        done_mb, total_mb = (update.completed or 0) / 1e6, update.total / 1e6
+        bar = progress_bar(update.fraction)
+        line += f"\n`{bar}` {update.fraction:.0%} ({done_mb:,.0f} / {total_mb:,.0f} MB)"
+    return line
+
+
+class Models(commands.Cog):
+    def __init__(self, bot: OllacordBot) -> None:
+        self.bot = bot
+
+    model = app_commands.Group(name="model", description="Models on the Ollama server")
+
+    async def _current(self, interaction: discord.Interaction) -> str:
+        target = await self.bot.router.target(place_of(interaction))
+        return target.model or self.bot.manager.default_model
+
+    @model.command(name="list")
+    async def list_models(self, interaction: discord.Interaction) -> None:
+        """List the models the server has; the one this channel uses is marked."""
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        models = await self.bot.manager.list_models(force_refresh=True)
+        current = normalize_model_name(await self._current(interaction))
+        embed = discord.Embed(title="Models on the server", colour=discord.Colour.blurple())
+        if not models:
+            embed.description = "No models yet. An admin can add one with `/model pull`."
+        lines = []
+        for m in sorted(models, key=lambda m: m.name)[:MAX_LISTED_MODELS]:
+            mark = "▶️ " if normalize_model_name(m.name) == current else ""
+            about = " · ".join(x for x in (m.parameter_size, m.quantization_level) if x)
+            lines.append(
+                f"{mark}**{m.name}** {m.size_gb:.1f} GB" + (f" · {about}" if about else "")
+            )
+        if lines:
+            embed.description = "\n".join(lines)
+        embed.set_footer(text=f"This channel uses {current}")
+        await interaction.followup.send(embed=embed, ephemeral=True)
+
+    @model.command(name="info")
+    @app_commands.describe(name="The model")
+    async def info(self, interaction: discord.Interaction, name: str) -> None:
+        """Show a model's family, size, quantization, context length and capabilities."""
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        details = await self.bot.manager.show_model(name)
+        embed = discord.Embed(title=details.name, colour=discord.Colour.blurple())
+        for label, value in (
+            ("Family", details.family),
+            ("Parameters", details.parameter_size),
+            ("Quantization", details.quantization_level),
+            ("Context length", f"{details.context_length:,}" if details.context_length else None),
+            ("Capabilities", ", ".join(details.capabilities) or None),
+        ):
+            embed.add_field(name=label, value=value or "unknown")
+        await interaction.followup.send(embed=embed, ephemeral=True)
+
+    @model.command(name="set")
+    @app_commands.describe(
+        name="The model to use", server_default="Make it the default for the whole server"
+    )
+    @app_commands.checks.has_permissions(manage_guild=True)
+    async def set_model(
+        self, interaction: discord.Interaction, name: str, server_default: bool = False
+    ) -> None:
+        """Choose the model this channel (or the whole server) talks to."""
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        if not await self.bot.manager.is_model_available(name):
+            raise InvalidRequestError(
+                f"The server has no model `{name}`. See `/model list`, or `/model pull` it first."
+            )
+        place = place_of(interaction)
+        await self.bot.router.set_model(place, name, guild_default=server_default)
+        where = "this server's default" if server_default else "this channel's model"
+        await interaction.followup.send(f"`{name}` is now {where}.", ephemeral=True)
+
+    @model.command(name="pull")
+    @app_commands.describe(name="The model to download, e.g. llama3.2 or qwen3:8b")
+    @app_commands.checks.has_permissions(manage_guild=True)
+    async def pull(self, interaction: discord.Interaction, name: str) -> None:
+        """Download a model to the Ollama server, showing progress."""
+        await interaction.response.defer(thinking=True)
+        last_edit = 0.0
+        latest: PullProgress | None = None
+
+        async def show(update: PullProgress) -> None:
+            nonlocal last_edit, latest
+            latest = update
+            if time.monotonic() - last_edit >= PULL_EDIT_INTERVAL:
+                last_edit = time.monotonic()
+                await interaction.edit_original_response(
+                    content=describe_pull(name, update), allowed_mentions=NO_MENTIONS
+                )
+
+        ok = await self.bot.manager.pull_model(name, progress=show)
+        final = f"✅ `{name}` is ready." if ok else f"⚠️ The pull of `{name}` did not finish."
+        if latest is not None and not ok:
+            final += f" Last status: {latest.status}"
+        await interaction.edit_original_response(content=final, allowed_mentions=NO_MENTIONS)
+
+    @info.autocomplete("name")
+    @set_model.autocomplete("name")
+    async def name_autocomplete(
+        self, _interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        return await model_choices(self.bot, current)
+
+
+async def setup(bot: OllacordBot) -> None:
+    await bot.add_cog(Models(bot))
