@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import json
 import logging
+from typing import Any
 
 import discord
 import yarl
@@ -28,7 +29,9 @@ COMMAND_HASH_KEY = "command_tree_hash"
 class OllacordBot(commands.Bot):
     """The bot; cogs reach the shared services through its typed attributes."""
 
-    def __init__(self, settings: Settings, manager: OllamaRequestManager) -> None:
+    def __init__(
+        self, settings: Settings, manager: OllamaRequestManager, **options: Any
+    ) -> None:
         intents = discord.Intents.none()
         intents.guilds = True
         if settings.wants_message_content:
@@ -41,6 +44,7 @@ class OllacordBot(commands.Bot):
             help_command=None,
             allowed_mentions=discord.AllowedMentions.none(),
             http_trace=self.rate_limits.trace_config,
+            **options,
         )
         self.settings = settings
         self.manager = manager
@@ -124,8 +128,11 @@ async def send_ephemeral(interaction: discord.Interaction, message: str) -> None
         log.warning("could not tell the user about an error: %s", exc)
 
 
-def create_bot(settings: Settings) -> OllacordBot:
-    """Build the bot and its services, without connecting to anything."""
+def create_bot(settings: Settings, **options: Any) -> OllacordBot:
+    """Build the bot and its services, without connecting to anything.
+
+    ``options`` go to discord.py's Bot (tests shorten ``guild_ready_timeout``).
+    """
     manager = OllamaRequestManager(
         host=settings.ollama_host,
         default_model=settings.default_model,
@@ -142,7 +149,7 @@ def create_bot(settings: Settings) -> OllacordBot:
         retry_backoff=settings.retry_backoff,
         keep_alive=settings.keep_alive,
     )
-    return OllacordBot(settings, manager)
+    return OllacordBot(settings, manager, **options)
 
 
 def point_discord_at(api_base: str | None, gateway_url: str | None) -> None:
@@ -166,7 +173,7 @@ async def run_bot(settings: Settings) -> int:
     except discord.LoginFailure:
         log.error("Discord rejected DISCORD_TOKEN: check the token in .env")
         return 1
-    except discord.PrivilegedIntentRequired:
+    except discord.PrivilegedIntentsRequired:
         log.error(
             "MENTION_CHAT/MESSAGE_CONTENT_INTENT need the Message Content intent: enable it "
             "in the Discord developer portal (Bot > Privileged Gateway Intents)"

@@ -34,8 +34,8 @@ def edit_delay(
         return info.reset_at - now
     if final:
         return 0.0
-    if info.remaining == 1:
+    if info.remaining == 1 and info.limit > 1:
         return info.reset_at - now  # the last request of the window is the final's
-    spacing = max(FLOOR_INTERVAL, (info.reset_at - now) / (info.remaining - 1))
+    spacing = max(FLOOR_INTERVAL, (info.reset_at - now) / max(1, info.remaining - 1))
     since = now - last_sent if last_sent is not None else spacing
     return max(0.0, spacing - since)

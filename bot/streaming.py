@@ -50,11 +50,13 @@ class StreamingReply:
         limit: int = DISCORD_MESSAGE_LIMIT,
         clock: Callable[[], float] = time.monotonic,
         show_cursor: bool = True,
+        retry_delay: float = RETRY_DELAY,
     ) -> None:
         self._sink = sink
         self._limit = limit
         self._clock = clock
         self._show_cursor = show_cursor
+        self._retry_delay = retry_delay
         self._splitter = MessageSplitter(limit)
         self._status: str | None = None
         self._shown: list[str | None] = []  # what each message shows now (None: not created)
@@ -171,7 +173,7 @@ class StreamingReply:
                     failures += 1
                     if failures >= MAX_WRITE_FAILURES:
                         raise
-                    pause = min(MAX_RETRY_DELAY, RETRY_DELAY * 2 ** (failures - 1))
+                    pause = min(MAX_RETRY_DELAY, self._retry_delay * 2 ** (failures - 1))
                     log.warning("reply write failed (%s); retrying in %.1fs", exc, pause)
                     await asyncio.sleep(pause)
                     continue

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from bot import OllamaRequestManager
 from bot.events import QueryEvent, QueuedEvent
@@ -96,3 +97,50 @@ async def test_cancelled_stream_frees_its_slot_and_stores_nothing(
     ollama_emu.tokens_per_second = None
     result = await asyncio.wait_for(manager.query(prompt="next", session_id="c"), 5)
     assert result.content.startswith("tok")
+
+
+async def test_user_stop_keeps_the_partial_turn(
+    manager: OllamaRequestManager, ollama_emu: OllamaEmulator
+) -> None:
+    ollama_emu.tokens_per_second = 40
+    ollama_emu.set_reply(" ".join(f"w{i}" for i in range(200)))
+    stream = await manager.query(prompt="long", stream=True, session_id="c")
+    received: list[str] = []
+    some_text = asyncio.Event()
+
+    async def consume() -> None:
+        async for chunk in stream:
+            received.append(chunk)
+            if len(received) >= 3:
+                some_text.set()
+
+    task = asyncio.create_task(consume())
+    await asyncio.wait_for(some_text.wait(), 10)
+    stream.request_stop()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    assert stream.result is not None and stream.result.done_reason == "stopped"
+    assert stream.result.content == "".join(received)
+    stored = await manager.store.messages("c")
+    assert [m["content"] for m in stored] == ["long", "".join(received)]
+    assert manager.get_statistics()["running_requests"] == 0
+
+
+async def test_cancel_without_stop_request_stores_nothing(
+    manager: OllamaRequestManager, ollama_emu: OllamaEmulator
+) -> None:
+    ollama_emu.tokens_per_second = 40
+    ollama_emu.set_reply(" ".join(f"w{i}" for i in range(200)))
+    stream = await manager.query(prompt="long", stream=True, session_id="c")
+
+    async def consume() -> None:
+        async for _ in stream:
+            pass
+
+    task = asyncio.create_task(consume())
+    await asyncio.sleep(0.2)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    assert await manager.store.messages("c") == []
