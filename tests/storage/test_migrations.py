@@ -42,5 +42,5 @@ async def test_downgrade_to_base_and_back(database_url: str) -> None:
     await upgrade_database(engine)
     async with engine.connect() as conn:
         names = await conn.run_sync(lambda c: inspect(c).get_table_names())
-    assert {"sessions", "messages"} <= set(names)
+    assert {"sessions", "messages", "bot_state"} <= set(names)
     await engine.dispose()
