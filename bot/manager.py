@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -19,13 +18,14 @@ from bot.datatypes import (
     PullProgress,
 )
 from bot.errors import InvalidRequestError
-from bot.events import EventCallback, QueuedEvent, StartedEvent, emit
-from bot.generation import GenerationOutcome, GenerationRequest, generate
+from bot.events import EventCallback
+from bot.execution import QueryDefaults, QueryExecutor
+from bot.generation import GenerationRequest
 from bot.history import ChatMessage, ConversationHistory
 from bot.model_catalog import ModelCatalog
 from bot.ollama_client import OllamaClient
-from bot.prompting import assemble, check_size, normalize_messages, user_content
-from bot.query import QueryPlan, QueryStream, build_result, validate_query
+from bot.prompting import check_size, normalize_messages, user_content
+from bot.query import QueryPlan, validate_query
 from bot.queueing import RequestQueue
 from bot.stats import RequestStats
 from bot.storage import (
@@ -40,6 +40,18 @@ from bot.storage.state import BotStateStore
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_MS = 120_000
+
+
+@dataclass(frozen=True, slots=True)
+class _Services:
+    """What start() opens and close() releases."""
+
+    engine: AsyncEngine
+    store: SessionStore
+    state: BotStateStore
+    client: OllamaClient
+    catalog: ModelCatalog
+    executor: QueryExecutor
 
 
 class OllamaRequestManager:
@@ -79,43 +91,49 @@ class OllamaRequestManager:
         self.generation_defaults = generation_defaults or GenerationConfig()
         self.queue = RequestQueue(max_concurrent_requests)
         self.stats = RequestStats()
-        self.active_streams = 0
         self._session_count = 0
-        self._engine: AsyncEngine | None = None
-        self._store: SessionStore | None = None
-        self._state: BotStateStore | None = None
-        self._client: OllamaClient | None = None
-        self._catalog: ModelCatalog | None = None
+        self._services: _Services | None = None
 
     # lifecycle -----------------------------------------------------------------------------
     async def start(self) -> None:
         """Open the database (migrating it to head) and the pooled Ollama client."""
-        if self._engine is not None:
+        if self._services is not None:
             return
         engine = create_engine(self.database_url)
         try:
             await upgrade_database(engine)
+            sessionmaker = create_sessionmaker(engine)
+            store = SessionStore(sessionmaker)
+            self._session_count = await store.count()
         except Exception:
             await engine.dispose()
             raise
-        self._engine = engine
-        sessionmaker = create_sessionmaker(engine)
-        self._store = SessionStore(sessionmaker)
-        self._state = BotStateStore(sessionmaker)
-        self._client = OllamaClient(self.host, timeout=self.request_timeout)
-        self._catalog = ModelCatalog(self._client)
-        self._session_count = await self._store.count()
+        client = OllamaClient(self.host, timeout=self.request_timeout)
+        defaults = QueryDefaults(
+            model=self.default_model,
+            system_prompt=self.default_system_prompt,
+            max_history_length=self.max_history_length,
+            max_history_tokens=self.max_history_tokens,
+            generation=self.generation_defaults,
+        )
+        executor = QueryExecutor(
+            store, client, self.queue, self.stats, defaults, self._note_session_created
+        )
+        self._services = _Services(
+            engine, store, BotStateStore(sessionmaker), client, ModelCatalog(client), executor
+        )
         log.info(
             "request manager ready (ollama at %s, %d sessions)", self.host, self._session_count
         )
 
+    def _note_session_created(self) -> None:
+        self._session_count += 1
+
     async def close(self) -> None:
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
-        if self._engine is not None:
-            await self._engine.dispose()
-            self._engine = None
+        services, self._services = self._services, None
+        if services is not None:
+            await services.client.close()
+            await services.engine.dispose()
 
     async def __aenter__(self) -> OllamaRequestManager:
         await self.start()
@@ -125,28 +143,26 @@ class OllamaRequestManager:
         await self.close()
 
     @property
-    def store(self) -> SessionStore:
-        if self._store is None:
+    def services(self) -> _Services:
+        if self._services is None:
             raise RuntimeError("OllamaRequestManager.start() has not been awaited")
-        return self._store
+        return self._services
+
+    @property
+    def store(self) -> SessionStore:
+        return self.services.store
 
     @property
     def state(self) -> BotStateStore:
-        if self._state is None:
-            raise RuntimeError("OllamaRequestManager.start() has not been awaited")
-        return self._state
+        return self.services.state
 
     @property
     def client(self) -> OllamaClient:
-        if self._client is None:
-            raise RuntimeError("OllamaRequestManager.start() has not been awaited")
-        return self._client
+        return self.services.client
 
     @property
     def catalog(self) -> ModelCatalog:
-        if self._catalog is None:
-            raise RuntimeError("OllamaRequestManager.start() has not been awaited")
-        return self._catalog
+        return self.services.catalog
 
     # queries -------------------------------------------------------------------------------
     async def query(
@@ -233,96 +249,14 @@ class OllamaRequestManager:
             ),
             metadata=dict(metadata or {}),
         )
-        query_stream = QueryStream()
         # Nothing above awaited: the query joins its session's queue in call order.
-        query_stream.bind(self._run(plan, on_event, query_stream))
+        query_stream = self.services.executor.stream(plan, on_event)
         if stream:
             return query_stream
         async for _ in query_stream:
             pass
         assert query_stream.result is not None
         return query_stream.result
-
-    async def _prepare(self, plan: QueryPlan) -> GenerationRequest:
-        """Fill in the session's settings and history; runs once the session's turn has come."""
-        settings = SessionSettings()
-        history: list[ChatMessage] = []
-        if plan.session_id is not None:
-            limit = self.max_history_length if plan.use_history else 0
-            settings, created, history = await self.store.load_context(plan.session_id, limit)
-            self._session_count += created
-        has_system = any(m["role"] == "system" for m in plan.new_messages)
-        system = plan.system_prompt or settings.system_prompt or self.default_system_prompt
-        request = plan.request
-        request.messages = assemble(
-            system_prompt=None if has_system else system,
-            history=history,
-            new_messages=plan.new_messages,
-            max_messages=self.max_history_length,
-            max_tokens=self.max_history_tokens,
-        )
-        config = self.generation_defaults.merged(settings.options).merged(plan.overrides)
-        request.options = config.to_options()
-        request.model = plan.model or settings.model or self.default_model
-        return request
-
-    async def _run(
-        self,
-        plan: QueryPlan,
-        on_event: EventCallback | None,
-        control: QueryStream,
-    ) -> AsyncIterator[str]:
-        async def queued(position: int, reason: str) -> None:
-            await emit(on_event, QueuedEvent(position, reason))
-
-        async with self.queue.slot(plan.session_id, queued):
-            started = time.monotonic()
-            outcome = GenerationOutcome()
-            self.active_streams += 1
-            try:
-                request = await self._prepare(plan)
-                await emit(on_event, StartedEvent(request.model))
-                async for text in generate(self.client, request, outcome, on_event):
-                    yield text
-                result = build_result(outcome, request.model, plan.metadata)
-                if plan.session_id is not None:
-                    await self.store.append_turn(
-                        plan.session_id, plan.turn(result), model=result.model
-                    )
-            except (asyncio.CancelledError, GeneratorExit) as exc:
-                if control.stop_requested and outcome.parts:
-                    # Stopped by the user: keep what was said, as they saw it.
-                    await self._keep_stopped(plan, request, outcome, control)
-                self.stats.record_failure(exc, time.monotonic() - started)
-                raise
-            except BaseException as exc:
-                # Failed: counted, and nothing stored (no dangling question, no partial answer).
-                self.stats.record_failure(exc, time.monotonic() - started)
-                raise
-            finally:
-                self.active_streams -= 1
-                self.stats.retries += outcome.retries
-                self.stats.fallbacks += outcome.fallback_from is not None
-            self.stats.record_success(
-                result.model,
-                time.monotonic() - started,
-                result.eval_count or 0,
-                outcome.first_token_seconds,
-            )
-            control.set_result(result)
-
-    async def _keep_stopped(
-        self,
-        plan: QueryPlan,
-        request: GenerationRequest,
-        outcome: GenerationOutcome,
-        control: QueryStream,
-    ) -> None:
-        outcome.done_reason = "stopped"
-        result = build_result(outcome, request.model, plan.metadata)
-        control.set_result(result)
-        if plan.session_id is not None:
-            await self.store.append_turn(plan.session_id, plan.turn(result), model=result.model)
 
     # sessions ------------------------------------------------------------------------------
     def _history(self, session_id: str, system_prompt: str | None, messages: list[ChatMessage]):
@@ -416,5 +350,5 @@ class OllamaRequestManager:
             active_sessions=self._session_count,
             queue_depth=self.queue.depth,
             running_requests=self.queue.running,
-            active_streams=self.active_streams,
+            active_streams=self._services.executor.active_streams if self._services else 0,
         )

@@ -1,0 +1,137 @@
+"""Running a planned query: its turn in the queue, the session's context, storing the turn."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+from bot.datatypes import GenerationConfig
+from bot.events import EventCallback, QueuedEvent, StartedEvent, emit
+from bot.generation import GenerationOutcome, GenerationRequest, generate
+from bot.history import ChatMessage
+from bot.ollama_client import OllamaClient
+from bot.prompting import assemble
+from bot.query import QueryPlan, QueryStream, build_result
+from bot.queueing import RequestQueue
+from bot.stats import RequestStats
+from bot.storage import SessionSettings, SessionStore
+
+
+@dataclass(frozen=True, slots=True)
+class QueryDefaults:
+    """The manager's defaults, as they were when it started."""
+
+    model: str
+    system_prompt: str | None
+    max_history_length: int
+    max_history_tokens: int | None
+    generation: GenerationConfig
+
+
+class QueryExecutor:
+    def __init__(
+        self,
+        store: SessionStore,
+        client: OllamaClient,
+        queue: RequestQueue,
+        stats: RequestStats,
+        defaults: QueryDefaults,
+        on_session_created: Callable[[], None],
+    ) -> None:
+        self._store = store
+        self._client = client
+        self._queue = queue
+        self._stats = stats
+        self._defaults = defaults
+        self._on_session_created = on_session_created
+        self.active_streams = 0
+
+    def stream(self, plan: QueryPlan, on_event: EventCallback | None) -> QueryStream:
+        """A stream that joins the queue when first iterated; nothing runs before that."""
+        query_stream = QueryStream()
+        query_stream.bind(self._run(plan, on_event, query_stream))
+        return query_stream
+
+    async def _prepare(self, plan: QueryPlan) -> GenerationRequest:
+        """Fill in the session's settings and history; runs once the session's turn has come."""
+        settings = SessionSettings()
+        history: list[ChatMessage] = []
+        if plan.session_id is not None:
+            limit = self._defaults.max_history_length if plan.use_history else 0
+            settings, created, history = await self._store.load_context(plan.session_id, limit)
+            if created:
+                self._on_session_created()
+        has_system = any(m["role"] == "system" for m in plan.new_messages)
+        system = plan.system_prompt or settings.system_prompt or self._defaults.system_prompt
+        request = plan.request
+        request.messages = assemble(
+            system_prompt=None if has_system else system,
+            history=history,
+            new_messages=plan.new_messages,
+            max_messages=self._defaults.max_history_length,
+            max_tokens=self._defaults.max_history_tokens,
+        )
+        config = self._defaults.generation.merged(settings.options).merged(plan.overrides)
+        request.options = config.to_options()
+        request.model = plan.model or settings.model or self._defaults.model
+        return request
+
+    async def _run(
+        self,
+        plan: QueryPlan,
+        on_event: EventCallback | None,
+        control: QueryStream,
+    ) -> AsyncIterator[str]:
+        async def queued(position: int, reason: str) -> None:
+            await emit(on_event, QueuedEvent(position, reason))
+
+        async with self._queue.slot(plan.session_id, queued):
+            started = time.monotonic()
+            outcome = GenerationOutcome()
+            self.active_streams += 1
+            try:
+                request = await self._prepare(plan)
+                await emit(on_event, StartedEvent(request.model))
+                async for text in generate(self._client, request, outcome, on_event):
+                    yield text
+                result = build_result(outcome, request.model, plan.metadata)
+                if plan.session_id is not None:
+                    await self._store.append_turn(
+                        plan.session_id, plan.turn(result), model=result.model
+                    )
+            except (asyncio.CancelledError, GeneratorExit) as exc:
+                if control.stop_requested and outcome.parts:
+                    # Stopped by the user: keep what was said, as they saw it.
+                    await self._keep_stopped(plan, request, outcome, control)
+                self._stats.record_failure(exc, time.monotonic() - started)
+                raise
+            except BaseException as exc:
+                # Failed: counted, and nothing stored (no dangling question, no partial answer).
+                self._stats.record_failure(exc, time.monotonic() - started)
+                raise
+            finally:
+                self.active_streams -= 1
+                self._stats.retries += outcome.retries
+                self._stats.fallbacks += outcome.fallback_from is not None
+            self._stats.record_success(
+                result.model,
+                time.monotonic() - started,
+                result.eval_count or 0,
+                outcome.first_token_seconds,
+            )
+            control.set_result(result)
+
+    async def _keep_stopped(
+        self,
+        plan: QueryPlan,
+        request: GenerationRequest,
+        outcome: GenerationOutcome,
+        control: QueryStream,
+    ) -> None:
+        outcome.done_reason = "stopped"
+        result = build_result(outcome, request.model, plan.metadata)
+        control.set_result(result)
+        if plan.session_id is not None:
+            await self._store.append_turn(plan.session_id, plan.turn(result), model=result.model)
