@@ -90,10 +90,17 @@ class AnswerRun:
     async def ask(self, prompt: str, target: ChatTarget, **overrides: Any) -> Answer:
         """A chat question in a conversation; ``overrides`` (model, temperature...) win."""
         options = {**target.options, **{k: v for k, v in overrides.items() if v is not None}}
+        model = options.pop("model", None) or target.model
+        if "think" not in options:
+            # Asked to think, a reasoning model sends its reasoning apart from the answer:
+            # shown as a status, never stored. Unasked, some mix it into the answer text.
+            name = model or self._manager.default_model
+            if "thinking" in await self._manager.catalog.capabilities(name):
+                options["think"] = True
         return await self.run(
             prompt,
             session_id=target.session_id,
-            model=options.pop("model", None) or target.model,
+            model=model,
             system_prompt=target.system_prompt,
             options=options,
         )

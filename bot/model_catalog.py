@@ -24,6 +24,7 @@ class ModelCatalog:
         self._ttl = ttl
         self._cache: list[ModelInfo] | None = None
         self._fetched_at = 0.0
+        self._capabilities: dict[str, tuple[float, tuple[str, ...]]] = {}
 
     async def list(self, force_refresh: bool = False) -> list[ModelInfo]:
         fresh = time.monotonic() - self._fetched_at < self._ttl
@@ -34,6 +35,20 @@ class ModelCatalog:
 
     def invalidate(self) -> None:
         self._cache = None
+        self._capabilities.clear()
+
+    async def capabilities(self, name: str) -> tuple[str, ...]:
+        """What a model can do ("thinking", "tools", ...); empty when it can't be told."""
+        key = normalize_model_name(name)
+        cached = self._capabilities.get(key)
+        if cached is not None and time.monotonic() - cached[0] < self._ttl:
+            return cached[1]
+        try:
+            found = (await self._client.show(name)).capabilities
+        except OllamaError:
+            return ()
+        self._capabilities[key] = (time.monotonic(), found)
+        return found
 
     async def is_available(self, name: str) -> bool:
         wanted = normalize_model_name(name)

@@ -139,3 +139,12 @@ async def test_unknown_session_settings_are_refused(manager: OllamaRequestManage
         await manager.update_session_settings("a", colour="blue")
     with pytest.raises(InvalidRequestError):
         await manager.update_session_settings("a", options={"warp": 9})
+
+
+async def test_capabilities_are_cached_and_quiet_on_errors(
+    manager: OllamaRequestManager, ollama_emu: OllamaEmulator
+) -> None:
+    assert "thinking" in await manager.catalog.capabilities("qwen3")
+    assert "thinking" in await manager.catalog.capabilities("qwen3:latest")
+    assert sum(1 for r in ollama_emu.requests if r.path == "/api/show") == 1
+    assert await manager.catalog.capabilities("ghost") == ()

@@ -1,0 +1,38 @@
+"""Secrets never reach the log output, whatever logger and format style carried them."""
+
+from __future__ import annotations
+
+import io
+import logging
+
+import pytest
+
+from bot.logging_setup import REDACTED, SecretFilter, setup_logging
+
+
+def test_secret_filter_scrubs_message_and_arguments() -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(SecretFilter(["tok-1234567890", None, "short"]))
+    logger = logging.getLogger("test.secrets")
+    logger.addHandler(handler)
+    logger.propagate = False
+    logger.warning("token is %s", "tok-1234567890")
+    logger.warning("inline tok-1234567890 and short")
+    out = stream.getvalue()
+    assert "tok-1234567890" not in out
+    assert out.count(REDACTED) == 2
+    assert "short" in out  # too short to be a secret worth scrubbing (and would mangle text)
+
+
+def test_setup_logging_installs_the_filter(capsys: pytest.CaptureFixture[str]) -> None:
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        setup_logging("INFO", secrets=["my-very-secret-token"])
+        logging.getLogger("discord.http").error("Authorization: Bot my-very-secret-token")
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)
+    err = capsys.readouterr().err
+    assert "Authorization: Bot" in err and "my-very-secret-token" not in err
