@@ -29,9 +29,7 @@ COMMAND_HASH_KEY = "command_tree_hash"
 class OllacordBot(commands.Bot):
     """The bot; cogs reach the shared services through its typed attributes."""
 
-    def __init__(
-        self, settings: Settings, manager: OllamaRequestManager, **options: Any
-    ) -> None:
+    def __init__(self, settings: Settings, manager: OllamaRequestManager, **options: Any) -> None:
         intents = discord.Intents.none()
         intents.guilds = True
         if settings.wants_message_content:
@@ -95,10 +93,10 @@ class OllacordBot(commands.Bot):
         if isinstance(original, OllacordError):
             message = original.user_message
         elif isinstance(error, app_commands.MissingPermissions):
-            needed = ", ".join(p.replace("_", " ").title() for p in error.missing_permissions)
+            needed = permission_names(error.missing_permissions)
             message = f"You need the {needed} permission to use this command."
         elif isinstance(error, app_commands.BotMissingPermissions):
-            needed = ", ".join(p.replace("_", " ").title() for p in error.missing_permissions)
+            needed = permission_names(error.missing_permissions)
             message = f"I need the {needed} permission here to do that."
         elif isinstance(error, app_commands.NoPrivateMessage):
             message = "This command only works in a server."
@@ -111,6 +109,17 @@ class OllacordBot(commands.Bot):
             log.error("unexpected error in /%s", command, exc_info=original)
             message = "Something went wrong on my side; the error was logged."
         await send_ephemeral(interaction, message)
+
+
+# Discord's interface names a few permissions differently from the API.
+PERMISSION_LABELS = {
+    "manage_guild": "Manage Server",
+    "read_message_history": "Read Message History",
+}
+
+
+def permission_names(permissions: list[str]) -> str:
+    return ", ".join(PERMISSION_LABELS.get(p, p.replace("_", " ").title()) for p in permissions)
 
 
 async def send_ephemeral(interaction: discord.Interaction, message: str) -> None:

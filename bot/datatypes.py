@@ -71,7 +71,8 @@ class ModelInfo:
 
     @property
     def size_gb(self) -> float:
-        return self.size / 1024**3
+        # Decimal gigabytes, as `ollama list` shows them (and as pull progress counts MB).
+        return self.size / 1e9
 
 
 @dataclass(frozen=True, slots=True)

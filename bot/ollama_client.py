@@ -148,8 +148,14 @@ class OllamaClient:
 
     async def pull(self, model: str) -> AsyncIterator[PullProgress]:
         with self._translate(model):
-            async for p in await self._client.pull(model, stream=True):
-                yield PullProgress(status=p.status or "", completed=p.completed, total=p.total)
+            try:
+                async for p in await self._client.pull(model, stream=True):
+                    yield PullProgress(status=p.status or "", completed=p.completed, total=p.total)
+            except ollama.ResponseError as exc:
+                if exc.status_code == -1 or exc.status_code >= 500:
+                    # An unknown name fails inside the stream ("file does not exist").
+                    raise OllamaServerError(f"The pull of `{model}` failed: {exc.error}") from None
+                raise
 
     async def embed(self, model: str, texts: Sequence[str]) -> list[list[float]]:
         with self._translate(model):

@@ -118,9 +118,11 @@ class Summarize(commands.Cog):
         channel = interaction.channel
         if channel is None or not hasattr(channel, "history"):
             raise InvalidRequestError("I can't read the history of this channel.")
+        # Only what was there when the command was run: our own "thinking…" reply (public
+        # unless private) would otherwise take one of the ``limit`` places.
         lines = [
             line
-            async for message in channel.history(limit=limit)
+            async for message in channel.history(limit=limit, before=discord.Object(interaction.id))
             if (line := transcript_line(message)) is not None
         ]
         if not lines:

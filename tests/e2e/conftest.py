@@ -1,0 +1,154 @@
+"""The real bot, built by create_bot(), against the Discord and Ollama emulators."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.app import OllacordBot, create_bot
+from bot.config import Settings
+from tests.emulators.discord_server import (
+    DEFAULT_PERMISSIONS,
+    Channel,
+    DiscordEmulator,
+    Guild,
+    InteractionRecord,
+    Permission,
+    User,
+)
+from tests.emulators.ollama_server import OllamaEmulator
+
+
+@dataclass
+class World:
+    discord: DiscordEmulator
+    ollama: OllamaEmulator
+    bot: OllacordBot
+    guild: Guild
+    channel: Channel
+    alice: User  # an ordinary member
+    bob: User  # another ordinary member
+    admin: User  # has Manage Server
+    settings: Settings
+
+    @property
+    def where(self) -> dict[str, int]:
+        return {"channel_id": self.channel.id, "guild_id": self.guild.id}
+
+    def in_channel(self, channel: Channel) -> dict[str, int]:
+        return {"channel_id": channel.id, "guild_id": self.guild.id}
+
+
+def e2e_settings(ollama: OllamaEmulator, database_url: str, guild: Guild, **env: str) -> Settings:
+    values = {
+        "DISCORD_TOKEN": "test-token",
+        "OLLAMA_HOST": ollama.url,
+        "DEFAULT_MODEL": "llama3.2",
+        "DATABASE_URL": database_url,
+        "DEV_GUILD_ID": str(guild.id),
+        "RETRY_BACKOFF": "0.01",
+        "FIRST_TOKEN_TIMEOUT": "5",
+        "STREAM_IDLE_TIMEOUT": "5",
+        **env,
+    }
+    return Settings.from_mapping(values)
+
+
+@contextlib.asynccontextmanager
+async def running_bot(
+    discord_emu: DiscordEmulator, settings: Settings
+) -> AsyncIterator[OllacordBot]:
+    """Start the real bot against the emulator and wait until it is ready."""
+    bot = create_bot(settings, guild_ready_timeout=0.05)
+    with discord_emu.patch_discord():
+        task = asyncio.create_task(bot.start(settings.discord_token or ""))
+        try:
+            ready = asyncio.ensure_future(bot.wait_until_ready())
+            done, _ = await asyncio.wait(
+                {task, ready}, timeout=15, return_when=asyncio.FIRST_COMPLETED
+            )
+            if ready not in done:
+                ready.cancel()
+                if task in done:
+                    task.result()
+                raise TimeoutError("the bot did not become ready")
+            yield bot
+        finally:
+            await bot.close()
+            await asyncio.wait_for(task, 10)
+
+
+@contextlib.asynccontextmanager
+async def world(
+    tmp_path: Path,
+    *,
+    discord_options: dict[str, Any] | None = None,
+    ollama_options: dict[str, Any] | None = None,
+    **env: str,
+) -> AsyncIterator[World]:
+    async with (
+        DiscordEmulator(**(discord_options or {})) as discord_emu,
+        OllamaEmulator(**(ollama_options or {})) as ollama,
+    ):
+        guild = discord_emu.add_guild("Test Guild")
+        channel = discord_emu.add_channel(guild.id, "general")
+        alice = discord_emu.add_user("alice")
+        bob = discord_emu.add_user("bob")
+        admin = discord_emu.add_user("admin")
+        for user in (alice, bob):
+            discord_emu.add_member(guild.id, user.id)
+        discord_emu.add_member(
+            guild.id, admin.id, permissions=DEFAULT_PERMISSIONS | Permission.MANAGE_GUILD
+        )
+        settings = e2e_settings(ollama, f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}", guild, **env)
+        async with running_bot(discord_emu, settings) as bot:
+            yield World(discord_emu, ollama, bot, guild, channel, alice, bob, admin, settings)
+
+
+@pytest.fixture
+async def w(tmp_path: Path) -> AsyncIterator[World]:
+    async with world(tmp_path) as value:
+        yield value
+
+
+# ----- helpers for the /summarize, /model and /settings tests -----------------------------
+
+
+def chat_bodies(ollama: OllamaEmulator) -> list[dict[str, Any]]:
+    """The JSON bodies of every /api/chat request so far, oldest first."""
+    return [r.json or {} for r in ollama.requests if r.path == "/api/chat"]
+
+
+def ollama_paths(ollama: OllamaEmulator, since: int = 0) -> list[str]:
+    return [r.path for r in ollama.requests[since:]]
+
+
+def private_notes(rec: InteractionRecord) -> list[str]:
+    """What only the invoking user was shown: an ephemeral response or ephemeral follow-ups."""
+    notes = [m.content for m in rec.followups if m.ephemeral and not m.deleted and m.content]
+    original = rec.original
+    # An ephemeral deferral's first follow-up lands in the original, as on Discord.
+    if original is not None and original.ephemeral and not original.deleted and original.content:
+        notes.insert(0, original.content)
+    return notes
+
+
+async def wait_private_note(rec: InteractionRecord) -> str:
+    await rec.wait_done(lambda r: bool(private_notes(r)))
+    return "\n".join(private_notes(rec))
+
+
+def open_command_to_everyone(discord_emu: DiscordEmulator, name: str) -> None:
+    """What a server admin does in Server Settings > Integrations: lets every member see a
+    command whose default_member_permissions would hide it. The bot's own check must then
+    still refuse members without the permission."""
+    for commands in discord_emu.registered_commands.values():
+        for command in commands:
+            if command["name"] == name:
+                command["default_member_permissions"] = None
