@@ -16,9 +16,16 @@ from bot.errors import (
     OllamaError,
     OllamaTimeoutError,
 )
-from bot.events import EventCallback, FallbackEvent, RetryEvent, ThinkingEvent, ToolCallEvent, emit
+from bot.events import (
+    EventCallback,
+    FallbackEvent,
+    RetryEvent,
+    ThinkingEvent,
+    ToolCallEvent,
+    emit,
+)
 from bot.history import ChatMessage
-from bot.ollama_client import OllamaClient, normalize_model_name
+from bot.ollama_client import OllamaClient, final_stats, normalize_model_name, tool_calls
 from bot.watchdog import Watchdog
 
 log = logging.getLogger(__name__)
@@ -104,8 +111,54 @@ async def generate(
         model = chain[index]
         outcome.attempts += 1
         try:
-            async for text in _attempt(client, request, model, outcome, on_event, started):
-                yield text
+            # One attempt, inlined rather than delegated to a helper generator: every
+            # generator layer costs about as much per token as all of our own work.
+            with client.translating(model):
+                stream = await client.open_chat(
+                    model=model,
+                    messages=request.messages,
+                    options=request.options,
+                    format=request.format,
+                    keep_alive=request.keep_alive,
+                    tools=request.tools,
+                    think=request.think,
+                )
+                now = asyncio.get_running_loop().time
+                overall = now() + request.timeout
+                idle = request.idle_timeout
+                watchdog = Watchdog()
+                watchdog.expect(request.first_token_timeout, not_after=overall)
+                first, done = True, False
+                try:
+                    async for part in stream:
+                        watchdog.waiting = False
+                        if first:
+                            first = False
+                            watchdog.expect(idle, not_after=overall)  # may be sooner: re-arm
+                            watchdog.waiting = False
+                        message = part.message
+                        if part.done or message.thinking or message.tool_calls:
+                            done = await _special(part, model, outcome, on_event)
+                        if message.content:
+                            if outcome.first_token_seconds is None:
+                                outcome.first_token_seconds = time.monotonic() - started
+                            outcome.parts.append(message.content)
+                            yield message.content
+                        # After the final chunk, read on to the end of the body so httpx
+                        # returns the connection to its pool (closing it midway drops it).
+                        deadline = now() + idle
+                        watchdog.deadline = deadline if deadline < overall else overall
+                        watchdog.waiting = True
+                    if not done:
+                        raise OllamaConnectionLostError()
+                except asyncio.CancelledError:
+                    if not watchdog.check_cancelled():
+                        raise
+                    if not done:
+                        raise _timeout_error(request, first, watchdog.deadline >= overall) from None
+                finally:
+                    watchdog.close()
+                    await stream.aclose()
             outcome.model = outcome.model or model
             return
         except ModelNotFoundError as exc:
@@ -136,74 +189,24 @@ async def generate(
             await asyncio.sleep(delay)
 
 
-async def _attempt(
-    client: OllamaClient,
-    request: GenerationRequest,
-    model: str,
-    outcome: GenerationOutcome,
-    on_event: EventCallback | None,
-    started: float,
-) -> AsyncIterator[str]:
-    stream = client.chat_stream(
-        model=model,
-        messages=request.messages,
-        options=request.options,
-        format=request.format,
-        keep_alive=request.keep_alive,
-        tools=request.tools,
-        think=request.think,
-    )
-    watchdog = Watchdog()
-    overall = asyncio.get_running_loop().time() + request.timeout
-    first = True
-    try:
-        while True:
-            limit = request.first_token_timeout if first else request.idle_timeout
-            watchdog.expect(limit, not_after=overall)
-            try:
-                chunk = await anext(stream)
-            except StopAsyncIteration:
-                raise OllamaConnectionLostError() from None
-            except asyncio.CancelledError:
-                if watchdog.check_cancelled():
-                    raise _timeout_error(request, first, watchdog.deadline >= overall) from None
-                raise
-            watchdog.pause()
-            first = False
-            if type(chunk) is str:
-                if outcome.first_token_seconds is None:
-                    outcome.first_token_seconds = time.monotonic() - started
-                outcome.parts.append(chunk)
-                yield chunk
-                continue
-            if chunk.thinking:
-                outcome.thinking.append(chunk.thinking)
-                await emit(on_event, ThinkingEvent(chunk.thinking))
-            if chunk.tool_calls:
-                outcome.tool_calls.extend(chunk.tool_calls)
-                await emit(on_event, ToolCallEvent(tuple(chunk.tool_calls)))
-            if chunk.content:
-                if outcome.first_token_seconds is None:
-                    outcome.first_token_seconds = time.monotonic() - started
-                outcome.parts.append(chunk.content)
-                yield chunk.content
-            if chunk.done:
-                outcome.model = chunk.model or model
-                outcome.done_reason = chunk.done_reason
-                outcome.stats = chunk.stats
-                # Read to the end of the body so httpx returns the connection to its pool;
-                # closing a response midway drops the connection instead.
-                watchdog.expect(request.idle_timeout, not_after=overall)
-                try:
-                    async for _ in stream:
-                        pass
-                except asyncio.CancelledError:
-                    if not watchdog.check_cancelled():
-                        raise
-                return
-    finally:
-        watchdog.close()
-        await stream.aclose()
+async def _special(
+    part: Any, model: str, outcome: GenerationOutcome, on_event: EventCallback | None
+) -> bool:
+    """The rare chunks: thinking, tool calls, the final one (True) with the stats."""
+    message = part.message
+    if message.thinking:
+        outcome.thinking.append(message.thinking)
+        await emit(on_event, ThinkingEvent(message.thinking))
+    if message.tool_calls:
+        calls = tool_calls(message)
+        outcome.tool_calls.extend(calls)
+        await emit(on_event, ToolCallEvent(tuple(calls)))
+    if not part.done:
+        return False
+    outcome.model = part.model or model
+    outcome.done_reason = part.done_reason
+    outcome.stats = final_stats(part)
+    return True
 
 
 def _timeout_error(request: GenerationRequest, first: bool, overall: bool) -> OllamaTimeoutError:

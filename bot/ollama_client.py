@@ -6,7 +6,6 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -28,19 +27,6 @@ from bot.errors import (
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 10.0
-
-
-@dataclass(slots=True)
-class ChatChunk:
-    """One line of a chat stream, reduced to what the manager uses."""
-
-    content: str = ""
-    thinking: str = ""
-    tool_calls: list[dict[str, Any]] = field(default_factory=list)
-    done: bool = False
-    done_reason: str | None = None
-    model: str | None = None
-    stats: dict[str, int | None] = field(default_factory=dict)
 
 
 _STAT_FIELDS = (
@@ -88,7 +74,11 @@ class OllamaClient:
             log.warning("malformed answer from %s: %s", self.host, exc)
             raise OllamaServerError("The model server sent a malformed answer.") from None
 
-    async def chat_stream(
+    def translating(self, model: str | None = None) -> contextlib.AbstractContextManager[None]:
+        """Translate the library's errors, raised inside this block, into ours."""
+        return self._translate(model)
+
+    async def open_chat(
         self,
         *,
         model: str,
@@ -98,30 +88,24 @@ class OllamaClient:
         keep_alive: str | float | None = None,
         tools: Sequence[Mapping[str, Any]] | None = None,
         think: bool | str | None = None,
-    ) -> AsyncIterator[str | ChatChunk]:
-        """Stream a chat answer; every failure surfaces as an OllamaError subclass.
+    ) -> AsyncIterator[ollama.ChatResponse]:
+        """Start a streamed chat; call it and iterate inside ``translating(model)``.
 
-        Plain content chunks, nearly all of a stream, are yielded as bare strings: building
-        an object per token cost more than the rest of our per-chunk work together. Thinking,
-        tool calls and the final chunk come as ChatChunk.
+        The library's own parts are handed out, not converted: bot.generation reads
+        ``part.message.content`` in its hot loop, and one conversion call per token cost as
+        much as the rest of our per-token work. ``tool_calls`` and ``final_stats`` below
+        convert the rare parts.
         """
-        with self._translate(model):
-            stream = await self._client.chat(
-                model=model,
-                messages=messages,
-                options=options,
-                format=format,
-                keep_alive=keep_alive,
-                tools=tools or None,
-                think=think,
-                stream=True,
-            )
-            async for part in stream:
-                message = part.message
-                if part.done or message.thinking or message.tool_calls:
-                    yield _chunk(part)
-                elif message.content:
-                    yield message.content
+        return await self._client.chat(
+            model=model,
+            messages=messages,
+            options=options,
+            format=format,
+            keep_alive=keep_alive,
+            tools=tools or None,
+            think=think,
+            stream=True,
+        )
 
     async def list_models(self) -> list[ModelInfo]:
         with self._translate():
@@ -184,21 +168,15 @@ def _from_response_error(exc: ollama.ResponseError, model: str | None) -> Ollama
     return OllamaError(f"The model server answered {status}: {detail}")
 
 
-def _chunk(part: ollama.ChatResponse) -> ChatChunk:
-    message = part.message
-    calls = [
+def tool_calls(message: ollama.Message) -> list[dict[str, Any]]:
+    return [
         {"function": {"name": c.function.name, "arguments": dict(c.function.arguments or {})}}
         for c in (message.tool_calls or ())
     ]
-    return ChatChunk(
-        content=message.content or "",
-        thinking=message.thinking or "",
-        tool_calls=calls,
-        done=bool(part.done),
-        done_reason=part.done_reason,
-        model=part.model,
-        stats={name: getattr(part, name) for name in _STAT_FIELDS} if part.done else {},
-    )
+
+
+def final_stats(part: ollama.ChatResponse) -> dict[str, int | None]:
+    return {name: getattr(part, name) for name in _STAT_FIELDS}
 
 
 def _model_info(m: Any) -> ModelInfo:
