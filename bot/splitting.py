@@ -1,29 +1,29 @@
 """Split a (streamed) answer into Discord-sized pages without breaking Markdown code fences.
 
-A page is ``prefix + body + suffix``: ``body`` is a slice of the answer (bodies concatenate
-back to the exact answer), ``prefix`` reopens a fence left open by the previous page and
-``suffix`` closes a fence still open at the page end. A body that is only whitespace gets a
-ZERO WIDTH SPACE suffix instead, because Discord refuses blank messages (unavoidable only for
-whitespace runs too long to share a page with visible text). ``""`` yields no page at all.
+A page is ``prefix + body + suffix``. Bodies are consecutive slices of the answer (joined they
+give it back exactly); ``prefix`` reopens a fence the previous page had to close, ``suffix``
+closes a fence still open at the page end. A whitespace-only body gets a ZERO WIDTH SPACE as
+suffix, since Discord refuses blank messages (only whitespace runs too long to share a page
+with visible text need it). ``""`` gives no page at all: the caller handles empty answers.
 
-Fence state is tracked page-locally, i.e. exactly as Discord will parse each page's content,
-so every page is balanced by construction; splits are kept out of fence lines whenever
-possible, which makes the page-local view agree with the view of the whole answer.
+Fences are tracked page-locally, i.e. as Discord parses each page, so every page is balanced
+by construction; splits stay out of fence lines whenever possible, so this agrees with how
+the whole answer parses. A page is sealed only once the text after its start no longer fits
+even without a suffix (monotone in the text), and its end is chosen from the next
+``budget + 1`` characters alone: later chunks can never change a sealed page.
 
-Streaming stability: a page is sealed only once the text after its start no longer fits even
-without a suffix (a monotone condition), and the split point is chosen from the first
-``budget + 1`` characters only, so later chunks can never change a sealed page.
-
-Cost: feeding 100k characters in 5-character chunks and reading ``current`` after each feed
-takes about 0.13 s on the dev machine (see ``test_splitting.py::test_perf_note``).
+Cost: a feed is O(len(chunk)) plus one O(page) scan per sealed page. 100k characters of mixed
+prose/code fed in 5-character chunks take 70-105 ms with ``current`` read after each feed
+(30-60 ms without) on Python 3.11 in the (shared, noisy) dev container; the command is in
+the docstring of tests/bot/test_splitting.py.
 """
 
 from __future__ import annotations
 
 import re
 from bisect import bisect_right
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from itertools import accumulate
 
 DISCORD_MESSAGE_LIMIT = 2000
 MIN_LIMIT = 20
@@ -33,15 +33,10 @@ _OPENER = re.compile(r" {0,3}(`{3,}|~{3,})(.*)")
 _CLOSER = re.compile(r" {0,3}(`{3,}|~{3,})[ \t]*")
 _FENCE_HEAD = re.compile(r" {0,3}(?:`{3}|~{3})")
 _FENCE_HEAD_PREFIX = re.compile(r" {0,3}(?:`{0,2}|~{0,2})")
-# (keep out of fence lines, avoid empty code blocks, keep visible text on both sides):
-# niceties are given up right to left, and only when no split point satisfies them.
-_RELAXATIONS = (
-    (True, True, True),
-    (True, False, True),
-    (True, True, False),
-    (True, False, False),
-    (False, False, False),
-)
+# Niceties a split point should have, given up one by one only when no split point has them:
+# "fence": not inside a fence line; "soft": no empty code block on either side; "visible":
+# both the page and the rest of the known text show something.
+_RELAXATIONS = ("fence soft visible", "fence visible", "fence soft", "fence", "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,10 +48,6 @@ class Fence:
     @property
     def opener(self) -> str:
         return self.char * self.length + self.info + "\n"
-
-    @property
-    def closer(self) -> str:
-        return self.char * self.length
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,9 +78,14 @@ def fence_step(state: Fence | None, line: str) -> Fence | None:
 def _maybe_fence(head: str, complete: bool) -> bool:
     # A fence line is recognisable from its first 6 characters; an unfinished short line
     # counts if it could still grow into one, so the decision never needs later text.
-    if _FENCE_HEAD.match(head):
-        return True
-    return not complete and _FENCE_HEAD_PREFIX.fullmatch(head) is not None
+    partial = not complete and _FENCE_HEAD_PREFIX.fullmatch(head) is not None
+    return partial or _FENCE_HEAD.match(head) is not None
+
+
+def _suffix(prefix: str, last: str, blank: bool, state: Fence | None) -> str:
+    if state is not None:
+        return ("" if last == "\n" else "\n") + state.char * state.length
+    return ZWSP if blank and not prefix else ""
 
 
 def _clamp(state: Fence, limit: int) -> Fence:
@@ -102,102 +98,69 @@ def _clamp(state: Fence, limit: int) -> Fence:
 class _Window:
     """The text a split decision may look at, starting at a page start."""
 
-    def __init__(self, seg: str, start: Fence | None, carry: str, limit: int, eof: bool) -> None:
-        self.seg, self.carry, self.limit, self.eof = seg, carry, limit, eof
+    def __init__(self, seg: str, start: Fence | None, limit: int, eof: bool) -> None:
+        self.seg, self.limit, self.eof = seg, limit, eof
         self.prefix = start.opener if start else ""
         self.first = len(seg) - len(seg.lstrip())
         self.last = len(seg.rstrip()) - 1
-        self.starts: list[int] = []
-        self.states: list[Fence | None] = []
-        pos, state = 0, start
-        for line in seg.split("\n"):
-            self.starts.append(pos)
-            self.states.append(state)
-            pos += len(line) + 1
-            state = fence_step(state, line)
+        lines = seg.split("\n")[:-1]  # complete lines; the last one may still be growing
+        self.starts = [0, *accumulate(len(line) + 1 for line in lines)]
+        self.states: list[Fence | None] = [start]
+        for line in lines:
+            self.states.append(fence_step(self.states[-1], line))
 
-    def _line_end(self, i: int) -> tuple[int, bool]:
-        if i + 1 < len(self.starts):
-            return self.starts[i + 1] - 1, True
-        return len(self.seg), self.eof
-
-    def _line_fenceish(self, i: int) -> bool:
-        a = self.starts[i]
-        end, complete = self._line_end(i)
-        head = self.seg[a : min(end, a + 8)]
-        return _maybe_fence(self.carry + head if i == 0 else head, complete)
-
-    def state_at(self, e: int, i: int) -> Fence | None:
-        a, state = self.starts[i], self.states[i]
-        if e == a or not _FENCE_HEAD.match(self.seg, a, e):
-            return state
-        return fence_step(state, self.seg[a:e])
-
-    def _suffix(self, e: int, state: Fence | None) -> str:
-        if state is not None:
-            return ("" if self.seg[e - 1] == "\n" else "\n") + state.closer
-        return ZWSP if not self.prefix and e <= self.first else ""
-
-    def fits(self, e: int, i: int) -> bool:
-        suffix = self._suffix(e, self.state_at(e, i))
-        return len(self.prefix) + e + len(suffix) <= self.limit
+    def _fenceish(self, i: int, at: int | None = None) -> bool:
+        """Whether line ``i`` (or its rest from ``at``) is or may become a fence line."""
+        more = i + 1 < len(self.starts)
+        a = self.starts[i] if at is None else at
+        head = self.seg[a : min(self.starts[i + 1] - 1 if more else len(self.seg), a + 8)]
+        return _maybe_fence(head, more or self.eof)
 
     def page(self, e: int) -> tuple[Page, Fence | None]:
-        state = self.state_at(e, bisect_right(self.starts, e) - 1)
-        return Page(self.seg[:e], self.prefix, self._suffix(e, state)), state
-
-    def carry_at(self, e: int) -> str:
+        """The page ending at ``e`` and the fence open (page-locally) at its end."""
         i = bisect_right(self.starts, e) - 1
-        a = self.starts[i]
-        if e == a:
-            return ""
-        return (self.carry + self.seg[:e])[:8] if i == 0 else self.seg[a : min(e, a + 8)]
+        a, state = self.starts[i], self.states[i]
+        if e > a and _FENCE_HEAD.match(self.seg, a, e):
+            state = fence_step(state, self.seg[a:e])
+        suffix = _suffix(self.prefix, self.seg[e - 1], e <= self.first, state)
+        return Page(self.seg[:e], self.prefix, suffix), state
 
-    def _ok(self, e: int, mid: bool, soft: bool, vis: bool) -> bool:
+    def fits(self, e: int) -> bool:
+        return len(self.page(e)[0].content) <= self.limit
+
+    def _ok(self, e: int, need: str) -> bool:
         seg = self.seg
         if seg[e - 1] == "\r" and seg[e] == "\n":
             return False
-        if vis and not self.first < e <= self.last:
+        if "visible" in need and not self.first < e <= self.last:
             return False
         i = bisect_right(self.starts, e) - 1
         at_line_start = e == self.starts[i]
-        if mid and not at_line_start:
-            # Cutting a fence line, or starting a page with a fence-looking fragment, would
-            # make the page-local parse disagree with the answer's.
-            end, complete = self._line_end(i)
-            if self._line_fenceish(i) or _maybe_fence(seg[e : min(end, e + 8)], complete):
-                return False
-        if soft and at_line_start and self.states[i] is not None:
-            # Avoid an empty code block: a bare opener ending this page or a closer
-            # starting the next one.
-            if self.states[i - 1] is None or self._line_fenceish(i):
-                return False
-        return self.fits(e, i)
+        # Cutting a fence line, or starting a page with a fence-looking fragment, would make
+        # the page-local parse disagree with the answer's. (A page's first line may be the
+        # tail of a line: the split that made it checked that whole line already.)
+        if "fence" in need and not at_line_start and (self._fenceish(i) or self._fenceish(i, e)):
+            return False
+        # "soft": no bare opener ending this page, no closer starting the next one.
+        if "soft" in need and at_line_start and self.states[i] is not None:
+            return self.states[i - 1] is not None and not self._fenceish(i) and self.fits(e)
+        return self.fits(e)
 
     def choose(self) -> int:
         """Where the page ends: best boundary class first, relaxing niceties last."""
         seg, max_e = self.seg, len(self.seg) - 1
         half = max_e // 2
-        lines = [i for i in range(len(self.starts) - 1, 0, -1) if half <= self.starts[i] <= max_e]
-
-        def para() -> Iterable[int]:
-            s = self.starts
-            return (s[i] for i in lines if not seg[s[i - 1] : s[i] - 1].strip())
-
-        def line() -> Iterable[int]:
-            return (self.starts[i] for i in lines)
-
-        def word() -> Iterable[int]:
-            return (e for e in range(max_e, 0, -1) if seg[e - 1].isspace() and not seg[e].isspace())
-
-        def hard() -> Iterable[int]:
-            return range(max_e, 0, -1)
-
-        classes: tuple[Callable[[], Iterable[int]], ...] = (para, line, word, hard)
-        for mid, soft, vis in _RELAXATIONS:
-            for cls in classes:
-                for e in cls():
-                    if self._ok(e, mid, soft, vis):
+        s = self.starts
+        # Line and paragraph breaks only count in the last half: a much shorter page would
+        # waste room that a word boundary further on can use.
+        late = [i for i in range(len(s) - 1, 0, -1) if half <= s[i] <= max_e]
+        lines = [s[i] for i in late]
+        paras = [s[i] for i in late if not seg[s[i - 1] : s[i] - 1].strip()]
+        words = [e for e in range(max_e, 0, -1) if seg[e - 1].isspace() and not seg[e].isspace()]
+        for need in _RELAXATIONS:
+            for candidates in (paras, lines, words, range(max_e, 0, -1)):
+                for e in candidates:
+                    if self._ok(e, need):
                         return e
         raise AssertionError("unreachable: a 1- or 2-character body always fits")
 
@@ -212,7 +175,6 @@ class MessageSplitter:
         self._buf = ""  # the open page's text (from self._pos on)
         self._pos = 0
         self._state: Fence | None = None  # the fence the open page reopens (already clamped)
-        self._carry = ""  # head of the answer line the open page starts in the middle of
         self._line_off = 0  # start of _buf's unfinished line, and the fence state there
         self._line_state: Fence | None = None
         self._sealed: list[Page] = []
@@ -231,16 +193,15 @@ class MessageSplitter:
         if not buf:
             return Page("")
         state = fence_step(self._line_state, buf[self._line_off :])
-        if state is not None:
-            suffix = ("" if buf[-1] == "\n" else "\n") + state.closer
-        else:
-            suffix = ZWSP if not prefix and buf.isspace() else ""
-        if len(prefix) + len(buf) + len(suffix) <= self.limit:
-            return Page(buf, prefix, suffix)
-        # The display-only closer must not trigger sealing, so show slightly less instead.
-        win = _Window(buf, self._state, self._carry, self.limit, eof=True)
-        for k in range(len(buf) - 1, 0, -1):
-            if buf[k - 1 : k + 1] != "\r\n" and win.fits(k, bisect_right(win.starts, k) - 1):
+        page = Page(buf, prefix, _suffix(prefix, buf[-1], buf.isspace(), state))
+        if len(page.content) <= self.limit:
+            return page
+        # The display-only closer must not count as text (or trigger sealing), so show a bit
+        # less instead; tries are bounded so a pathological fence line stays cheap.
+        win = _Window(buf, self._state, self.limit, eof=True)
+        k0 = len(buf) - (len(page.content) - self.limit)
+        for k in (*range(k0, k0 - 8, -1), self._line_off, 2, 1):
+            if 0 < k < len(buf) and buf[k - 1 : k + 1] != "\r\n" and win.fits(k):
                 return win.page(k)[0]
         raise AssertionError("unreachable: a 1- or 2-character body always fits")
 
@@ -271,7 +232,6 @@ class MessageSplitter:
     def _seal(self, win: _Window, e: int) -> None:
         page, state = win.page(e)
         self._sealed.append(page)
-        self._carry = win.carry_at(e)
         self._state = _clamp(state, self.limit) if state else None
         self._pos += e
 
@@ -280,21 +240,14 @@ class MessageSplitter:
         while True:
             rest = len(self._buf) - self._pos
             budget = self.limit - len(self._prefix())
-            if rest > budget:
-                seg = self._buf[self._pos : self._pos + budget + 1]
-                win = _Window(seg, self._state, self._carry, self.limit, eof=False)
-                self._seal(win, win.choose())
-                continue
-            self._buf, self._pos = self._buf[self._pos :], 0
-            if not eof or rest == 0:
-                return
-            win = _Window(self._buf, self._state, self._carry, self.limit, eof=True)
-            page, _ = win.page(rest)
-            if len(page.content) <= self.limit:
-                self._seal(win, rest)
-                self._buf, self._pos = "", 0
-                return
-            self._seal(win, win.choose())
+            if fits_raw := rest <= budget:
+                self._buf, self._pos = self._buf[self._pos :], 0
+                if not eof or rest == 0:
+                    return
+            seg = self._buf[self._pos : self._pos + budget + 1]
+            win = _Window(seg, self._state, self.limit, eof=fits_raw)
+            # At the end the rest may still need splitting: its closer can overflow the page.
+            self._seal(win, rest if fits_raw and win.fits(rest) else win.choose())
 
 
 def split_pages(text: str, limit: int = DISCORD_MESSAGE_LIMIT) -> list[Page]:
