@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing as mp
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -28,10 +28,8 @@ def _serve(conn: Connection, reply: str | None, options: dict[str, Any]) -> None
 
 
 def _wait_for_stop(conn: Connection) -> None:
-    try:
+    with suppress(EOFError):  # the parent died: stop all the same
         conn.recv()
-    except EOFError:
-        pass
 
 
 @contextmanager
@@ -49,10 +47,8 @@ def ollama_emulator_process(reply: str | None = None, **options: Any) -> Iterato
             raise RuntimeError("the emulator process did not start")
         yield parent.recv()
     finally:
-        try:
+        with suppress(BrokenPipeError, OSError):
             parent.send("stop")
-        except (BrokenPipeError, OSError):
-            pass
         process.join(10)
         if process.is_alive():
             process.kill()
