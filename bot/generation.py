@@ -123,31 +123,27 @@ async def generate(
                     tools=request.tools,
                     think=request.think,
                 )
-                now = asyncio.get_running_loop().time
-                overall = now() + request.timeout
-                idle = request.idle_timeout
-                watchdog = Watchdog()
-                watchdog.expect(request.first_token_timeout, not_after=overall)
+                overall = asyncio.get_running_loop().time() + request.timeout
+                watchdog = Watchdog(request.first_token_timeout, not_after=overall)
                 first, done = True, False
+                parts = outcome.parts
                 try:
                     async for part in stream:
                         watchdog.waiting = False
                         if first:
                             first = False
-                            watchdog.expect(idle, not_after=overall)  # may be sooner: re-arm
-                            watchdog.waiting = False
+                            watchdog.set_limit(request.idle_timeout)
+                            outcome.first_token_seconds = time.monotonic() - started
                         message = part.message
                         if part.done or message.thinking or message.tool_calls:
                             done = await _special(part, model, outcome, on_event)
-                        if message.content:
-                            if outcome.first_token_seconds is None:
-                                outcome.first_token_seconds = time.monotonic() - started
-                            outcome.parts.append(message.content)
-                            yield message.content
+                        content = message.content
+                        if content:
+                            parts.append(content)
+                            yield content
                         # After the final chunk, read on to the end of the body so httpx
                         # returns the connection to its pool (closing it midway drops it).
-                        deadline = now() + idle
-                        watchdog.deadline = deadline if deadline < overall else overall
+                        watchdog.ticks += 1
                         watchdog.waiting = True
                     if not done:
                         raise OllamaConnectionLostError()
@@ -155,7 +151,7 @@ async def generate(
                     if not watchdog.check_cancelled():
                         raise
                     if not done:
-                        raise _timeout_error(request, first, watchdog.deadline >= overall) from None
+                        raise _timeout_error(request, first, watchdog.overall_expired) from None
                 finally:
                     watchdog.close()
                     await stream.aclose()
