@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Insert, delete, func, select, update
+from sqlalchemy import Insert, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession as DbSession
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -67,6 +67,12 @@ def _insert_ignore(db: DbSession, **values: Any) -> Insert:
     return module.insert(ChatSession).values(**row).on_conflict_do_nothing(index_elements=["id"])
 
 
+_SETTINGS = select(
+    ChatSession.model, ChatSession.system_prompt, ChatSession.options, ChatSession.scope
+)
+_MESSAGES = select(StoredMessage.role, StoredMessage.content, StoredMessage.tool_calls)
+
+
 class SessionStore:
     def __init__(self, sessionmaker: async_sessionmaker[DbSession]) -> None:
         self._sessionmaker = sessionmaker
@@ -94,17 +100,28 @@ class SessionStore:
         self, session_id: str, history_limit: int | None
     ) -> tuple[SessionSettings, bool, list[ChatMessage]]:
         """What a query needs, in one transaction: settings, created-now, newest messages."""
+        # Core statements, not ORM objects: this runs before every answer's first token.
         async with self._sessionmaker() as db, db.begin():
             created = (await db.execute(_insert_ignore(db, id=session_id))).rowcount == 1
-            row = await db.get(ChatSession, session_id)
-            assert row is not None
-            settings = _settings(row)
+            row = (await db.execute(_SETTINGS.where(ChatSession.id == session_id))).one()
+            settings = SessionSettings(
+                row.model, row.system_prompt, dict(row.options or {}), row.scope
+            )
             if created or history_limit == 0:
                 return settings, created, []
-            query = select(StoredMessage).where(StoredMessage.session_id == session_id)
-            newest = query.order_by(StoredMessage.id.desc()).limit(history_limit)
-            rows = (await db.scalars(newest)).all()
-            return settings, created, [_to_chat_message(r) for r in reversed(rows)]
+            newest = (
+                _MESSAGES.where(StoredMessage.session_id == session_id)
+                .order_by(StoredMessage.id.desc())
+                .limit(history_limit)
+            )
+            rows = (await db.execute(newest)).all()
+            messages: list[ChatMessage] = []
+            for r in reversed(rows):
+                message: ChatMessage = {"role": r.role, "content": r.content}
+                if r.tool_calls:
+                    message["tool_calls"] = r.tool_calls
+                messages.append(message)
+            return settings, created, messages
 
     async def reset(self, session_id: str, system_prompt: str | None = None) -> SessionRecord:
         """Create the session anew: its messages are dropped, its settings replaced."""
@@ -179,16 +196,21 @@ class SessionStore:
             await db.execute(
                 update(ChatSession).where(ChatSession.id == session_id).values(updated_at=utcnow())
             )
-            for m in messages:
-                db.add(
-                    StoredMessage(
-                        session_id=session_id,
-                        role=m["role"],
-                        content=m.get("content", ""),
-                        tool_calls=m.get("tool_calls") or None,
-                        model=model if m["role"] == "assistant" else None,
-                    )
-                )
+            now = utcnow()
+            await db.execute(
+                insert(StoredMessage),
+                [
+                    {
+                        "session_id": session_id,
+                        "role": m["role"],
+                        "content": m.get("content", ""),
+                        "tool_calls": m.get("tool_calls") or None,
+                        "model": model if m["role"] == "assistant" else None,
+                        "created_at": now,
+                    }
+                    for m in messages
+                ],
+            )
 
     async def update_settings(
         self,
