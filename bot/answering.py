@@ -125,17 +125,28 @@ class AnswerRun:
                 on_event=self._on_event,
                 **(options or {}),
             )
+            self._stream.on_result = self._on_result
             self._consumer = asyncio.create_task(self._consume(self._stream))
             await self._consumer
         except asyncio.CancelledError:
             if self._stream is None or not self._stream.stop_requested:
+                await self.reply.cancel()
                 raise
             self.answer.stopped = True
         except OllacordError as exc:
             self.answer.error = exc
+        except BaseException:
+            await self.reply.cancel()  # don't leave the pump waiting for an end that won't come
+            raise
         self.answer.result = self._stream.result if self._stream else None
         await self._deliver()
         return self.answer
+
+    def _on_result(self, result: OllamaQueryResult) -> None:
+        # Show the final answer at once; the manager stores the turn meanwhile.
+        self.reply.close(
+            footer(result, stopped=self._stream is not None and self._stream.stop_requested)
+        )
 
     async def _consume(self, stream: QueryStream) -> None:
         async for chunk in stream:
@@ -144,7 +155,11 @@ class AnswerRun:
 
     async def _deliver(self) -> None:
         answer = self.answer
-        if answer.error is not None:
+        if answer.error is not None and self.reply.closed:
+            # Shown already; only storing the turn failed (the cause is in the log).
+            log.warning("answer shown but not remembered: %s", answer.error.user_message)
+            await self.reply.finish()
+        elif answer.error is not None:
             await self.reply.finish(notice=f"⚠️ {answer.error.user_message}")
         elif answer.result is not None:
             await self.reply.finish(footer(answer.result, stopped=answer.stopped))

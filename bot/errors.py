@@ -25,6 +25,12 @@ class ConfigError(OllacordError):
         super().__init__("Invalid configuration: " + "; ".join(problems))
 
 
+class StorageError(OllacordError):
+    """The database failed (locked for too long, disk full, unreachable)."""
+
+    user_message = "The bot's database is not answering right now; please try again shortly."
+
+
 class InvalidRequestError(OllacordError):
     """The caller asked for something we refuse before contacting Ollama."""
 

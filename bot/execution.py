@@ -7,7 +7,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
-from bot.datatypes import GenerationConfig
+from bot.datatypes import GenerationConfig, OllamaQueryResult
 from bot.events import EventCallback, QueuedEvent, StartedEvent, emit
 from bot.generation import GenerationOutcome, GenerationRequest, generate
 from bot.history import ChatMessage
@@ -60,9 +60,7 @@ class QueryExecutor:
         history: list[ChatMessage] = []
         if plan.session_id is not None:
             limit = self._defaults.max_history_length if plan.use_history else 0
-            settings, created, history = await self._store.load_context(plan.session_id, limit)
-            if created:
-                self._on_session_created()
+            settings, history = await self._store.load_context(plan.session_id, limit)
         has_system = any(m["role"] == "system" for m in plan.new_messages)
         system = plan.system_prompt or settings.system_prompt or self._defaults.system_prompt
         request = plan.request
@@ -97,10 +95,10 @@ class QueryExecutor:
                 async for text in generate(self._client, request, outcome, on_event):
                     yield text
                 result = build_result(outcome, request.model, plan.metadata)
-                if plan.session_id is not None:
-                    await self._store.append_turn(
-                        plan.session_id, plan.turn(result), model=result.model
-                    )
+                # The caller may show the answer now; the turn is stored meanwhile, still
+                # inside the session's slot so the next question sees it.
+                control.set_result(result)
+                await self._store_turn(plan, result)
             except (asyncio.CancelledError, GeneratorExit) as exc:
                 if control.stop_requested and outcome.parts:
                     # Stopped by the user: keep what was said, as they saw it.
@@ -121,7 +119,6 @@ class QueryExecutor:
                 result.eval_count or 0,
                 outcome.first_token_seconds,
             )
-            control.set_result(result)
 
     async def _keep_stopped(
         self,
@@ -133,5 +130,13 @@ class QueryExecutor:
         outcome.done_reason = "stopped"
         result = build_result(outcome, request.model, plan.metadata)
         control.set_result(result)
-        if plan.session_id is not None:
-            await self._store.append_turn(plan.session_id, plan.turn(result), model=result.model)
+        await self._store_turn(plan, result)
+
+    async def _store_turn(self, plan: QueryPlan, result: OllamaQueryResult) -> None:
+        if plan.session_id is None:
+            return
+        created = await self._store.append_turn(
+            plan.session_id, plan.turn(result), model=result.model
+        )
+        if created:
+            self._on_session_created()

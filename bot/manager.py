@@ -311,9 +311,8 @@ class OllamaRequestManager:
             bad = set(changes["options"]) - set(GenerationConfig.field_names())
             if bad:
                 raise InvalidRequestError(f"Unknown generation options: {', '.join(sorted(bad))}")
-        existed = await self.store.get(session_id) is not None
-        settings = await self.store.update_settings(session_id, **changes)
-        self._session_count += not existed
+        settings, created = await self.store.update_settings(session_id, **changes)
+        self._session_count += created
         return settings
 
     # models --------------------------------------------------------------------------------

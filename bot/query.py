@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -111,6 +111,9 @@ class QueryStream(AsyncIterator[str]):
         self._source: AsyncIterator[str] | None = None
         self.result: OllamaQueryResult | None = None
         self.stop_requested = False
+        # Called with the result as soon as the answer is complete, before the turn is
+        # stored: a reply can show its final form without waiting for the database.
+        self.on_result: Callable[[OllamaQueryResult], None] | None = None
 
     def request_stop(self) -> None:
         """Mark the coming cancellation as the user's choice: what was said is then kept."""
@@ -121,6 +124,8 @@ class QueryStream(AsyncIterator[str]):
 
     def set_result(self, result: OllamaQueryResult) -> None:
         self.result = result
+        if self.on_result is not None:
+            self.on_result(result)
 
     def __aiter__(self) -> AsyncIterator[str]:
         # Hand out the generator itself: `async for` then skips a Python-level hop per chunk.

@@ -91,11 +91,19 @@ class StreamingReply:
     def has_text(self) -> bool:
         return self.text_length > 0
 
-    async def finish(self, footer: str | None = None, *, notice: str | None = None) -> None:
-        """Deliver the complete answer (plus footer or notice) and wait until it is shown."""
+    @property
+    def closed(self) -> bool:
+        return self._closing is not None
+
+    def close(self, footer: str | None = None, *, notice: str | None = None) -> None:
+        """The answer is complete: flush it (plus footer or notice) without waiting."""
         if self._closing is None:
             self._closing = self._final_pages(footer, notice)
             self._wake.set()
+
+    async def finish(self, footer: str | None = None, *, notice: str | None = None) -> None:
+        """Deliver the complete answer (plus footer or notice) and wait until it is shown."""
+        self.close(footer, notice=notice)
         if self._task is None:
             self.start()
         assert self._task is not None

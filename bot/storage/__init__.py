@@ -1,7 +1,8 @@
 """Persistence: SQLAlchemy models, engine construction and the SessionStore."""
 
 from bot.storage.engine import create_engine, create_sessionmaker, upgrade_database
-from bot.storage.store import SessionRecord, SessionSettings, SessionStore
+from bot.storage.records import SessionRecord, SessionSettings
+from bot.storage.store import SessionStore
 
 __all__ = [
     "SessionRecord",

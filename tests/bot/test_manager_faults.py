@@ -170,7 +170,8 @@ async def test_drop_mid_stream_keeps_partial_and_stores_nothing(
     assert received and info.value.partial_content == "".join(received)
     assert LONG_ANSWER.startswith(info.value.partial_content)
     assert await stored(manager, "s") == []
-    assert (await manager.get_session("s")) is not None  # the session itself is kept
+    # A session is created by its first completed turn: a failed first question leaves none.
+    assert (await manager.get_session("s")) is None
 
 
 async def test_error_line_mid_stream_is_typed(

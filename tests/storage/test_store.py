@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
+from bot.errors import StorageError
 from bot.storage import SessionStore, create_engine, create_sessionmaker, upgrade_database
 
 
@@ -41,10 +43,12 @@ async def test_delete_cascades_to_messages(store: SessionStore) -> None:
 
 
 async def test_settings_keep_unnamed_fields(store: SessionStore) -> None:
-    await store.update_settings("s", model="qwen3", options={"temperature": 0.2})
-    settings = await store.update_settings("s", system_prompt="Be kind.")
+    _, created = await store.update_settings("s", model="qwen3", options={"temperature": 0.2})
+    assert created
+    settings, created = await store.update_settings("s", system_prompt="Be kind.")
+    assert not created
     assert settings.model == "qwen3" and settings.options == {"temperature": 0.2}
-    settings = await store.update_settings("s", model=None)
+    settings, _ = await store.update_settings("s", model=None)
     assert settings.model is None and settings.system_prompt == "Be kind."
 
 
@@ -74,3 +78,23 @@ async def test_list_and_delete_idle(store: SessionStore) -> None:
     assert await store.delete_idle(datetime.now(UTC) - timedelta(days=1)) == 0
     assert await store.delete_idle(datetime.now(UTC) + timedelta(seconds=1)) == 2
     assert await store.count() == 0
+
+
+async def test_database_failures_become_storage_errors(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}")
+    store = SessionStore(create_sessionmaker(engine))  # never migrated: no tables
+    with pytest.raises(StorageError) as info:
+        await store.append_turn("s", [{"role": "user", "content": "q"}])
+    assert "database" in info.value.user_message
+    with pytest.raises(StorageError):
+        await store.load_context("s", 10)
+    await engine.dispose()
+
+
+async def test_settings_are_cached_and_invalidated_by_writes(store: SessionStore) -> None:
+    await store.update_settings("s", model="qwen3")
+    assert (await store.settings_of(["s", "nope"]))["s"].model == "qwen3"
+    await store.update_settings("s", model="llama3.2")
+    assert (await store.settings_of(["s"]))["s"].model == "llama3.2"
+    await store.delete("s")
+    assert await store.settings_of(["s"]) == {}

@@ -1,0 +1,26 @@
+"""Plain values the stores return: no ORM object leaves bot.storage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSettings:
+    """Per-session overrides; None means "use the bot's default"."""
+
+    model: str | None = None
+    system_prompt: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    scope: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    id: str
+    settings: SessionSettings
+    created_at: datetime
+    updated_at: datetime
+    message_count: int
