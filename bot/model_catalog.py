@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import time
 from collections.abc import Callable
 from typing import Any
 
-from bot.datatypes import HealthStatus, ModelInfo, PullProgress
+from bot.datatypes import HealthStatus, ModelDetails, ModelInfo, PullProgress
 from bot.errors import InvalidRequestError, OllamaError
 from bot.ollama_client import OllamaClient, normalize_model_name
 
@@ -25,6 +26,7 @@ class ModelCatalog:
         self._cache: list[ModelInfo] | None = None
         self._fetched_at = 0.0
         self._capabilities: dict[str, tuple[float, tuple[str, ...]]] = {}
+        self._showing: dict[str, asyncio.Future[ModelDetails]] = {}
 
     async def list(self, force_refresh: bool = False) -> list[ModelInfo]:
         fresh = time.monotonic() - self._fetched_at < self._ttl
@@ -43,8 +45,13 @@ class ModelCatalog:
         cached = self._capabilities.get(key)
         if cached is not None and time.monotonic() - cached[0] < self._ttl:
             return cached[1]
+        # One /api/show for everyone asking at once (fifty questions arriving together).
+        pending = self._showing.get(key)
+        if pending is None:
+            pending = self._showing[key] = asyncio.ensure_future(self._client.show(name))
+            pending.add_done_callback(lambda _: self._showing.pop(key, None))
         try:
-            found = (await self._client.show(name)).capabilities
+            found = (await asyncio.shield(pending)).capabilities
         except OllamaError:
             return ()
         self._capabilities[key] = (time.monotonic(), found)

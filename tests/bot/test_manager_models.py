@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 
 import pytest
@@ -148,3 +149,11 @@ async def test_capabilities_are_cached_and_quiet_on_errors(
     assert "thinking" in await manager.catalog.capabilities("qwen3:latest")
     assert sum(1 for r in ollama_emu.requests if r.path == "/api/show") == 1
     assert await manager.catalog.capabilities("ghost") == ()
+
+
+async def test_concurrent_capability_lookups_share_one_request(
+    manager: OllamaRequestManager, ollama_emu: OllamaEmulator
+) -> None:
+    results = await asyncio.gather(*(manager.catalog.capabilities("qwen3") for _ in range(20)))
+    assert all("thinking" in r for r in results)
+    assert sum(1 for r in ollama_emu.requests if r.path == "/api/show") == 1

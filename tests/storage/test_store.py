@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event
 
 from bot.errors import StorageError
 from bot.storage import SessionStore, create_engine, create_sessionmaker, upgrade_database
@@ -98,3 +99,23 @@ async def test_settings_are_cached_and_invalidated_by_writes(store: SessionStore
     assert (await store.settings_of(["s"]))["s"].model == "llama3.2"
     await store.delete("s")
     assert await store.settings_of(["s"]) == {}
+
+
+async def test_concurrent_settings_reads_are_batched(store: SessionStore) -> None:
+    await store.update_settings("a", model="qwen3")
+    store._settings.clear()
+    statements: list[str] = []
+    engine = store._sessionmaker.kw["bind"]
+
+    def count(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            statements.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", count)
+    try:
+        results = await asyncio.gather(*(store.settings_of([f"s{i}", "a"]) for i in range(30)))
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", count)
+    assert all(r == {"a": results[0]["a"]} for r in results)
+    assert results[0]["a"].model == "qwen3"
+    assert len(statements) <= 2
