@@ -1,0 +1,377 @@
+"""The emulators of ``bench.streaming`` (Discord and Ollama) in one child process.
+
+The parent (which runs the bot) talks to the child over a multiprocessing Pipe: each request
+is a tuple ``(command, *args)`` and gets ``("ok", value)`` or ``("error", traceback)``.
+Commands: ``invoke`` (dispatch /ask in every channel), ``wait_done`` (until every answer
+shows its final content), ``collect`` (the recorded timelines) and ``stop``.
+
+Times are ``time.monotonic()``: CLOCK_MONOTONIC on Linux is system-wide, so the child's
+timestamps and the parent's are on the same clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing as mp
+import random
+import re
+import time
+import traceback
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any
+
+MODEL = "llama3.2"
+WARMUP_PROMPT = "warmup: say ok"
+_TAG = re.compile(r"^q(\d+):")
+_TEXT = (
+    "the quick brown fox jumps over lazy dogs while streaming answers arrive token by "
+    "token into discord messages edited at a steady pace without bursts or long freezes "
+    "and every channel gets its own distinct text so that a mix up shows at once"
+)
+_WORDS = tuple(_TEXT.split(" "))
+# The code block starts once the answer is this long, so that it straddles the first page
+# boundary (2000 characters) and the splitter has to close and reopen the fence. It follows
+# a prose line directly: a blank line before it would be the natural place to cut instead.
+CODE_AT = 1850
+CODE_LINES = 10
+
+
+def prompt_for(index: int) -> str:
+    return f"q{index:03d}: tell me something long"
+
+
+def answer_for(index: int, tokens: int) -> str:
+    """A distinct answer of exactly ``tokens`` emulator tokens (``\\s*\\S+`` each)."""
+    rng = random.Random(index)
+    out = [f"A{index:03d}"]
+    length = len(out[0])
+    code_done = False
+    while len(out) < tokens:
+        left = tokens - len(out)
+        if not code_done and length >= CODE_AT:
+            code_done = True
+            block = ["\n```python"]
+            for line in range(CODE_LINES):
+                block += [f"\nvalue_{line:02d}", " =", f" f({index},{rng.randrange(1000)})"]
+            block.append("\n```")
+            if len(block) + 1 <= left:  # only a whole block; then prose again
+                out += [*block, "\nAfter"]
+                length += sum(map(len, block)) + 6
+                continue
+        word = f" {rng.choice(_WORDS)}"
+        if len(out) % 25 == 0:
+            word = f" #{index:03d}"  # the channel's mark all along the answer
+        out.append(word)
+        length += len(word)
+    return "".join(out[:tokens])
+
+
+def _last_user_text(body: dict[str, Any]) -> str:
+    users = [m for m in body.get("messages") or [] if m.get("role") == "user"]
+    return str(users[-1].get("content") or "") if users else ""
+
+
+def reply_for(tokens: int) -> Callable[[dict[str, Any]], str]:
+    def reply(body: dict[str, Any]) -> str:
+        match = _TAG.match(_last_user_text(body))
+        return answer_for(int(match.group(1)), tokens) if match else "ok"
+
+    return reply
+
+
+# -- what the child sends back ---------------------------------------------------------------
+@dataclass
+class AnswerTimeline:
+    channel_id: int
+    dispatched_at: float
+    acked_at: float | None
+    # Per message (original first, then follow-ups): [(time, content)], creation included.
+    messages: list[list[tuple[float, str]]]
+    writes: int  # successful REST calls that wrote one of the answer's messages
+    rate_limited: int  # 429s on this answer's webhook bucket
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class Collected:
+    answers: list[AnswerTimeline]
+    count_429: int
+    token_times: dict[str, tuple[float, float]]  # answer text -> (first, last token written)
+    chat_requests: dict[str, float]  # prompt -> when its /api/chat request arrived
+    ollama_requests: list[tuple[str, str]]  # (method, path)
+    max_active_streams: int
+    cpu_seconds: float  # the child's CPU time during the measured round
+    wall_seconds: float
+
+
+@dataclass
+class Setup:
+    api_base: str
+    gateway_url: str
+    ollama_url: str
+    guild_id: int
+    channels: list[int]  # one per question
+    users: list[int]  # the asker in each channel
+    warmup_channel: int
+
+
+# -- the child -------------------------------------------------------------------------------
+# How the last line of a final reply starts: the footer, or a failure or stop notice.
+_FINAL_LINE = ("-# ", "⚠️", "⏹️")
+
+
+def _ended(rec: Any, messages: list[Any]) -> bool:
+    """The answer will not change any more: its final content is shown (footer or notice,
+    without the Stop button), or the bot gave up and told the user privately."""
+    if any(m.ephemeral for m in rec.followups) or (rec.original and rec.original.deleted):
+        return True
+    if not messages:
+        return False
+    last = messages[-1]
+    return last.content.rsplit("\n", 1)[-1].startswith(_FINAL_LINE) and not last.components
+
+
+def _record_token_times(token_times: dict[str, tuple[float, float]]) -> None:
+    """Timestamp, per answer, when its first and its last content token were written.
+
+    The emulator does not record it, so ``ollama_answers.play`` (looked up at call time by
+    ``send_stream``) is wrapped here, in the child only.
+    """
+    from tests.emulators import ollama_answers
+
+    original_play = ollama_answers.play
+
+    async def play(
+        answer: Any, rate: Any, emit: Callable[[str, Any], Awaitable[None]] | None
+    ) -> Any:
+        key = "".join(answer.content)
+
+        async def timed(kind: str, value: Any) -> None:
+            assert emit is not None
+            await emit(kind, value)
+            if kind == "content":
+                now = time.monotonic()
+                token_times[key] = (token_times.get(key, (now, now))[0], now)
+
+        return await original_play(answer, rate, timed if emit is not None else None)
+
+    ollama_answers.play = play
+
+
+def _serve(
+    conn: Connection, n: int, tokens: int, rate: float, edit_limit: int, window: float
+) -> None:
+    from tests.emulators.discord_server import DiscordEmulator, InteractionRecord
+    from tests.emulators.ollama_server import OllamaEmulator
+
+    token_times: dict[str, tuple[float, float]] = {}
+    _record_token_times(token_times)
+
+    async def main() -> None:
+        discord_emu = DiscordEmulator(edit_limit=edit_limit, edit_window=window)
+        ollama = OllamaEmulator(
+            tokens_per_second=rate, num_parallel=max(n, 1) + 1, max_queue=4 * n + 16
+        )
+        ollama.set_reply(reply_for(tokens))
+        await discord_emu.start()
+        await ollama.start()
+        guild = discord_emu.add_guild("Bench Guild")
+        channels, users = [], []
+        for i in range(n):
+            channels.append(discord_emu.add_channel(guild.id, f"bench-{i}").id)
+            user = discord_emu.add_user(f"user{i}")
+            discord_emu.add_member(guild.id, user.id)
+            users.append(user.id)
+        warmup = discord_emu.add_channel(guild.id, "warmup").id
+        conn.send(
+            Setup(
+                discord_emu.api_base,
+                discord_emu.gateway_url,
+                ollama.url,
+                guild.id,
+                channels,
+                users,
+                warmup,
+            )
+        )
+        loop = asyncio.get_running_loop()
+        records: list[InteractionRecord] = []
+        started = (0.0, 0.0)
+
+        def messages_of(rec: InteractionRecord) -> list[Any]:
+            found = [rec.original] if rec.original is not None else []
+            return [m for m in found + rec.followups if not m.deleted]
+
+        async def handle(command: str, *args: Any) -> Any:
+            nonlocal records, started
+            if command == "ask":  # one question, awaited (the warm-up)
+                channel_id, user_id, prompt, timeout = args
+                rec = await discord_emu.invoke_slash(
+                    "ask",
+                    user_id=user_id,
+                    channel_id=channel_id,
+                    guild_id=guild.id,
+                    options={"prompt": prompt},
+                )
+                try:
+                    await rec.wait_done(lambda r: _ended(r, messages_of(r)), timeout)
+                except TimeoutError:
+                    shown = [m.content for m in messages_of(rec)]
+                    raise TimeoutError(
+                        f"no final answer in {timeout} s: acked={rec.acked} "
+                        f"messages={shown!r} errors={rec.errors!r}"
+                    ) from None
+                return messages_of(rec)[-1].content
+            if command == "invoke":
+                (questions,) = args
+                started = (time.process_time(), time.monotonic())
+                records = []
+                for channel_id, user_id, prompt in questions:
+                    records.append(
+                        await discord_emu.invoke_slash(
+                            "ask",
+                            user_id=user_id,
+                            channel_id=channel_id,
+                            guild_id=guild.id,
+                            options={"prompt": prompt},
+                        )
+                    )
+                return None
+            if command == "wait_done":
+                (timeout,) = args
+                try:
+                    await discord_emu.wait_for(
+                        lambda: all(_ended(r, messages_of(r)) for r in records), timeout
+                    )
+                except TimeoutError:
+                    return False
+                return True
+            if command == "collect":
+                cpu = time.process_time() - started[0]
+                wall = time.monotonic() - started[1]
+                return _collect(records, messages_of, cpu, wall)
+            raise ValueError(f"unknown command {command!r}")
+
+        def _collect(
+            recs: list[InteractionRecord],
+            messages_of: Callable[[InteractionRecord], list[Any]],
+            cpu: float,
+            wall: float,
+        ) -> Collected:
+            writes: dict[str, int] = {}
+            limited: dict[str, int] = {}
+            for call in discord_emu.calls:
+                parts = call.path.split("/")
+                if len(parts) < 4 or parts[1] != "webhooks" or call.method not in ("PATCH", "POST"):
+                    continue
+                token = parts[3]
+                if call.status == 429:
+                    limited[token] = limited.get(token, 0) + 1
+                elif call.status < 300:
+                    writes[token] = writes.get(token, 0) + 1
+            answers = [
+                AnswerTimeline(
+                    channel_id=r.channel_id,
+                    dispatched_at=r.dispatched_at,
+                    acked_at=r.acked_at,
+                    messages=[list(m.edits) for m in messages_of(r)],
+                    writes=writes.get(r.token, 0),
+                    rate_limited=limited.get(r.token, 0),
+                    errors=list(r.errors),
+                )
+                for r in recs
+            ]
+            return Collected(
+                answers=answers,
+                count_429=discord_emu.count_429(),
+                token_times=dict(token_times),
+                chat_requests={
+                    _last_user_text(q.json): q.time
+                    for q in ollama.requests
+                    if q.path == "/api/chat" and q.json is not None
+                },
+                ollama_requests=[(q.method, q.path) for q in ollama.requests],
+                max_active_streams=ollama.max_active_seen,
+                cpu_seconds=cpu,
+                wall_seconds=wall,
+            )
+
+        try:
+            while True:
+                ready = loop.create_future()
+                loop.add_reader(conn.fileno(), lambda f=ready: f.done() or f.set_result(None))
+                try:
+                    await ready
+                finally:
+                    loop.remove_reader(conn.fileno())
+                try:
+                    command, *args = conn.recv()
+                except EOFError:
+                    return
+                if command == "stop":
+                    conn.send(("ok", None))
+                    return
+                try:
+                    conn.send(("ok", await handle(command, *args)))
+                except Exception:
+                    conn.send(("error", traceback.format_exc()))
+        finally:
+            await ollama.stop()
+            await discord_emu.stop()
+
+    asyncio.run(main())
+
+
+class EmulatorControl:
+    """The parent's end: ``await call(command, *args)`` without blocking its event loop."""
+
+    def __init__(self, conn: Connection, setup: Setup) -> None:
+        self._conn = conn
+        self.setup = setup
+
+    async def call(self, command: str, *args: Any, timeout: float = 120.0) -> Any:  # noqa: ASYNC109
+        loop = asyncio.get_running_loop()
+        self._conn.send((command, *args))
+        ready = loop.create_future()
+        fd = self._conn.fileno()
+        loop.add_reader(fd, lambda: ready.done() or ready.set_result(None))
+        try:
+            await asyncio.wait_for(ready, timeout)
+        finally:
+            loop.remove_reader(fd)
+        status, value = self._conn.recv()
+        if status != "ok":
+            raise RuntimeError(f"the emulator process failed on {command!r}:\n{value}")
+        return value
+
+
+@contextmanager
+def emulators_process(
+    n: int, tokens: int, rate: float, edit_limit: int, edit_window: float
+) -> Iterator[EmulatorControl]:
+    """Both emulators in a child process, with ``n`` channels (and askers) plus a warm-up one."""
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe()
+    process = ctx.Process(
+        target=_serve, args=(child, n, tokens, rate, edit_limit, edit_window), daemon=True
+    )
+    process.start()
+    child.close()
+    try:
+        if not parent.poll(60):
+            raise RuntimeError("the emulator process did not start")
+        yield EmulatorControl(parent, parent.recv())
+    finally:
+        try:
+            parent.send(("stop",))
+            if parent.poll(10):
+                parent.recv()
+        except (BrokenPipeError, EOFError, OSError):
+            pass
+        process.join(10)
+        if process.is_alive():
+            process.kill()
+            process.join(5)
