@@ -56,10 +56,12 @@ class OllacordBot(commands.Bot):
         await self.sync_commands()
 
     async def close(self) -> None:
+        # Answers in flight finish first: their last edits still need the Discord connection.
+        await self.manager.wait_idle()
         try:
             await super().close()
         finally:
-            await self.manager.close()
+            await self.manager.close(grace=0)
 
     async def sync_commands(self, *, force: bool = False) -> bool:
         """Sync the command tree only when it changed since the last sync (hash in the DB)."""

@@ -27,31 +27,46 @@ class InteractionSink:
         self._tracker = tracker
         self._ephemeral = ephemeral
         self._view = view
+        self._view_on: int | None = None  # the message that shows the view now
         self._followups: dict[int, discord.WebhookMessage] = {}
 
     def rate_limit(self) -> RateLimitInfo | None:
         return self._tracker.get(f"webhook:{self._interaction.token}")
 
+    def _view_change(self, index: int, final: bool) -> dict[str, discord.ui.View | None]:
+        """The ``view`` argument for this write, or none: an edit without one keeps the
+        message's buttons, and sending the view again on every edit costs CPU for nothing."""
+        if self._view is None:
+            return {}
+        if final:
+            if self._view_on != index:
+                return {}
+            self._view_on = None
+            return {"view": None}
+        if self._view_on == index:
+            return {}
+        self._view_on = index
+        return {"view": self._view}
+
     async def write(self, index: int, content: str, *, final: bool) -> None:
-        view = None if final or self._view is None else self._view
+        view = self._view_change(index, final)
         if index == 0:
             await self._interaction.edit_original_response(
-                content=content, view=view, allowed_mentions=NO_MENTIONS
+                content=content, allowed_mentions=NO_MENTIONS, **view
             )
             self._interaction.extras[WRITTEN] = True
             return
         message = self._followups.get(index)
         if message is None:
-            kwargs = {"view": view} if view is not None else {}
             self._followups[index] = await self._interaction.followup.send(
                 content,
                 ephemeral=self._ephemeral,
                 allowed_mentions=NO_MENTIONS,
                 wait=True,
-                **kwargs,
+                **{k: v for k, v in view.items() if v is not None},
             )
         else:
-            await message.edit(content=content, view=view, allowed_mentions=NO_MENTIONS)
+            await message.edit(content=content, allowed_mentions=NO_MENTIONS, **view)
 
 
 class ChannelSink:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -17,6 +18,8 @@ from bot.query import QueryPlan, QueryStream, build_result
 from bot.queueing import RequestQueue
 from bot.stats import RequestStats
 from bot.storage import SessionSettings, SessionStore
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +50,17 @@ class QueryExecutor:
         self._defaults = defaults
         self._on_session_created = on_session_created
         self.active_streams = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    async def wait_idle(self, grace: float) -> bool:
+        """Wait until no query is running (True), or ``grace`` seconds (False)."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), grace)
+        except TimeoutError:
+            log.warning("closing with %d answers still running", self.active_streams)
+            return False
+        return True
 
     def stream(self, plan: QueryPlan, on_event: EventCallback | None) -> QueryStream:
         """A stream that joins the queue when first iterated; nothing runs before that."""
@@ -89,6 +103,7 @@ class QueryExecutor:
             started = time.monotonic()
             outcome = GenerationOutcome()
             self.active_streams += 1
+            self._idle.clear()
             try:
                 request = await self._prepare(plan)
                 await emit(on_event, StartedEvent(request.model))
@@ -111,6 +126,8 @@ class QueryExecutor:
                 raise
             finally:
                 self.active_streams -= 1
+                if not self.active_streams:
+                    self._idle.set()
                 self._stats.retries += outcome.retries
                 self._stats.fallbacks += outcome.fallback_from is not None
             self._stats.record_success(

@@ -40,6 +40,8 @@ from bot.storage.state import BotStateStore
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_MS = 120_000
+# On shutdown, answers in flight get this long to finish and store their turn.
+CLOSE_GRACE_SECONDS = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +131,15 @@ class OllamaRequestManager:
     def _note_session_created(self) -> None:
         self._session_count += 1
 
-    async def close(self) -> None:
+    async def wait_idle(self, grace: float = CLOSE_GRACE_SECONDS) -> bool:
+        """Wait (up to ``grace`` s) until no answer is running; False if some still are."""
+        if self._services is None:
+            return True
+        return await self._services.executor.wait_idle(grace)
+
+    async def close(self, grace: float = CLOSE_GRACE_SECONDS) -> None:
+        """Release everything, after letting answers in flight finish (up to ``grace`` s)."""
+        await self.wait_idle(grace)
         services, self._services = self._services, None
         if services is not None:
             await services.client.close()

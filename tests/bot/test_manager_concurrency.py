@@ -144,3 +144,20 @@ async def test_cancel_without_stop_request_stores_nothing(
     with contextlib.suppress(asyncio.CancelledError):
         await task
     assert await manager.store.messages("c") == []
+
+
+async def test_close_lets_an_answer_in_flight_finish_and_store(
+    make_manager: ManagerFactory, ollama_emu: OllamaEmulator
+) -> None:
+    manager = make_manager()
+    await manager.start()
+    ollama_emu.tokens_per_second = 100
+    ollama_emu.set_reply(" ".join(["tok"] * 20))
+    task = asyncio.create_task(manager.query(prompt="q", session_id="c"))
+    await asyncio.sleep(0.05)  # streaming now
+    await manager.close()
+    result = await task
+    assert result.content.count("tok") == 20
+    again = make_manager()
+    await again.start()
+    assert [m["content"] for m in await again.store.messages("c")] == ["q", result.content]

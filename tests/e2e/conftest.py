@@ -152,3 +152,18 @@ def open_command_to_everyone(discord_emu: DiscordEmulator, name: str) -> None:
         for command in commands:
             if command["name"] == name:
                 command["default_member_permissions"] = None
+
+
+async def stored_messages(w: World, session_id: str, count: int) -> list[dict[str, Any]]:
+    """The session's messages once at least ``count`` are stored.
+
+    The final answer is shown before its turn is written (the edit doesn't wait for the
+    database), so a test that reads the store right after seeing it must wait a moment.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 5.0
+    while True:
+        messages = [dict(m) for m in await w.bot.manager.store.messages(session_id)]
+        if len(messages) >= count or loop.time() > deadline:
+            return messages
+        await asyncio.sleep(0.02)

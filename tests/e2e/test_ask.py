@@ -7,7 +7,7 @@ import itertools
 import re
 from typing import Any
 
-from tests.e2e.conftest import World
+from tests.e2e.conftest import World, stored_messages
 from tests.emulators.discord_server import Channel, InteractionRecord, Message, User
 from tests.emulators.ollama_text import tokenize
 
@@ -309,7 +309,7 @@ async def test_stop_button_only_for_the_asker_and_keeps_the_partial_turn(w: Worl
     shown = pages_without_footer(messages)[0]
     assert shown.startswith("slow0 slow1 slow2")
     assert answer.startswith(shown) and len(shown) < len(answer) // 2
-    stored = await w.bot.manager.store.messages(f"channel:{w.channel.id}")
+    stored = await stored_messages(w, f"channel:{w.channel.id}", 2)
     assert [(m["role"], m["content"]) for m in stored] == [
         ("user", "Talk for a while."),
         ("assistant", shown),

@@ -12,7 +12,7 @@ import discord.http
 import yarl
 
 from bot.app import point_discord_at
-from tests.e2e.conftest import World, e2e_settings, running_bot, world
+from tests.e2e.conftest import World, e2e_settings, running_bot, stored_messages, world
 from tests.e2e.test_ask import (
     DISCORD_LIMIT,
     ask,
@@ -57,7 +57,11 @@ async def test_ollama_down_is_reported_with_its_host_and_nothing_is_stored(w: Wo
     messages = await finished(await ask(w, "And now?"))
     assert pages_without_footer(messages) == ["Back online."]
     # The failed question left nothing behind to be sent as history.
-    assert await stored(w) == [("user", "And now?"), ("assistant", "Back online.")]
+    turn = await stored_messages(w, f"channel:{w.channel.id}", 2)
+    assert [(m["role"], m["content"]) for m in turn] == [
+        ("user", "And now?"),
+        ("assistant", "Back online."),
+    ]
     assert [m["content"] for m in chat_requests(w)[-1]["messages"] if m["role"] != "system"] == [
         "And now?"
     ]

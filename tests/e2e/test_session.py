@@ -12,6 +12,7 @@ from tests.e2e.conftest import (
     World,
     chat_bodies,
     open_command_to_everyone,
+    stored_messages,
     wait_private_note,
     world,
 )
@@ -191,7 +192,7 @@ async def test_an_ask_in_direct_messages_has_its_own_session(tmp_path: Path) -> 
         dm = {"channel_id": w.discord.dm_channel(w.alice.id).id, "guild_id": None}
         assert sent(await ask(w, w.alice, "dm one", dm)) == [("user", "dm one")]
         assert ("user", "dm one") in sent(await ask(w, w.alice, "dm two", dm))
-        stored = await w.bot.manager.store.messages(f"dm:{w.alice.id}")
+        stored = await stored_messages(w, f"dm:{w.alice.id}", 4)
         assert [m["content"] for m in stored if m["role"] == "user"] == ["dm one", "dm two"]
         # The DM conversation is not the channel's, nor anyone else's.
         assert sent(await ask(w, w.alice, "in the guild")) == [("user", "in the guild")]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.e2e.conftest import World
+from tests.e2e.conftest import World, stored_messages
 
 
 async def test_thinking_model_shows_status_and_keeps_reasoning_out(w: World) -> None:
@@ -20,7 +20,7 @@ async def test_thinking_model_shows_status_and_keeps_reasoning_out(w: World) -> 
     assert all("consider the question" not in c for c in shown)
     chat = [r.json for r in w.ollama.requests if r.path == "/api/chat"]
     assert chat[-1]["think"] is True
-    stored = await w.bot.manager.store.messages(f"channel:{w.channel.id}")
+    stored = await stored_messages(w, f"channel:{w.channel.id}", 2)
     assert [m["content"] for m in stored] == ["Meaning?", "The answer is 42."]
 
 
