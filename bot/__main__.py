@@ -19,7 +19,7 @@ def main() -> int:
     except ConfigError as exc:
         print(f"ollacord: {exc}", file=sys.stderr)
         return 2
-    setup_logging(settings.log_level, secrets=[settings.discord_token])
+    setup_logging(settings.log_level, secrets=settings.secrets)
     from bot.app import run_bot  # imported late: discord.py is slow to import
 
     try:

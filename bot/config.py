@@ -42,6 +42,14 @@ class Settings:
     dev_guild_id: int | None = None
     mention_chat: bool = False
     message_content_intent: bool = False
+    http_host: str = "127.0.0.1"
+    http_port: int | None = None
+    admin_token: str | None = field(default=None, repr=False)
+
+    @property
+    def secrets(self) -> tuple[str | None, ...]:
+        """Values that must never appear in logs."""
+        return (self.discord_token, self.admin_token)
 
     @property
     def wants_message_content(self) -> bool:
@@ -143,6 +151,13 @@ def _models(raw: str) -> tuple[str, ...]:
     return tuple(m.strip() for m in raw.split(",") if m.strip())
 
 
+def _port(raw: str) -> int:
+    value = _int(0)(raw)
+    if value > 65535:
+        raise ValueError(f"expected a port from 0 to 65535, got {value}")
+    return value
+
+
 def _bool(raw: str) -> bool:
     value = raw.lower()
     if value in ("1", "true", "yes", "on"):
@@ -175,6 +190,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "discord_api_base": _url("http", "https"),
     "discord_gateway_url": _url("ws", "wss"),
     "dev_guild_id": _int(1),
+    "http_port": _port,
     "mention_chat": _bool,
     "message_content_intent": _bool,
 }

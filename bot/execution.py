@@ -104,8 +104,10 @@ class QueryExecutor:
             outcome = GenerationOutcome()
             self.active_streams += 1
             self._idle.clear()
+            model = plan.model or self._defaults.model
             try:
                 request = await self._prepare(plan)
+                model = request.model
                 await emit(on_event, StartedEvent(request.model))
                 async for text in generate(self._client, request, outcome, on_event):
                     yield text
@@ -118,11 +120,11 @@ class QueryExecutor:
                 if control.stop_requested and outcome.parts:
                     # Stopped by the user: keep what was said, as they saw it.
                     await self._keep_stopped(plan, request, outcome, control)
-                self._stats.record_failure(exc, time.monotonic() - started)
+                self._stats.record_failure(exc, time.monotonic() - started, model)
                 raise
             except BaseException as exc:
                 # Failed: counted, and nothing stored (no dangling question, no partial answer).
-                self._stats.record_failure(exc, time.monotonic() - started)
+                self._stats.record_failure(exc, time.monotonic() - started, model)
                 raise
             finally:
                 self.active_streams -= 1

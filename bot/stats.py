@@ -2,10 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRecord:
+    """One finished request, as listeners (metrics) see it."""
+
+    model: str
+    outcome: str  # "success", "error" or "cancelled"
+    latency: float
+    first_token: float | None = None
+    tokens: int = 0
+    error: str | None = None
 
 
 @dataclass(slots=True)
@@ -23,6 +40,7 @@ class RequestStats:
     first_token_samples: int = 0
     model_usage: Counter[str] = field(default_factory=Counter)
     error_types: Counter[str] = field(default_factory=Counter)
+    listeners: list[Callable[[RequestRecord], None]] = field(default_factory=list)
 
     def record_success(
         self, model: str, latency: float, tokens: int, first_token: float | None
@@ -35,13 +53,24 @@ class RequestStats:
         if first_token is not None:
             self.total_first_token += first_token
             self.first_token_samples += 1
+        self._notify(RequestRecord(model, "success", latency, first_token, tokens))
 
-    def record_failure(self, error: BaseException, latency: float) -> None:
+    def record_failure(self, error: BaseException, latency: float, model: str = "") -> None:
         self.total_requests += 1
         self.failed_requests += 1
         self.total_errors += 1
         self.total_latency += latency
         self.error_types[type(error).__name__] += 1
+        cancelled = isinstance(error, asyncio.CancelledError | GeneratorExit)
+        outcome = "cancelled" if cancelled else "error"
+        self._notify(RequestRecord(model, outcome, latency, error=type(error).__name__))
+
+    def _notify(self, record: RequestRecord) -> None:
+        for listener in self.listeners:
+            try:
+                listener(record)
+            except Exception:
+                log.exception("statistics listener failed")
 
     def snapshot(self, **extra: Any) -> dict[str, Any]:
         done = self.successful_requests + self.failed_requests
