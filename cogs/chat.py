@@ -11,7 +11,8 @@ from discord.ext import commands
 
 from bot.answering import MAX_PROMPT_CHARS, AnswerRun
 from bot.conversations import Place
-from bot.discord_reply import ChannelSink, InteractionSink
+from bot.discord_reply import NO_MENTIONS, ChannelSink, InteractionSink
+from bot.errors import OllacordError
 
 if TYPE_CHECKING:
     from bot.app import OllacordBot
@@ -98,10 +99,13 @@ class Chat(commands.Cog):
         prompt = prompt.replace(f"<@!{self.bot.user.id}>", "").strip()
         if not prompt:
             return
-        place = Place(
-            message.channel.id, message.author.id, message.guild.id if message.guild else None
-        )
-        target = await self.bot.router.target(place)
+        guild_id = message.guild.id if message.guild else None
+        place = Place(message.channel.id, message.author.id, guild_id)
+        try:
+            target = await self.bot.router.target(place)
+        except OllacordError as exc:
+            await message.reply(exc.user_message, allowed_mentions=NO_MENTIONS)
+            return
         run = AnswerRun(self.bot.manager, ChannelSink(message, self.bot.rate_limits))
         await run.ask(prompt[:MAX_PROMPT_CHARS], target)
 
