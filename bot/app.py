@@ -18,11 +18,12 @@ from bot.conversations import ConversationRouter
 from bot.discord_limits import RateLimitTracker
 from bot.discord_reply import WRITTEN
 from bot.errors import OllacordError
+from bot.http_api import DiscordStatus, HttpServer, start_http_server
 from bot.manager import OllamaRequestManager
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.chat", "cogs.summarize", "cogs.session", "cogs.models")
+EXTENSIONS = ("cogs.chat", "cogs.summarize", "cogs.session", "cogs.models", "cogs.admin")
 COMMAND_HASH_KEY = "command_tree_hash"
 
 
@@ -47,10 +48,20 @@ class OllacordBot(commands.Bot):
         self.settings = settings
         self.manager = manager
         self.router = ConversationRouter(manager)
+        self.http_server: HttpServer | None = None  # with HTTP_PORT=0, .port is the bound one
         self.tree.on_error = self.on_app_command_error
 
     async def setup_hook(self) -> None:
         await self.manager.start()
+        if self.settings.http_port is not None:
+            self.http_server = await start_http_server(
+                self.manager,
+                self.discord_status,
+                host=self.settings.http_host,
+                port=self.settings.http_port,
+                admin_token=self.settings.admin_token,
+                discord_429=lambda: self.rate_limits.seen_429,
+            )
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         await self.sync_commands()
@@ -61,7 +72,12 @@ class OllacordBot(commands.Bot):
         try:
             await super().close()
         finally:
+            if self.http_server is not None:
+                await self.http_server.stop()
             await self.manager.close(grace=0)
+
+    def discord_status(self) -> DiscordStatus:
+        return DiscordStatus(self.is_ready() and not self.is_closed(), self.latency)
 
     async def sync_commands(self, *, force: bool = False) -> bool:
         """Sync the command tree only when it changed since the last sync (hash in the DB)."""

@@ -110,7 +110,9 @@ class OllamaRequestManager:
         except Exception:
             await engine.dispose()
             raise
-        client = OllamaClient(self.host, timeout=self.request_timeout)
+        client = OllamaClient(
+            self.host, timeout=self.request_timeout, max_streams=self.queue.capacity
+        )
         defaults = QueryDefaults(
             model=self.default_model,
             system_prompt=self.default_system_prompt,

@@ -27,6 +27,7 @@ from bot.errors import (
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 10.0
+SPARE_CONNECTIONS = 4
 
 
 _STAT_FIELDS = (
@@ -48,10 +49,23 @@ def normalize_model_name(name: str) -> str:
 class OllamaClient:
     """A pooled ``ollama.AsyncClient`` with an explicit timeout (the library's default is none)."""
 
-    def __init__(self, host: str, *, timeout: float, connect_timeout: float = CONNECT_TIMEOUT):
+    def __init__(
+        self,
+        host: str,
+        *,
+        timeout: float,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        max_streams: int = 4,
+    ) -> None:
         self.host = host
+        # Keep as many idle connections as answers can stream at once (plus a few for
+        # model lists and health checks): httpx keeps 20 by default, so a burst of fifty
+        # questions would otherwise open thirty new connections every time.
+        pool = max_streams + SPARE_CONNECTIONS
         self._client = ollama.AsyncClient(
-            host=host, timeout=httpx.Timeout(timeout, connect=connect_timeout)
+            host=host,
+            timeout=httpx.Timeout(timeout, connect=connect_timeout),
+            limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool),
         )
 
     async def close(self) -> None:

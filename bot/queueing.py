@@ -87,6 +87,10 @@ class RequestQueue:
         self._lanes: dict[str, FairGate] = {}
 
     @property
+    def capacity(self) -> int:
+        return self._capacity.permits
+
+    @property
     def running(self) -> int:
         return self._capacity.active
 
