@@ -141,7 +141,7 @@ async def get_healthz(request: web.Request) -> web.Response:
         health = await manager.health_check()
         if not health.ok:
             return {"status": "down", "latency_ms": None, "error": health.error}
-        latency = _ms(health.latency_ms / 1000) if health.latency_ms is not None else None
+        latency = round(health.latency_ms, 1) if health.latency_ms is not None else None
         return {"status": "up", "latency_ms": latency, "version": health.version}
 
     checks = {"discord": discord, "database": database, "ollama": ollama}

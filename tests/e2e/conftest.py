@@ -167,3 +167,18 @@ async def stored_messages(w: World, session_id: str, count: int) -> list[dict[st
         if len(messages) >= count or loop.time() > deadline:
             return messages
         await asyncio.sleep(0.02)
+
+
+async def settled_statistics(w: World, total_requests: int) -> dict[str, Any]:
+    """The manager's statistics once ``total_requests`` are counted.
+
+    A request is counted after its turn is stored, which is after the final edit the test
+    saw; reading right away could miss the last one.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 5.0
+    while True:
+        stats = w.bot.manager.get_statistics()
+        if stats["total_requests"] >= total_requests or loop.time() > deadline:
+            return stats
+        await asyncio.sleep(0.02)

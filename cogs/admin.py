@@ -1,0 +1,76 @@
+"""/stats: the request manager's statistics, for server admins (the same as GET /stats)."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+if TYPE_CHECKING:
+    from bot.app import OllacordBot
+
+log = logging.getLogger(__name__)
+
+# An embed field holds at most 1024 characters; the busiest models are the interesting ones.
+MAX_MODELS_SHOWN = 10
+
+
+def format_duration(seconds: float) -> str:
+    """A compact duration such as "3d 4h 5m" or "42s"."""
+    total = int(seconds)
+    days, rest = divmod(total, 86_400)
+    hours, rest = divmod(rest, 3_600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{v}{unit}" for v, unit in ((days, "d"), (hours, "h"), (minutes, "m")) if v]
+    return " ".join(parts) if parts else f"{secs}s"
+
+
+def model_usage_lines(usage: dict[str, int]) -> str:
+    busiest = sorted(usage.items(), key=lambda item: (-item[1], item[0]))
+    lines = [f"`{name}`: {count:,}" for name, count in busiest[:MAX_MODELS_SHOWN]]
+    if len(busiest) > MAX_MODELS_SHOWN:
+        lines.append(f"…and {len(busiest) - MAX_MODELS_SHOWN} more")
+    return "\n".join(lines) or "No requests yet."
+
+
+def stats_embed(stats: dict[str, Any]) -> discord.Embed:
+    embed = discord.Embed(title="Bot statistics", colour=discord.Colour.blurple())
+    for name, value in (
+        ("Total requests", f"{stats['total_requests']:,}"),
+        ("Successful", f"{stats['successful_requests']:,}"),
+        ("Failed", f"{stats['failed_requests']:,}"),
+        ("Error rate", f"{stats['error_rate']:.1f}%"),
+        ("Average response time", f"{stats['average_processing_time']:.2f} s"),
+        ("Average first token", f"{stats['average_first_token_time']:.2f} s"),
+        ("Tokens generated", f"{stats['total_tokens_generated']:,}"),
+        ("Active sessions", f"{stats['active_sessions']:,}"),
+        ("Queue depth", f"{stats['queue_depth']:,}"),
+        ("Answers running", f"{stats['active_streams']:,}"),
+        ("Uptime", format_duration(stats["uptime_seconds"])),
+    ):
+        embed.add_field(name=name, value=value)
+    embed.add_field(name="Model usage", value=model_usage_lines(stats["model_usage"]), inline=False)
+    return embed
+
+
+class Admin(commands.Cog):
+    def __init__(self, bot: OllacordBot) -> None:
+        self.bot = bot
+
+    @app_commands.command(name="stats")
+    @app_commands.guild_only()
+    @app_commands.default_permissions(manage_guild=True)
+    # default_permissions only hides the command; server admins can open it to anyone,
+    # so the permission is checked here as well.
+    @app_commands.checks.has_permissions(manage_guild=True)
+    async def stats(self, interaction: discord.Interaction) -> None:
+        """Show the bot's request statistics, per-model usage and uptime."""
+        embed = stats_embed(self.bot.manager.get_statistics())
+        await interaction.response.send_message(embed=embed, ephemeral=True)
+
+
+async def setup(bot: OllacordBot) -> None:
+    await bot.add_cog(Admin(bot))
