@@ -221,7 +221,7 @@ async def post_cleanup(request: web.Request) -> web.Response:
     if not 1 <= days <= MAX_CLEANUP_DAYS:
         return error_response(400, f"days must be a whole number from 1 to {MAX_CLEANUP_DAYS}")
     cutoff = datetime.now(UTC) - timedelta(days=days)
-    deleted = await request.app[_MANAGER].store.delete_idle(cutoff)
+    deleted = await request.app[_MANAGER].delete_idle_sessions(cutoff)
     log.info("admin cleanup deleted %d sessions idle for over %d days", deleted, days)
     return web.json_response({"deleted": deleted, "days": days})
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -309,6 +310,12 @@ class OllamaRequestManager:
         count = await self.store.delete_all()
         self._session_count = 0
         return count
+
+    async def delete_idle_sessions(self, older_than: datetime) -> int:
+        """Delete sessions not used since ``older_than``; returns how many went."""
+        deleted = await self.store.delete_idle(older_than)
+        self._session_count = max(0, self._session_count - deleted)
+        return deleted
 
     async def get_session_settings(self, session_id: str) -> SessionSettings:
         record = await self.store.get(session_id)

@@ -311,6 +311,7 @@ async def test_cleanup_deletes_only_idle_sessions(
     assert await manager.store.get("old") is None
     assert await manager.store.get("recent") is not None
     assert await manager.store.get("fresh") is not None
+    assert manager.get_statistics()["active_sessions"] == 2  # the count follows the cleanup
 
 
 @pytest.mark.parametrize("days", [None, "", "abc", "0", "-3", "1.5", "99999999"])
