@@ -141,7 +141,10 @@ class PullProgressPrinter:
         if not changed and now - self._drawn_at < REDRAW_INTERVAL:
             return
         self._drawn_at = now
-        prefix = "\n" if changed and previous is not None else "\r"
+        prefix = "\r"
+        if changed and previous is not None:
+            # Its last update may have been skipped by the throttle: leave it complete.
+            prefix += describe_progress(previous, bar=True) + _CLEAR_TO_END + "\n"
         self._emit(prefix + describe_progress(progress, bar=True) + _CLEAR_TO_END)
 
     def finish(self, succeeded: bool) -> None:
@@ -158,3 +161,28 @@ class PullProgressPrinter:
     def _emit(self, text: str) -> None:
         self.stream.write(text)
         self.stream.flush()
+
+
+@dataclass(slots=True)
+class StatusLine:
+    """A transient note on a terminal's stderr (\"retrying in 2 s\"), erased once moot.
+
+    Off the terminal it says nothing: a log or a test wants only the outcome, and a failure
+    must stay the one line on stderr.
+    """
+
+    stream: TextIO
+    shown: bool = False
+
+    def show(self, text: str) -> None:
+        if not self.stream.isatty():
+            return
+        self.stream.write(f"\rollacord: {one_line(text)}{_CLEAR_TO_END}")
+        self.stream.flush()
+        self.shown = True
+
+    def clear(self) -> None:
+        if self.shown:
+            self.stream.write("\r" + _CLEAR_TO_END)
+            self.stream.flush()
+            self.shown = False

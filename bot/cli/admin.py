@@ -1,0 +1,183 @@
+"""`ollacord health`, `ollacord migrate` and `ollacord run`: the operator's commands."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
+from sqlalchemy import func, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.cli.context import DATABASE_ERRORS, first_line, redact_url, sqlite_path
+from bot.cli.output import Console
+from bot.config import Settings
+from bot.errors import OllamaError, StorageError
+from bot.model_catalog import ModelCatalog
+from bot.ollama_client import OllamaClient, normalize_model_name
+from bot.storage import create_engine, upgrade_database
+from bot.storage.engine import alembic_config
+from bot.storage.models import ChatSession
+
+log = logging.getLogger(__name__)
+
+# A health check answers quickly or says why not; the bot's long timeouts are for answers.
+HEALTH_TIMEOUT = 10.0
+DISCORD_NOT_CHECKED = (
+    "not checked by the CLI (the running bot reports it on /healthz when HTTP_PORT is set)"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    component: str
+    ok: bool
+    detail: str
+
+    def line(self) -> str:
+        return f"{self.component}: {'ok' if self.ok else 'FAILED'} - {self.detail}"
+
+
+def run(args: argparse.Namespace) -> int:
+    """The bot, exactly as `python -m bot` runs it (settings, logging, exit codes)."""
+    from bot.__main__ import main as run_bot_main  # discord.py loads only for this command
+
+    return run_bot_main()
+
+
+async def health(args: argparse.Namespace, settings: Settings, console: Console) -> int:
+    checks = await asyncio.gather(check_database(settings), check_ollama(settings))
+    for check in checks:
+        console.out(check.line())
+    console.out(f"discord: {DISCORD_NOT_CHECKED}")
+    healthy = all(c.ok for c in checks)
+    console.out("status: " + ("healthy" if healthy else "degraded"))
+    return 0 if healthy else 1
+
+
+async def check_database(settings: Settings) -> Check:
+    url = redact_url(settings.database_url)
+    path = sqlite_path(settings.database_url)
+    if path is not None and not path.exists():
+        return _missing_sqlite(url, path)
+    started = time.perf_counter()
+    try:
+        engine = create_engine(settings.database_url)
+    except DATABASE_ERRORS as exc:
+        return Check("database", False, f"cannot open {url}: {first_line(exc)}")
+    try:
+        current, sessions = await asyncio.wait_for(_probe(engine), HEALTH_TIMEOUT)
+    except TimeoutError:
+        return Check("database", False, f"{url} did not answer within {HEALTH_TIMEOUT:g} s")
+    except DATABASE_ERRORS as exc:
+        return Check("database", False, f"cannot open {url}: {first_line(exc)}")
+    finally:
+        await engine.dispose()
+    took = f"{(time.perf_counter() - started) * 1000:.0f} ms"
+    script = ScriptDirectory.from_config(alembic_config())
+    head = script.get_current_head()
+    if current == head:
+        return Check(
+            "database", True, f"{url} at revision {head} (head), {sessions} sessions, {took}"
+        )
+    pending = "the bot migrates it on start, or run `ollacord migrate`"
+    if current is None:
+        return Check("database", True, f"{url} is not migrated yet ({pending})")
+    try:
+        script.get_revision(current)
+    except CommandError:
+        return Check(
+            "database", False, f"{url} is at revision {current}, unknown to this ollacord version"
+        )
+    return Check("database", True, f"{url} at revision {current}, head is {head} ({pending})")
+
+
+def _missing_sqlite(url: str, path: Path) -> Check:
+    """No file yet: healthy if the bot could create it (the nearest existing folder is writable)."""
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not os.access(folder, os.W_OK):
+        return Check("database", False, f"{url} does not exist and {folder} is not writable")
+    return Check("database", True, f"{url} does not exist yet (the bot creates it on start)")
+
+
+async def _probe(engine: AsyncEngine) -> tuple[str | None, int | None]:
+    """The database's Alembic revision and, once migrated, how many sessions it holds."""
+    async with engine.connect() as conn:
+        current = await conn.run_sync(_current_revision)
+        sessions = None
+        if current is not None:
+            count = select(func.count()).select_from(ChatSession)
+            sessions = int(await conn.scalar(count) or 0)
+    return current, sessions
+
+
+def _current_revision(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+async def check_ollama(settings: Settings) -> Check:
+    host = settings.ollama_host
+    client = OllamaClient(host, timeout=HEALTH_TIMEOUT, connect_timeout=HEALTH_TIMEOUT)
+    try:
+        status = await ModelCatalog(client).health()
+        if not status.ok:
+            error = status.error or "no answer"
+            return Check("ollama", False, error if host in error else f"{host}: {error}")
+        reached = f"{host}, version {status.version}, {status.latency_ms or 0:.0f} ms"
+        try:
+            installed = {normalize_model_name(m.name) for m in await client.list_models()}
+        except OllamaError as exc:
+            return Check("ollama", False, f"{reached}; listing models failed: {exc.user_message}")
+    finally:
+        await client.close()
+    wanted = [settings.default_model, *settings.fallback_models]
+    usable = [m for m in wanted if normalize_model_name(m) in installed]
+    if not usable:
+        return Check(
+            "ollama",
+            False,
+            f"{reached}; the default model `{settings.default_model}` is not on the server "
+            f"(`ollacord models pull {settings.default_model}`)",
+        )
+    if usable[0] != settings.default_model:
+        return Check(
+            "ollama",
+            True,
+            f"{reached}; default model `{settings.default_model}` missing, "
+            f"answers fall back to `{usable[0]}`",
+        )
+    return Check("ollama", True, f"{reached}; default model `{settings.default_model}` present")
+
+
+async def migrate(args: argparse.Namespace, settings: Settings, console: Console) -> int:
+    url = redact_url(settings.database_url)
+    try:
+        engine = create_engine(settings.database_url)
+    except DATABASE_ERRORS as exc:
+        raise StorageError(f"Cannot migrate {url}: {first_line(exc)}") from None
+    try:
+        async with engine.connect() as conn:
+            before = await conn.run_sync(_current_revision)
+        await upgrade_database(engine)
+        async with engine.connect() as conn:
+            after = await conn.run_sync(_current_revision)
+    except (*DATABASE_ERRORS, CommandError) as exc:  # CommandError: a revision from the future
+        raise StorageError(f"Cannot migrate {url}: {first_line(exc)}") from None
+    finally:
+        await engine.dispose()
+    if before == after:
+        console.out(f"{url} is already at revision {after} (head)")
+    else:
+        start = f"revision {before}" if before else "an empty database"
+        console.out(f"{url} upgraded from {start} to revision {after} (head)")
+    return 0

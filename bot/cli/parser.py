@@ -1,0 +1,192 @@
+"""The argument parser: every command, option and its help text."""
+
+from __future__ import annotations
+
+import argparse
+from importlib import metadata
+
+from bot.cli import admin, chat, models, sessions
+
+DESCRIPTION = """\
+ollacord: a Discord bot for chatting with local LLMs served by Ollama.
+
+Without a command, runs the bot (like `python -m bot`). The other commands need only
+Ollama, not Discord: try the whole chat path in a terminal with `ollacord chat "hello"`.
+Settings come from the environment and .env in the current directory, as for the bot
+(OLLAMA_HOST, DEFAULT_MODEL, DATABASE_URL, ...; see .env.example)."""
+
+EPILOG = """\
+exit codes: 0 success, 1 failure (Ollama unreachable, unknown model or session,
+unhealthy), 2 invalid settings or arguments, 130 interrupted (Ctrl-C)."""
+
+CHAT_DESCRIPTION = """\
+Ask a model one question through the bot's own request manager: the same retries,
+fallback models (FALLBACK_MODELS) and timeouts.
+
+With --session the question joins that stored conversation (its history, model, system
+prompt and options apply; the question and answer are saved). Session ids are free-form;
+the bot's own look like channel:<id>. Without --session the question is one-off: no
+history is read or stored, and the database is not touched."""
+
+
+def _version() -> str:
+    try:
+        return metadata.version("ollacord")
+    except metadata.PackageNotFoundError:  # running from a checkout that was never installed
+        return "unknown"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ollacord",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="log to stderr: -v for info, -vv for debug (`run` follows LOG_LEVEL instead)",
+    )
+    commands = parser.add_subparsers(
+        dest="command",
+        title="commands",
+        metavar="COMMAND",
+        help="`ollacord COMMAND --help` tells more",
+    )
+
+    commands.add_parser(
+        "run",
+        help="run the Discord bot (the default; needs DISCORD_TOKEN)",
+        description="Run the Discord bot, exactly like `python -m bot`.",
+    )
+    _add_chat(commands)
+    _add_models(commands)
+    _add_sessions(commands)
+    health = commands.add_parser(
+        "health",
+        help="check the database and Ollama (exit 0 healthy, 1 degraded)",
+        description="Check that the database opens and is migrated, and that Ollama answers "
+        "(version, latency, default model present). Exit 0 when healthy, 1 when degraded. "
+        "Discord is not checked: the running bot reports it on /healthz (HTTP_PORT).",
+    )
+    health.set_defaults(handler=admin.health)
+    migrate = commands.add_parser(
+        "migrate",
+        help="upgrade the database to the latest schema",
+        description="Run the Alembic migrations on DATABASE_URL up to head and print the "
+        "revision reached. (The bot also does this on start.)",
+    )
+    migrate.set_defaults(handler=admin.migrate)
+    return parser
+
+
+def _add_chat(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    chat_parser = commands.add_parser(
+        "chat",
+        help="ask a model a question (no Discord needed)",
+        description=CHAT_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    chat_parser.add_argument(
+        "prompt",
+        nargs="?",
+        help='the question; "-" or leaving it out (with stdin piped) reads it from stdin',
+    )
+    chat_parser.add_argument(
+        "-m", "--model", help="model to ask (default: the session's, else DEFAULT_MODEL)"
+    )
+    chat_parser.add_argument(
+        "--stream",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="print the answer as it is written (default: when stdout is a terminal)",
+    )
+    chat_parser.add_argument(
+        "-s",
+        "--session",
+        metavar="ID",
+        help="continue (or start) this stored conversation and save the turn",
+    )
+    chat_parser.add_argument(
+        "--system",
+        metavar="TEXT",
+        help="system prompt for this question, over the session's and SYSTEM_PROMPT (not saved)",
+    )
+    chat_parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object (content, model, tokens, durations in seconds, "
+        "done_reason, fallback_from) instead of the text",
+    )
+    chat_parser.set_defaults(handler=chat.chat, subparser=chat_parser)
+
+
+def _add_models(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    group = commands.add_parser(
+        "models",
+        help="list, inspect and download Ollama models",
+        description="The models of the Ollama server at OLLAMA_HOST.",
+    )
+    actions = group.add_subparsers(
+        dest="action", title="actions", metavar="ACTION", required=True, help="one of:"
+    )
+    listing = actions.add_parser(
+        "list", help="the server's models with size, age, family and quantization"
+    )
+    listing.set_defaults(handler=models.list_models)
+    show = actions.add_parser(
+        "show", help="a model's family, parameters, quantization, context length, capabilities"
+    )
+    show.add_argument("name", help="model name, e.g. llama3.2 or qwen3:8b")
+    show.set_defaults(handler=models.show_model)
+    pull = actions.add_parser(
+        "pull",
+        help="download a model, with progress on stderr",
+        description="Download a model to the Ollama server. Progress goes to stderr: redrawn "
+        "in place on a terminal, one line per finished step otherwise.",
+    )
+    pull.add_argument("name", help="model name, e.g. llama3.2 or qwen3:8b")
+    pull.set_defaults(handler=models.pull_model)
+
+
+def _add_sessions(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    group = commands.add_parser(
+        "sessions",
+        help="list, export and delete stored conversations",
+        description="The conversations stored in DATABASE_URL, by the bot and by "
+        "`ollacord chat --session`.",
+    )
+    actions = group.add_subparsers(
+        dest="action", title="actions", metavar="ACTION", required=True, help="one of:"
+    )
+    listing = actions.add_parser("list", help="sessions, most recently updated first")
+    listing.add_argument(
+        "--limit", type=_positive, default=100, help="show at most this many (default 100)"
+    )
+    listing.set_defaults(handler=sessions.list_sessions)
+    export = actions.add_parser("export", help="print a session's whole conversation")
+    export.add_argument("session_id", metavar="ID", help="the session's id")
+    export.add_argument(
+        "--format",
+        choices=("md", "json"),
+        default="md",
+        help="md: a readable transcript (default); json: every message and the settings",
+    )
+    export.set_defaults(handler=sessions.export_session)
+    delete = actions.add_parser("delete", help="delete a session, its messages and settings")
+    delete.add_argument("session_id", metavar="ID", help="the session's id")
+    delete.set_defaults(handler=sessions.delete_session)
+
+
+def _positive(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {raw!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
