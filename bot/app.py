@@ -160,23 +160,7 @@ def create_bot(settings: Settings, **options: Any) -> OllacordBot:
 
     ``options`` go to discord.py's Bot (tests shorten ``guild_ready_timeout``).
     """
-    manager = OllamaRequestManager(
-        host=settings.ollama_host,
-        default_model=settings.default_model,
-        default_system_prompt=settings.system_prompt,
-        max_history_length=settings.max_history_messages,
-        max_history_tokens=settings.max_history_tokens,
-        database_url=settings.database_url,
-        fallback_models=settings.fallback_models,
-        max_concurrent_requests=settings.max_concurrent_requests,
-        request_timeout=settings.request_timeout,
-        first_token_timeout=settings.first_token_timeout,
-        stream_idle_timeout=settings.stream_idle_timeout,
-        max_retries=settings.max_retries,
-        retry_backoff=settings.retry_backoff,
-        keep_alive=settings.keep_alive,
-    )
-    return OllacordBot(settings, manager, **options)
+    return OllacordBot(settings, OllamaRequestManager.from_settings(settings), **options)
 
 
 def point_discord_at(api_base: str | None, gateway_url: str | None) -> None:

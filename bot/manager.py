@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.config import DEFAULT_DATABASE_URL, DEFAULT_OLLAMA_HOST
+from bot.config import DEFAULT_DATABASE_URL, DEFAULT_OLLAMA_HOST, Settings
 from bot.datatypes import (
     GenerationConfig,
     HealthStatus,
@@ -32,8 +32,8 @@ from bot.stats import RequestStats
 from bot.storage import (
     SessionSettings,
     SessionStore,
-    create_engine,
     create_sessionmaker,
+    open_engine,
     upgrade_database,
 )
 from bot.storage.state import BotStateStore
@@ -97,12 +97,33 @@ class OllamaRequestManager:
         self._session_count = 0
         self._services: _Services | None = None
 
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> OllamaRequestManager:
+        """The manager as the bot and the CLI build it from settings."""
+        options: dict[str, Any] = {
+            "host": settings.ollama_host,
+            "default_model": settings.default_model,
+            "default_system_prompt": settings.system_prompt,
+            "max_history_length": settings.max_history_messages,
+            "max_history_tokens": settings.max_history_tokens,
+            "database_url": settings.database_url,
+            "fallback_models": settings.fallback_models,
+            "max_concurrent_requests": settings.max_concurrent_requests,
+            "request_timeout": settings.request_timeout,
+            "first_token_timeout": settings.first_token_timeout,
+            "stream_idle_timeout": settings.stream_idle_timeout,
+            "max_retries": settings.max_retries,
+            "retry_backoff": settings.retry_backoff,
+            "keep_alive": settings.keep_alive,
+        }
+        return cls(**{**options, **overrides})
+
     # lifecycle -----------------------------------------------------------------------------
     async def start(self) -> None:
         """Open the database (migrating it to head) and the pooled Ollama client."""
         if self._services is not None:
             return
-        engine = create_engine(self.database_url)
+        engine = open_engine(self.database_url)
         try:
             await upgrade_database(engine)
             sessionmaker = create_sessionmaker(engine)

@@ -45,22 +45,9 @@ class UsageError(Exception):
 def manager_from_settings(
     settings: Settings, *, database_url: str | None = None
 ) -> OllamaRequestManager:
-    """The manager exactly as the bot builds it (bot.app.create_bot), minus Discord."""
-    return OllamaRequestManager(
-        host=settings.ollama_host,
-        default_model=settings.default_model,
-        default_system_prompt=settings.system_prompt,
-        max_history_length=settings.max_history_messages,
-        max_history_tokens=settings.max_history_tokens,
-        database_url=database_url or settings.database_url,
-        fallback_models=settings.fallback_models,
-        max_concurrent_requests=settings.max_concurrent_requests,
-        request_timeout=settings.request_timeout,
-        first_token_timeout=settings.first_token_timeout,
-        stream_idle_timeout=settings.stream_idle_timeout,
-        max_retries=settings.max_retries,
-        retry_backoff=settings.retry_backoff,
-        keep_alive=settings.keep_alive,
+    """The manager exactly as the bot builds it, minus Discord."""
+    return OllamaRequestManager.from_settings(
+        settings, database_url=database_url or settings.database_url
     )
 
 

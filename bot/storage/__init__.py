@@ -1,6 +1,6 @@
 """Persistence: SQLAlchemy models, engine construction and the SessionStore."""
 
-from bot.storage.engine import create_engine, create_sessionmaker, upgrade_database
+from bot.storage.engine import create_engine, create_sessionmaker, open_engine, upgrade_database
 from bot.storage.records import SessionRecord, SessionSettings
 from bot.storage.store import SessionStore
 
@@ -10,5 +10,6 @@ __all__ = [
     "SessionStore",
     "create_engine",
     "create_sessionmaker",
+    "open_engine",
     "upgrade_database",
 ]

@@ -10,10 +10,12 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.ext.asyncio import AsyncSession as DbSession
 
 import migrations
+from bot.errors import StorageError
 
 log = logging.getLogger(__name__)
 
@@ -54,14 +56,38 @@ def alembic_config(database_url: str | None = None) -> Config:
     return cfg
 
 
+def open_engine(database_url: str) -> AsyncEngine:
+    """create_engine(), with failures (a bad URL, a missing driver) as StorageError."""
+    try:
+        return create_engine(database_url)
+    except (ArgumentError, ImportError, OSError) as exc:
+        raise StorageError(f"Cannot open the database {safe_url(database_url)}: {exc}") from None
+
+
 async def upgrade_database(engine: AsyncEngine, revision: str = "head") -> None:
-    """Run ``alembic upgrade`` on the engine's own connection (works for in-memory SQLite)."""
+    """Run ``alembic upgrade`` on the engine's own connection (works for in-memory SQLite).
+
+    A database that can't be opened or migrated raises StorageError naming it.
+    """
 
     def run(connection: Connection) -> None:
         cfg = alembic_config()
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, revision)
 
-    async with engine.begin() as conn:
-        await conn.run_sync(run)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(run)
+    except (DBAPIError, OSError) as exc:
+        detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        url = safe_url(engine.url.render_as_string(hide_password=False))
+        raise StorageError(f"Cannot open the database {url}: {detail}") from None
     log.debug("database upgraded to %s", revision)
+
+
+def safe_url(database_url: str) -> str:
+    """The URL with any password hidden, fit for logs and error messages."""
+    try:
+        return make_url(database_url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(an invalid DATABASE_URL)"
