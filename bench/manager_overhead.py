@@ -4,13 +4,15 @@ Streams the same long answer from the Ollama emulator (in another process) throu
 client and through ``OllamaRequestManager.query(stream=True)``, alternating, and prints the
 median CPU time per answer of each, their ratio, and the time-to-first-chunk difference.
 
-    .venv/bin/python -m bench.manager_overhead [--tokens 2000] [--rounds 15]
+    .venv/bin/python -m bench.manager_overhead [--tokens 2000] [--rounds 40]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
+import random
 import statistics
 import tempfile
 import time
@@ -31,6 +33,7 @@ async def measure(
     stream_factory: Callable[[], Awaitable[AsyncIterator[str]]],
 ) -> tuple[float, float, int]:
     """CPU seconds for one whole answer, wall seconds to its first chunk, characters."""
+    gc.collect()  # every measurement starts from the same heap, not the last one's garbage
     cpu0, wall0 = time.process_time(), time.perf_counter()
     first = None
     size = 0
@@ -74,24 +77,33 @@ async def run(tokens: int, rounds: int) -> None:
         results: dict[str, list[tuple[float, float, int]]] = {k: [] for k in kinds}
         for factory in kinds.values():  # warm-up: imports, connection pool, model load
             await measure(factory)
+        order = list(kinds.items())
         for _ in range(rounds):
-            for name, factory in kinds.items():
+            random.shuffle(order)  # no path always runs first (after the pause) or last
+            for name, factory in order:
                 results[name].append(await measure(factory))
         await manager.close()
         await raw.close()
 
     print(f"answer: {tokens} tokens, {len(answer)} characters; {rounds} rounds, medians")
-    base_cpu = statistics.median(r[0] for r in results["raw client"])
-    base_first = statistics.median(r[1] for r in results["raw client"])
+    raw_rows = results["raw client"]
+    base_cpu = statistics.median(r[0] for r in raw_rows)
+    base_first = statistics.median(r[1] for r in raw_rows)
     print(
-        f"{'path':<16}{'CPU ms/answer':>15}{'CPU ratio':>11}{'first chunk ms':>16}{'delta ms':>10}"
+        f"{'path':<16}{'CPU ms/answer':>15}{'CPU ratio':>11}{'per-round ratio (IQR)':>24}"
+        f"{'first chunk ms':>16}{'delta ms':>10}"
     )
     for name, rows in results.items():
         assert all(r[2] == len(answer) for r in rows), f"{name} lost characters"
         cpu = statistics.median(r[0] for r in rows)
         first = statistics.median(r[1] for r in rows)
+        # Each round's own ratio cancels slow drifts of the machine (other load, clocks).
+        q1, mid, q3 = statistics.quantiles(
+            [r[0] / b[0] for r, b in zip(rows, raw_rows, strict=True)], n=4
+        )
         print(
             f"{name:<16}{cpu * 1000:>15.2f}{cpu / base_cpu:>11.3f}"
+            f"{f'{mid:.3f} ({q1:.3f}-{q3:.3f})':>24}"
             f"{first * 1000:>16.2f}{(first - base_first) * 1000:>10.2f}"
         )
 
@@ -99,7 +111,7 @@ async def run(tokens: int, rounds: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tokens", type=int, default=2000)
-    parser.add_argument("--rounds", type=int, default=25)
+    parser.add_argument("--rounds", type=int, default=40)
     args = parser.parse_args()
     asyncio.run(run(args.tokens, args.rounds))
 

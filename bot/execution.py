@@ -55,6 +55,8 @@ class QueryExecutor:
 
     async def wait_idle(self, grace: float) -> bool:
         """Wait until no query is running (True), or ``grace`` seconds (False)."""
+        if self._idle.is_set():
+            return True
         try:
             await asyncio.wait_for(self._idle.wait(), grace)
         except TimeoutError:

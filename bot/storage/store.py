@@ -15,6 +15,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -65,12 +66,22 @@ def _insert_ignore(db: DbSession, **values: Any) -> Insert:
     return module.insert(ChatSession).values(**row).on_conflict_do_nothing(index_elements=["id"])
 
 
+@dataclass(slots=True)
+class _Turn:
+    session_id: str
+    messages: list[ChatMessage]
+    model: str | None
+    done: asyncio.Future[bool]
+
+
 class SessionStore:
     def __init__(self, sessionmaker: async_sessionmaker[DbSession]) -> None:
         self._sessionmaker = sessionmaker
         self._write_lock = asyncio.Lock()
         self._pending: dict[str, asyncio.Future[SessionSettings | None]] = {}
         self._flush_task: asyncio.Task[None] | None = None
+        self._turns: list[_Turn] = []
+        self._turn_writer: asyncio.Task[None] | None = None
         # session id -> (when read, its settings or None if the session doesn't exist)
         self._settings: OrderedDict[str, tuple[float, SessionSettings | None]] = OrderedDict()
 
@@ -223,24 +234,58 @@ class SessionStore:
     async def append_turn(
         self, session_id: str, messages: Sequence[ChatMessage], *, model: str | None = None
     ) -> bool:
-        """Store a completed turn atomically (creating the session); True if it was new."""
+        """Store a completed turn atomically (creating the session); True if it was new.
+
+        Turns finishing together are written in one transaction (a group commit): fifty
+        answers ending at once cost one write, not fifty queued behind each other.
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[bool] = loop.create_future()
+        self._turns.append(_Turn(session_id, list(messages), model, future))
+        if self._turn_writer is None or self._turn_writer.done():
+            self._turn_writer = loop.create_task(self._write_turns())
+        # Shielded: a caller that gives up waiting must not undo a turn being written.
+        return await asyncio.shield(future)
+
+    async def _write_turns(self) -> None:
+        await asyncio.sleep(0)  # let the turns finishing in this loop turn join the batch
+        while self._turns:
+            batch, self._turns = self._turns, []
+            try:
+                created = await self._write_batch(batch)
+            except Exception as exc:
+                for turn in batch:
+                    if not turn.done.done():
+                        turn.done.set_exception(exc)
+                continue
+            for turn in batch:
+                if not turn.done.done():
+                    turn.done.set_result(created[turn.session_id])
+
+    async def _write_batch(self, batch: list[_Turn]) -> dict[str, bool]:
         now = utcnow()
-        async with self._writing(session_id) as db:
-            created = (await db.execute(_insert_ignore(db, id=session_id))).rowcount == 1
-            touch = update(ChatSession).where(ChatSession.id == session_id)
+        sessions = list(dict.fromkeys(turn.session_id for turn in batch))
+        created: dict[str, bool] = {}
+        async with self._writing(*sessions) as db:
+            for session_id in sessions:
+                inserted = await db.execute(_insert_ignore(db, id=session_id))
+                created[session_id] = inserted.rowcount == 1
+            touch = update(ChatSession).where(ChatSession.id.in_(sessions))
             await db.execute(touch.values(updated_at=now))
             rows = [
                 {
-                    "session_id": session_id,
+                    "session_id": turn.session_id,
                     "role": m["role"],
                     "content": m.get("content", ""),
                     "tool_calls": m.get("tool_calls") or None,
-                    "model": model if m["role"] == "assistant" else None,
+                    "model": turn.model if m["role"] == "assistant" else None,
                     "created_at": now,
                 }
-                for m in messages
+                for turn in batch
+                for m in turn.messages
             ]
-            await db.execute(insert(StoredMessage), rows)
+            if rows:
+                await db.execute(insert(StoredMessage), rows)
         return created
 
     async def reset(self, session_id: str, system_prompt: str | None = None) -> SessionRecord:

@@ -119,3 +119,26 @@ async def test_concurrent_settings_reads_are_batched(store: SessionStore) -> Non
     assert all(r == {"a": results[0]["a"]} for r in results)
     assert results[0]["a"].model == "qwen3"
     assert len(statements) <= 2
+
+
+async def test_turns_finishing_together_share_one_transaction(store: SessionStore) -> None:
+    engine = store._sessionmaker.kw["bind"]
+    commits: list[object] = []
+
+    def count(conn: object) -> None:
+        commits.append(conn)
+
+    event.listen(engine.sync_engine, "commit", count)
+    try:
+        created = await asyncio.gather(
+            *(
+                store.append_turn(f"s{i}", [{"role": "user", "content": f"q{i}"}])
+                for i in range(20)
+            )
+        )
+    finally:
+        event.remove(engine.sync_engine, "commit", count)
+    assert all(created)
+    assert len(commits) <= 2
+    assert [len(await store.messages(f"s{i}")) for i in range(20)] == [1] * 20
+    assert not await store.append_turn("s0", [{"role": "assistant", "content": "a"}])
