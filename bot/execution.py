@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 from bot.datatypes import GenerationConfig, OllamaQueryResult
@@ -67,7 +69,12 @@ class QueryExecutor:
     def stream(self, plan: QueryPlan, on_event: EventCallback | None) -> QueryStream:
         """A stream that joins the queue when first iterated; nothing runs before that."""
         query_stream = QueryStream()
-        query_stream.bind(self._run(plan, on_event, query_stream))
+        outcome = GenerationOutcome()
+
+        def turn() -> AbstractAsyncContextManager[GenerationRequest]:
+            return self._turn(plan, on_event, query_stream, outcome)
+
+        query_stream.bind(generate(self._client, turn, outcome, on_event))
         return query_stream
 
     async def _prepare(self, plan: QueryPlan) -> GenerationRequest:
@@ -92,18 +99,21 @@ class QueryExecutor:
         request.model = plan.model or settings.model or self._defaults.model
         return request
 
-    async def _run(
+    @contextlib.asynccontextmanager
+    async def _turn(
         self,
         plan: QueryPlan,
         on_event: EventCallback | None,
         control: QueryStream,
-    ) -> AsyncIterator[str]:
+        outcome: GenerationOutcome,
+    ) -> AsyncIterator[GenerationRequest]:
+        """One query's turn: its queue slot, its context in, its result and stored turn out."""
+
         async def queued(position: int, reason: str) -> None:
             await emit(on_event, QueuedEvent(position, reason))
 
         async with self._queue.slot(plan.session_id, queued):
             started = time.monotonic()
-            outcome = GenerationOutcome()
             self.active_streams += 1
             self._idle.clear()
             model = plan.model or self._defaults.model
@@ -111,8 +121,7 @@ class QueryExecutor:
                 request = await self._prepare(plan)
                 model = request.model
                 await emit(on_event, StartedEvent(request.model))
-                async for text in generate(self._client, request, outcome, on_event):
-                    yield text
+                yield request  # the answer streams here
                 result = build_result(outcome, request.model, plan.metadata)
                 # The caller may show the answer now; the turn is stored meanwhile, still
                 # inside the session's slot so the next question sees it.

@@ -6,7 +6,8 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -99,90 +100,97 @@ def model_chain(model: str, fallbacks: tuple[str, ...]) -> list[str]:
 
 async def generate(
     client: OllamaClient,
-    request: GenerationRequest,
+    session: Callable[[], AbstractAsyncContextManager[GenerationRequest]],
     outcome: GenerationOutcome,
     on_event: EventCallback | None = None,
 ) -> AsyncIterator[str]:
-    """Yield the answer's text chunks; raise an OllamaError carrying any partial text."""
-    chain = model_chain(request.model, request.fallbacks)
-    index = 0
-    started = time.monotonic()
-    while True:
-        model = chain[index]
-        outcome.attempts += 1
-        try:
-            # One attempt, inlined rather than delegated to a helper generator: every
-            # generator layer costs about as much per token as all of our own work.
-            with client.translating(model):
-                stream = await client.open_chat(
-                    model=model,
-                    messages=request.messages,
-                    options=request.options,
-                    format=request.format,
-                    keep_alive=request.keep_alive,
-                    tools=request.tools,
-                    think=request.think,
+    """Yield the answer's text chunks; raise an OllamaError carrying any partial text.
+
+    ``session()`` opens the query's turn (its place in the queue, its context) and gives the
+    request; it is closed after the last chunk, normally or by the exception that ended the
+    stream. It wraps this generator instead of being another one around it: a generator
+    layer costs about as much per token as all of our own per-token work.
+    """
+    async with session() as request:
+        chain = model_chain(request.model, request.fallbacks)
+        index = 0
+        started = time.monotonic()
+        while True:
+            model = chain[index]
+            outcome.attempts += 1
+            try:
+                # One attempt, inlined rather than delegated to a helper generator: every
+                # generator layer costs about as much per token as all of our own work.
+                with client.translating(model):
+                    stream = await client.open_chat(
+                        model=model,
+                        messages=request.messages,
+                        options=request.options,
+                        format=request.format,
+                        keep_alive=request.keep_alive,
+                        tools=request.tools,
+                        think=request.think,
+                    )
+                    overall = asyncio.get_running_loop().time() + request.timeout
+                    watchdog = Watchdog(request.first_token_timeout, not_after=overall)
+                    first, done = True, False
+                    parts = outcome.parts
+                    try:
+                        async for part in stream:
+                            watchdog.waiting = False
+                            if first:
+                                first = False
+                                watchdog.set_limit(request.idle_timeout)
+                                outcome.first_token_seconds = time.monotonic() - started
+                            message = part.message
+                            if part.done or message.thinking or message.tool_calls:
+                                done = await _special(part, model, outcome, on_event)
+                            content = message.content
+                            if content:
+                                parts.append(content)
+                                yield content
+                            # After the final chunk, read on to the end of the body so httpx
+                            # returns the connection to its pool (closing it midway drops it).
+                            watchdog.ticks += 1
+                            watchdog.waiting = True
+                        if not done:
+                            raise OllamaConnectionLostError()
+                    except asyncio.CancelledError:
+                        if not watchdog.check_cancelled():
+                            raise
+                        if not done:
+                            raise _timeout_error(request, first, watchdog.overall_expired) from None
+                    finally:
+                        watchdog.close()
+                        await stream.aclose()
+                outcome.model = outcome.model or model
+                return
+            except ModelNotFoundError as exc:
+                if outcome.parts or index + 1 >= len(chain):
+                    exc.partial_content = outcome.content
+                    raise
+                index += 1
+                outcome.fallback_from = request.model
+                log.warning("model %s not found; falling back to %s", model, chain[index])
+                await emit(on_event, FallbackEvent(requested=request.model, model=chain[index]))
+            except OllamaError as exc:
+                delivered = bool(outcome.parts) and not request.restartable
+                if not exc.retryable or delivered or outcome.retries >= request.max_retries:
+                    exc.partial_content = outcome.content
+                    raise
+                delay = backoff_delay(outcome.retries, request.retry_backoff)
+                outcome.retries += 1
+                outcome.restart()
+                log.info(
+                    "retry %d/%d for %s in %.2fs after: %s",
+                    outcome.retries,
+                    request.max_retries,
+                    model,
+                    delay,
+                    exc.user_message,
                 )
-                overall = asyncio.get_running_loop().time() + request.timeout
-                watchdog = Watchdog(request.first_token_timeout, not_after=overall)
-                first, done = True, False
-                parts = outcome.parts
-                try:
-                    async for part in stream:
-                        watchdog.waiting = False
-                        if first:
-                            first = False
-                            watchdog.set_limit(request.idle_timeout)
-                            outcome.first_token_seconds = time.monotonic() - started
-                        message = part.message
-                        if part.done or message.thinking or message.tool_calls:
-                            done = await _special(part, model, outcome, on_event)
-                        content = message.content
-                        if content:
-                            parts.append(content)
-                            yield content
-                        # After the final chunk, read on to the end of the body so httpx
-                        # returns the connection to its pool (closing it midway drops it).
-                        watchdog.ticks += 1
-                        watchdog.waiting = True
-                    if not done:
-                        raise OllamaConnectionLostError()
-                except asyncio.CancelledError:
-                    if not watchdog.check_cancelled():
-                        raise
-                    if not done:
-                        raise _timeout_error(request, first, watchdog.overall_expired) from None
-                finally:
-                    watchdog.close()
-                    await stream.aclose()
-            outcome.model = outcome.model or model
-            return
-        except ModelNotFoundError as exc:
-            if outcome.parts or index + 1 >= len(chain):
-                exc.partial_content = outcome.content
-                raise
-            index += 1
-            outcome.fallback_from = request.model
-            log.warning("model %s not found; falling back to %s", model, chain[index])
-            await emit(on_event, FallbackEvent(requested=request.model, model=chain[index]))
-        except OllamaError as exc:
-            delivered = bool(outcome.parts) and not request.restartable
-            if not exc.retryable or delivered or outcome.retries >= request.max_retries:
-                exc.partial_content = outcome.content
-                raise
-            delay = backoff_delay(outcome.retries, request.retry_backoff)
-            outcome.retries += 1
-            outcome.restart()
-            log.info(
-                "retry %d/%d for %s in %.2fs after: %s",
-                outcome.retries,
-                request.max_retries,
-                model,
-                delay,
-                exc.user_message,
-            )
-            await emit(on_event, RetryEvent(outcome.retries, delay, exc.user_message))
-            await asyncio.sleep(delay)
+                await emit(on_event, RetryEvent(outcome.retries, delay, exc.user_message))
+                await asyncio.sleep(delay)
 
 
 async def _special(
