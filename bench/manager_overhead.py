@@ -44,7 +44,8 @@ async def measure(
     return time.process_time() - cpu0, first or 0.0, size
 
 
-async def run(tokens: int, rounds: int) -> None:
+async def run(tokens: int, rounds: int) -> float:
+    """Print the end-to-end table; return the raw client's median CPU seconds per answer."""
     answer = " ".join(f"token{i}" for i in range(tokens))
     with ollama_emulator_process(reply=answer) as url, tempfile.TemporaryDirectory() as tmp:
         raw = ollama.AsyncClient(host=url, timeout=httpx.Timeout(60, connect=10))
@@ -106,6 +107,64 @@ async def run(tokens: int, rounds: int) -> None:
             f"{f'{mid:.3f} ({q1:.3f}-{q3:.3f})':>24}"
             f"{first * 1000:>16.2f}{(first - base_first) * 1000:>10.2f}"
         )
+    return base_cpu
+
+
+class _CannedChat:
+    """Stands in for the library's HTTP transport: hands out pre-built ChatResponse parts."""
+
+    def __init__(self, parts: list[ollama.ChatResponse]) -> None:
+        self.parts = parts
+
+    async def close(self) -> None:
+        pass
+
+    async def chat(self, **_: object) -> AsyncIterator[ollama.ChatResponse]:
+        async def stream() -> AsyncIterator[ollama.ChatResponse]:
+            for part in self.parts:
+                yield part
+
+        return stream()
+
+
+async def in_process(chunks: int, repeats: int) -> tuple[float, float]:
+    """Per-chunk CPU µs of (raw iteration, query()) over the same parts, without HTTP.
+
+    HTTP and JSON dominate the end-to-end figures and make them noisy on a shared machine;
+    this isolates what the manager itself adds per chunk.
+    """
+    parts = [
+        ollama.ChatResponse(model=MODEL, message={"role": "assistant", "content": f"t{i} "})
+        for i in range(chunks)
+    ]
+    parts.append(
+        ollama.ChatResponse(
+            model=MODEL, message={"role": "assistant", "content": ""}, done=True, eval_count=chunks
+        )
+    )
+    canned = _CannedChat(parts)
+    with tempfile.TemporaryDirectory() as tmp:
+        manager = OllamaRequestManager(database_url=f"sqlite+aiosqlite:///{Path(tmp) / 'c.db'}")
+        await manager.start()
+        manager.client._client = canned  # type: ignore[assignment]  # bench-only transport swap
+
+        async def raw() -> None:
+            async for part in await canned.chat():
+                _ = part.message.content or ""
+
+        async def managed() -> None:
+            async for _ in await manager.query(prompt=PROMPT, stream=True):
+                pass
+
+        timings: dict[str, list[float]] = {"raw": [], "managed": []}
+        for _ in range(repeats):
+            for name, run_once in (("raw", raw), ("managed", managed)):
+                gc.collect()
+                start = time.process_time()
+                await run_once()
+                timings[name].append((time.process_time() - start) / chunks * 1e6)
+        await manager.close()
+    return statistics.median(timings["raw"]), statistics.median(timings["managed"])
 
 
 def main() -> None:
@@ -113,7 +172,18 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=40)
     args = parser.parse_args()
-    asyncio.run(run(args.tokens, args.rounds))
+    raw_cpu = asyncio.run(run(args.tokens, args.rounds))
+    raw_us, managed_us = asyncio.run(in_process(100_000, 7))
+    added = managed_us - raw_us
+    print(
+        f"in process, no HTTP (100,000 chunks, median of 7): raw iteration {raw_us:.3f} µs/chunk,"
+        f" through query() {managed_us:.3f} µs/chunk: the manager adds {added:.3f} µs/chunk"
+    )
+    per_chunk = raw_cpu / args.tokens * 1e6
+    print(
+        f"the raw client spends {per_chunk:.1f} µs of CPU per chunk over HTTP, so the manager's"
+        f" share is {added / per_chunk:.2%}: CPU ratio {1 + added / per_chunk:.3f} (target < 1.02)"
+    )
 
 
 if __name__ == "__main__":
