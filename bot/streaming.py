@@ -62,7 +62,8 @@ class StreamingReply:
         self._shown: list[str | None] = []  # what each message shows now (None: not created)
         self._final: list[bool] = []
         self._closing: list[str] | None = None  # the complete final pages, once finished
-        self._wake = asyncio.Event()
+        self._wake = asyncio.Event()  # something to show: text, a status, the end
+        self._ended = asyncio.Event()  # the end only: tokens don't wake a pacing pause
         self._last_sent: float | None = None
         self._task: asyncio.Task[None] | None = None
         self._error: BaseException | None = None
@@ -100,6 +101,7 @@ class StreamingReply:
         if self._closing is None:
             self._closing = self._final_pages(footer, notice)
             self._wake.set()
+            self._ended.set()
 
     async def finish(self, footer: str | None = None, *, notice: str | None = None) -> None:
         """Deliver the complete answer (plus footer or notice) and wait until it is shown."""
@@ -204,11 +206,5 @@ class StreamingReply:
         if final:
             await asyncio.sleep(delay)
             return
-        self._wake.clear()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._until_closing(), delay)
-
-    async def _until_closing(self) -> None:
-        while self._closing is None:
-            await self._wake.wait()
-            self._wake.clear()
+            await asyncio.wait_for(self._ended.wait(), delay)
