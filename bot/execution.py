@@ -121,11 +121,18 @@ class QueryExecutor:
                 request = await self._prepare(plan)
                 model = request.model
                 await emit(on_event, StartedEvent(request.model))
+
+                def complete() -> None:
+                    # The caller may show the answer now; the turn is stored afterwards,
+                    # still inside the session's slot so the next question sees it.
+                    control.set_result(build_result(outcome, request.model, plan.metadata))
+
+                outcome.on_complete = complete
                 yield request  # the answer streams here
-                result = build_result(outcome, request.model, plan.metadata)
-                # The caller may show the answer now; the turn is stored meanwhile, still
-                # inside the session's slot so the next question sees it.
-                control.set_result(result)
+                if control.result is None:
+                    complete()
+                result = control.result
+                assert result is not None
                 await self._store_turn(plan, result)
             except (asyncio.CancelledError, GeneratorExit) as exc:
                 if control.stop_requested and outcome.parts:

@@ -70,6 +70,9 @@ class GenerationOutcome:
     attempts: int = 0
     retries: int = 0
     first_token_seconds: float | None = None
+    # Called once the final chunk is read, before the rest of the body is drained: the
+    # answer can be shown complete without waiting for the connection to wind down.
+    on_complete: Callable[[], None] | None = None
 
     @property
     def content(self) -> str:
@@ -115,6 +118,7 @@ async def generate(
         chain = model_chain(request.model, request.fallbacks)
         index = 0
         started = time.monotonic()
+        done = False
         while True:
             model = chain[index]
             outcome.attempts += 1
@@ -149,6 +153,9 @@ async def generate(
                             if content:
                                 parts.append(content)
                                 yield content
+                            if done and outcome.on_complete is not None:
+                                outcome.on_complete()
+                                outcome.on_complete = None
                             # After the final chunk, read on to the end of the body so httpx
                             # returns the connection to its pool (closing it midway drops it).
                             watchdog.ticks += 1
@@ -165,7 +172,14 @@ async def generate(
                         await stream.aclose()
                 outcome.model = outcome.model or model
                 return
-            except ModelNotFoundError as exc:
+            except OllamaError as exc:
+                if done:  # the answer was complete: only winding down the connection failed
+                    log.debug("ignored after the final chunk: %s", exc.user_message)
+                    outcome.model = outcome.model or model
+                    return
+                if not isinstance(exc, ModelNotFoundError):
+                    await _retry_or_raise(exc, request, outcome, model, on_event)
+                    continue
                 if outcome.parts or index + 1 >= len(chain):
                     exc.partial_content = outcome.content
                     raise
@@ -173,24 +187,33 @@ async def generate(
                 outcome.fallback_from = request.model
                 log.warning("model %s not found; falling back to %s", model, chain[index])
                 await emit(on_event, FallbackEvent(requested=request.model, model=chain[index]))
-            except OllamaError as exc:
-                delivered = bool(outcome.parts) and not request.restartable
-                if not exc.retryable or delivered or outcome.retries >= request.max_retries:
-                    exc.partial_content = outcome.content
-                    raise
-                delay = backoff_delay(outcome.retries, request.retry_backoff)
-                outcome.retries += 1
-                outcome.restart()
-                log.info(
-                    "retry %d/%d for %s in %.2fs after: %s",
-                    outcome.retries,
-                    request.max_retries,
-                    model,
-                    delay,
-                    exc.user_message,
-                )
-                await emit(on_event, RetryEvent(outcome.retries, delay, exc.user_message))
-                await asyncio.sleep(delay)
+
+
+async def _retry_or_raise(
+    exc: OllamaError,
+    request: GenerationRequest,
+    outcome: GenerationOutcome,
+    model: str,
+    on_event: EventCallback | None,
+) -> None:
+    """Wait before the next attempt, or raise ``exc`` (with the partial text) if none is due."""
+    delivered = bool(outcome.parts) and not request.restartable
+    if not exc.retryable or delivered or outcome.retries >= request.max_retries:
+        exc.partial_content = outcome.content
+        raise exc
+    delay = backoff_delay(outcome.retries, request.retry_backoff)
+    outcome.retries += 1
+    outcome.restart()
+    log.info(
+        "retry %d/%d for %s in %.2fs after: %s",
+        outcome.retries,
+        request.max_retries,
+        model,
+        delay,
+        exc.user_message,
+    )
+    await emit(on_event, RetryEvent(outcome.retries, delay, exc.user_message))
+    await asyncio.sleep(delay)
 
 
 async def _special(
