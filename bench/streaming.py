@@ -56,6 +56,7 @@ from bench.streaming_child import (
 from bot.app import OllacordBot, create_bot, point_discord_at
 from bot.config import Settings
 from bot.storage import SessionStore
+from tests.emulators.discord_server import running_client
 
 EDIT_LIMIT = 5
 EDIT_WINDOW = 2.0
@@ -164,20 +165,8 @@ def counted_logs() -> Iterator[LogCounter]:
 async def running_bot(settings: Settings, rtts: RttRecorder) -> Any:
     bot: OllacordBot = create_bot(settings, guild_ready_timeout=0.05)
     rtts.attach(bot.rate_limits.trace_config)
-    task = asyncio.create_task(bot.start(settings.discord_token or ""))
-    try:
-        ready = asyncio.ensure_future(bot.wait_until_ready())
-        done, _ = await asyncio.wait({task, ready}, timeout=30, return_when=asyncio.FIRST_COMPLETED)
-        if ready not in done:
-            ready.cancel()
-            if task in done:
-                task.result()
-            raise TimeoutError("the bot did not become ready")
+    async with running_client(bot, settings.discord_token or "", ready_timeout=30):
         yield bot
-    finally:
-        await bot.close()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(task, 10)
 
 
 # -- one round ---------------------------------------------------------------------------------

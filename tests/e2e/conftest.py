@@ -21,6 +21,7 @@ from tests.emulators.discord_server import (
     InteractionRecord,
     Permission,
     User,
+    running_client,
 )
 from tests.emulators.ollama_server import OllamaEmulator
 
@@ -67,21 +68,8 @@ async def running_bot(
     """Start the real bot against the emulator and wait until it is ready."""
     bot = create_bot(settings, guild_ready_timeout=0.05)
     with discord_emu.patch_discord():
-        task = asyncio.create_task(bot.start(settings.discord_token or ""))
-        try:
-            ready = asyncio.ensure_future(bot.wait_until_ready())
-            done, _ = await asyncio.wait(
-                {task, ready}, timeout=15, return_when=asyncio.FIRST_COMPLETED
-            )
-            if ready not in done:
-                ready.cancel()
-                if task in done:
-                    task.result()
-                raise TimeoutError("the bot did not become ready")
+        async with running_client(bot, settings.discord_token or ""):
             yield bot
-        finally:
-            await bot.close()
-            await asyncio.wait_for(task, 10)
 
 
 @contextlib.asynccontextmanager

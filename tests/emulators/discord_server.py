@@ -28,10 +28,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from types import TracebackType
 from typing import Any, Self
 
+import discord
 import discord.gateway
 import discord.http
 import yarl
@@ -332,3 +333,29 @@ class DiscordEmulator(InteractionDriver):
         self.gateway.dispatch_message("MESSAGE_CREATE", msg)
         await asyncio.sleep(0)
         return msg
+
+
+@contextlib.asynccontextmanager
+async def running_client(
+    client: discord.Client, token: str, *, ready_timeout: float = 15.0
+) -> AsyncIterator[discord.Client]:
+    """Start ``client`` (already pointed at an emulator), yield once it is READY, close it.
+
+    A login or connection failure surfaces as its own exception instead of a timeout.
+    """
+    task = asyncio.create_task(client.start(token))
+    try:
+        ready = asyncio.ensure_future(client.wait_until_ready())
+        done, _ = await asyncio.wait(
+            {task, ready}, timeout=ready_timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+        if ready not in done:
+            ready.cancel()
+            if task in done:
+                task.result()
+            raise TimeoutError("the client did not become ready")
+        yield client
+    finally:
+        await client.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(task, 10)

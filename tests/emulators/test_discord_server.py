@@ -26,6 +26,7 @@ from tests.emulators.discord_server import (
     Guild,
     Permission,
     User,
+    running_client,
 )
 
 FRUITS = ["apple", "apricot", "banana", "cherry"]
@@ -226,21 +227,8 @@ async def harness(
         )
         bot = EmuBot(guild.id, intents=intents)
         with emu.patch_discord():
-            task = asyncio.create_task(bot.start(emu.token))
-            try:
-                ready = asyncio.ensure_future(bot.wait_until_ready())
-                done, _ = await asyncio.wait(
-                    {task, ready}, timeout=10, return_when=asyncio.FIRST_COMPLETED
-                )
-                if ready not in done:
-                    ready.cancel()
-                    if task in done:
-                        task.result()  # surfaces the login/connect error
-                    raise TimeoutError("bot did not become ready")
+            async with running_client(bot, emu.token, ready_timeout=10):
                 yield Harness(emu, bot, guild, channel, alice, admin)
-            finally:
-                await bot.close()
-                await asyncio.wait_for(task, 10)
 
 
 @pytest.fixture
