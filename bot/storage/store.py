@@ -59,11 +59,23 @@ def _message(row: Any) -> ChatMessage:
 
 def _insert_ignore(db: DbSession, **values: Any) -> Insert:
     """INSERT a session unless it exists: race-free where get-then-add is not."""
+    return _insert_ignore_many(db, [values])
+
+
+def _insert_ignore_many(db: DbSession, sessions: Sequence[dict[str, Any]]) -> Insert:
     now = utcnow()
-    row = {"options": {}, "created_at": now, "updated_at": now, **values}
+    rows = [{"options": {}, "created_at": now, "updated_at": now, **values} for values in sessions]
     dialect = db.get_bind().dialect.name
     module = postgresql if dialect == "postgresql" else sqlite
-    return module.insert(ChatSession).values(**row).on_conflict_do_nothing(index_elements=["id"])
+    return module.insert(ChatSession).values(rows).on_conflict_do_nothing(index_elements=["id"])
+
+
+# SQLite allows 32766 bound parameters per statement (999 before 3.32).
+IDS_PER_STATEMENT = 150
+
+
+def _chunks(items: list[str], size: int) -> list[list[str]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 @dataclass(slots=True)
@@ -267,11 +279,19 @@ class SessionStore:
         sessions = list(dict.fromkeys(turn.session_id for turn in batch))
         created: dict[str, bool] = {}
         async with self._writing(*sessions) as db:
-            for session_id in sessions:
-                inserted = await db.execute(_insert_ignore(db, id=session_id))
-                created[session_id] = inserted.rowcount == 1
-            touch = update(ChatSession).where(ChatSession.id.in_(sessions))
-            await db.execute(touch.values(updated_at=now))
+            # A constant number of statements per batch: each one is a round trip to the
+            # database thread, and fifty of them would keep the event loop busy while the
+            # final edits of those same answers are going out.
+            for part in _chunks(sessions, IDS_PER_STATEMENT):
+                existing = set(
+                    await db.scalars(select(ChatSession.id).where(ChatSession.id.in_(part)))
+                )
+                new = [{"id": session_id} for session_id in part if session_id not in existing]
+                if new:
+                    await db.execute(_insert_ignore_many(db, new))
+                created.update((session_id, session_id not in existing) for session_id in part)
+                touch = update(ChatSession).where(ChatSession.id.in_(part))
+                await db.execute(touch.values(updated_at=now))
             rows = [
                 {
                     "session_id": turn.session_id,

@@ -70,6 +70,20 @@ async def test_concurrent_writers_do_not_lose_turns(store: SessionStore) -> None
     assert counts == [10, 10, 10]
 
 
+async def test_a_large_batch_is_written_in_parts_and_tells_new_from_existing(
+    store: SessionStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("bot.storage.store.IDS_PER_STATEMENT", 3)
+    for i in (1, 4, 5):
+        await store.append_turn(f"s{i}", [{"role": "user", "content": "before"}])
+    created = await asyncio.gather(
+        *(store.append_turn(f"s{i}", [{"role": "user", "content": f"q{i}"}]) for i in range(8))
+    )
+    assert created == [i not in (1, 4, 5) for i in range(8)]
+    counts = [len(await store.messages(f"s{i}")) for i in range(8)]
+    assert counts == [2 if i in (1, 4, 5) else 1 for i in range(8)]
+
+
 async def test_list_and_delete_idle(store: SessionStore) -> None:
     await store.append_turn("old", [{"role": "user", "content": "q"}])
     await store.append_turn("new", [{"role": "user", "content": "q"}])
@@ -131,10 +145,7 @@ async def test_turns_finishing_together_share_one_transaction(store: SessionStor
     event.listen(engine.sync_engine, "commit", count)
     try:
         created = await asyncio.gather(
-            *(
-                store.append_turn(f"s{i}", [{"role": "user", "content": f"q{i}"}])
-                for i in range(20)
-            )
+            *(store.append_turn(f"s{i}", [{"role": "user", "content": f"q{i}"}]) for i in range(20))
         )
     finally:
         event.remove(engine.sync_engine, "commit", count)
