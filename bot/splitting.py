@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
+from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import accumulate
 
@@ -156,9 +157,13 @@ class _Window:
         late = [i for i in range(len(s) - 1, 0, -1) if half <= s[i] <= max_e]
         lines = [s[i] for i in late]
         paras = [s[i] for i in late if not seg[s[i - 1] : s[i] - 1].strip()]
-        words = [e for e in range(max_e, 0, -1) if seg[e - 1].isspace() and not seg[e].isspace()]
+
+        def words() -> Iterator[int]:
+            # Lazy: a page that can end at a line break never scans its 2000 characters.
+            return (e for e in range(max_e, 0, -1) if seg[e - 1].isspace() and not seg[e].isspace())
+
         for need in _RELAXATIONS:
-            for candidates in (paras, lines, words, range(max_e, 0, -1)):
+            for candidates in (paras, lines, words(), range(max_e, 0, -1)):
                 for e in candidates:
                     if self._ok(e, need):
                         return e
