@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING
 
@@ -73,8 +74,13 @@ class Chat(commands.Cog):
         private: bool = False,
     ) -> None:
         """Ask the model; the answer streams into this channel."""
-        await interaction.response.defer(ephemeral=private, thinking=True)
-        target = await self.bot.router.target(place_of(interaction))
+        # Acknowledging and reading the conversation's settings are two round trips; make
+        # them together. The error handler needs the acknowledgement, so it ends first.
+        ack = asyncio.ensure_future(interaction.response.defer(ephemeral=private, thinking=True))
+        try:
+            target = await self.bot.router.target(place_of(interaction))
+        finally:
+            await ack
         view = StopView(interaction.user.id)
         sink = InteractionSink(interaction, self.bot.rate_limits, ephemeral=private, view=view)
         run = AnswerRun(self.bot.manager, sink)

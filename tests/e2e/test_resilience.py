@@ -67,6 +67,29 @@ async def test_ollama_down_is_reported_with_its_host_and_nothing_is_stored(w: Wo
     ]
 
 
+async def test_database_failing_before_the_answer_is_one_ephemeral_error(w: World) -> None:
+    # /ask acknowledges while it reads the conversation's settings; when that read fails
+    # the error must still go out after the acknowledgement, never as a second one.
+    engine = w.bot.manager.services.engine
+    async with engine.begin() as conn:
+        await conn.exec_driver_sql("ALTER TABLE sessions RENAME TO sessions_away")
+    try:
+        rec = await ask(w, "Are you there?", channel=w.discord.add_channel(w.guild.id, "fresh"))
+        await rec.wait_done(lambda r: bool(r.followups), timeout=10)
+        await rec.wait_quiet()
+    finally:
+        async with engine.begin() as conn:
+            await conn.exec_driver_sql("ALTER TABLE sessions_away RENAME TO sessions")
+
+    assert rec.errors == []
+    assert rec.ack_type == 5  # deferred
+    [notice] = rec.followups
+    assert notice.ephemeral
+    assert "database is not answering" in notice.content
+    assert rec.original is None or rec.original.deleted
+    assert chat_requests(w) == []
+
+
 async def test_missing_model_falls_back_to_the_configured_model(tmp_path: Path) -> None:
     async with world(tmp_path, FALLBACK_MODELS="qwen3") as w:
         w.ollama.set_reply("The fallback answers.")
