@@ -24,11 +24,20 @@ class RateLimitInfo:
 
 
 def edit_delay(
-    info: RateLimitInfo | None, now: float, last_sent: float | None, *, final: bool
+    info: RateLimitInfo | None,
+    now: float,
+    last_sent: float | None,
+    *,
+    final: bool,
+    stretch: float = 1.0,
 ) -> float:
-    """Seconds to wait before the next request on this bucket (0 = send now)."""
+    """Seconds to wait before the next request on this bucket (0 = send now).
+
+    ``stretch`` (>= 1) lengthens the spacing of non-final edits: replies that started
+    together drift apart instead of editing in lockstep, in waves that delay each other.
+    """
     if info is None or now >= info.reset_at:
-        floor = 0.0 if final or last_sent is None else FLOOR_INTERVAL - (now - last_sent)
+        floor = 0.0 if final or last_sent is None else FLOOR_INTERVAL * stretch - (now - last_sent)
         return max(0.0, floor)
     if info.remaining <= 0:
         return info.reset_at - now
@@ -36,6 +45,6 @@ def edit_delay(
         return 0.0
     if info.remaining == 1 and info.limit > 1:
         return info.reset_at - now  # the last request of the window is the final's
-    spacing = max(FLOOR_INTERVAL, (info.reset_at - now) / max(1, info.remaining - 1))
+    spacing = stretch * max(FLOOR_INTERVAL, (info.reset_at - now) / max(1, info.remaining - 1))
     since = now - last_sent if last_sent is not None else spacing
     return max(0.0, spacing - since)

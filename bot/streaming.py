@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 from collections.abc import Callable
 from typing import Protocol
@@ -28,6 +29,9 @@ FOOTER_PREFIX = "\n-# "
 RETRY_DELAY = 0.5
 MAX_RETRY_DELAY = 8.0
 MAX_WRITE_FAILURES = 8
+# Each reply paces its edits up to this much slower than the bucket allows, at random, so
+# that answers which started together stop editing in lockstep.
+PACE_JITTER = 0.2
 
 
 class ReplySink(Protocol):
@@ -51,12 +55,16 @@ class StreamingReply:
         clock: Callable[[], float] = time.monotonic,
         show_cursor: bool = True,
         retry_delay: float = RETRY_DELAY,
+        pace_stretch: float | None = None,
     ) -> None:
         self._sink = sink
         self._limit = limit
         self._clock = clock
         self._show_cursor = show_cursor
         self._retry_delay = retry_delay
+        self._stretch = (
+            1.0 + random.random() * PACE_JITTER if pace_stretch is None else pace_stretch
+        )
         self._splitter = MessageSplitter(limit)
         self._status: str | None = None
         self._shown: list[str | None] = []  # what each message shows now (None: not created)
@@ -171,7 +179,11 @@ class StreamingReply:
                     continue
                 final = self._closing is not None
                 delay = edit_delay(
-                    self._sink.rate_limit(), self._clock(), self._last_sent, final=final
+                    self._sink.rate_limit(),
+                    self._clock(),
+                    self._last_sent,
+                    final=final,
+                    stretch=self._stretch,
                 )
                 if delay > 0:
                     await self._sleep_unless_finishing(delay, final)

@@ -35,6 +35,14 @@ def test_exhausted_bucket_waits_for_the_reset_even_for_the_final() -> None:
     assert edit_delay(info, now=10.0, last_sent=9.9, final=True) == 1.0
 
 
+def test_stretch_slows_edits_but_never_the_final() -> None:
+    info = RateLimitInfo(limit=5, remaining=4, reset_at=12.0)
+    assert abs(edit_delay(info, now=10.0, last_sent=10.0, final=False, stretch=1.2) - 0.8) < 1e-9
+    assert edit_delay(info, now=10.0, last_sent=10.0, final=True, stretch=1.2) == 0.0
+    floor = edit_delay(None, now=10.0, last_sent=10.0, final=False, stretch=1.5)
+    assert abs(floor - 1.5 * FLOOR_INTERVAL) < 1e-9
+
+
 def test_stale_info_is_ignored() -> None:
     info = RateLimitInfo(limit=5, remaining=0, reset_at=9.0)
     assert edit_delay(info, now=10.0, last_sent=9.0, final=False) == 0.0
@@ -44,8 +52,11 @@ def test_stale_info_is_ignored() -> None:
     limit=st.integers(1, 50),
     window=st.floats(0.1, 10),
     start_used=st.integers(0, 50),
+    stretch=st.floats(1.0, 1.5),
 )
-def test_never_exceeds_the_bucket(limit: int, window: float, start_used: int) -> None:
+def test_never_exceeds_the_bucket(
+    limit: int, window: float, start_used: int, stretch: float
+) -> None:
     """Simulate a fixed-window bucket: following edit_delay never sends into an empty one."""
     now, reset_at = 0.0, window
     remaining = max(0, limit - min(start_used, limit))
@@ -55,7 +66,7 @@ def test_never_exceeds_the_bucket(limit: int, window: float, start_used: int) ->
         if now >= reset_at:
             remaining, reset_at = limit, now + window
         info = RateLimitInfo(limit, remaining, reset_at)
-        delay = edit_delay(info, now, last, final=False)
+        delay = edit_delay(info, now, last, final=False, stretch=stretch)
         if delay > 0:
             now += delay
             continue
