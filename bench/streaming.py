@@ -44,6 +44,7 @@ from typing import Any
 import aiohttp
 import discord
 
+from bench.floor_bot import FloorBot
 from bench.streaming_child import (
     MODEL,
     WARMUP_PROMPT,
@@ -55,7 +56,9 @@ from bench.streaming_child import (
 )
 from bot.app import OllacordBot, create_bot, point_discord_at
 from bot.config import Settings
+from bot.discord_reply import InteractionSink
 from bot.storage import SessionStore
+from bot.streaming import StreamingReply
 from tests.emulators.discord_server import running_client
 
 EDIT_LIMIT = 5
@@ -134,6 +137,46 @@ def timed_store() -> Iterator[list[DbCall]]:
             setattr(SessionStore, name, method)
 
 
+@dataclass(frozen=True)
+class ReplyMark:
+    channel_id: int
+    what: str  # "closed" (the answer ended in the bot), "write" or "final write" (a page's last)
+    start: float
+    end: float
+
+
+@contextlib.contextmanager
+def timed_replies() -> Iterator[list[ReplyMark]]:
+    """When each answer's StreamingReply was closed and its final writes ran (this process)."""
+    marks: list[ReplyMark] = []
+    close, write = StreamingReply.close, InteractionSink.write
+
+    def timed_close(reply: StreamingReply, *args: Any, **kwargs: Any) -> None:
+        was_closed = reply.closed
+        close(reply, *args, **kwargs)
+        sink = reply._sink
+        if isinstance(sink, InteractionSink) and not was_closed:
+            now = time.monotonic()
+            marks.append(ReplyMark(sink._interaction.channel_id or 0, "closed", now, now))
+
+    async def timed_write(sink: InteractionSink, index: int, content: str, *, final: bool) -> None:
+        started = time.monotonic()
+        try:
+            await write(sink, index, content, final=final)
+        finally:
+            channel = sink._interaction.channel_id or 0
+            what = f"{'final write' if final else 'write'} {index}"
+            marks.append(ReplyMark(channel, what, started, time.monotonic()))
+
+    StreamingReply.close = timed_close  # type: ignore[method-assign]
+    InteractionSink.write = timed_write  # type: ignore[method-assign]
+    try:
+        yield marks
+    finally:
+        StreamingReply.close = close  # type: ignore[method-assign]
+        InteractionSink.write = write  # type: ignore[method-assign]
+
+
 class LogCounter(logging.Handler):
     """Counts the bot's warnings and errors (one line each) instead of printing tracebacks."""
 
@@ -162,9 +205,16 @@ def counted_logs() -> Iterator[LogCounter]:
 
 
 @contextlib.asynccontextmanager
-async def running_bot(settings: Settings, rtts: RttRecorder) -> Any:
-    bot: OllacordBot = create_bot(settings, guild_ready_timeout=0.05)
-    rtts.attach(bot.rate_limits.trace_config)
+async def running_bot(settings: Settings, rtts: RttRecorder, floor: bool = False) -> Any:
+    bot: discord.Client
+    if floor:
+        trace = aiohttp.TraceConfig()
+        rtts.attach(trace)
+        bot = FloorBot(settings, http_trace=trace)
+    else:
+        ollacord: OllacordBot = create_bot(settings, guild_ready_timeout=0.05)
+        rtts.attach(ollacord.rate_limits.trace_config)
+        bot = ollacord
     async with running_client(bot, settings.discord_token or "", ready_timeout=30):
         yield bot
 
@@ -194,6 +244,7 @@ class RoundResult:
     db: list[DbCall] = field(default_factory=list)
     loop_lag: list[float] = field(default_factory=list)
     logs: Counter[str] = field(default_factory=Counter)
+    replies: list[ReplyMark] = field(default_factory=list)
 
 
 def rebuild(pages: list[str], expected: str) -> str | None:
@@ -238,7 +289,12 @@ def _since(start: float | None, end: float | None) -> float | None:
 
 
 def analyse(
-    timeline: AnswerTimeline, index: int, tokens: int, collected: Collected, db: list[DbCall]
+    timeline: AnswerTimeline,
+    index: int,
+    tokens: int,
+    collected: Collected,
+    db: list[DbCall],
+    replies: list[ReplyMark],
 ) -> AnswerStats:
     expected = answer_for(index, tokens)
     mark = expected.split()[0]
@@ -257,6 +313,9 @@ def analyse(
     routed = next((c for c in mine if c.name == "settings_of"), None)
     loaded = next((c for c in mine if c.name == "load_context"), None)
     stored = next((c for c in mine if c.name == "append_turn"), None)
+    marks = [m for m in replies if m.channel_id == timeline.channel_id]
+    closed = next((m.end for m in marks if m.what == "closed"), None)
+    final_sent = max((m.start for m in marks if m.what.startswith("final write")), default=None)
     return AnswerStats(
         first_visible=_since(timeline.dispatched_at, first),
         longest_gap=gap,
@@ -273,9 +332,10 @@ def analyse(
             "DB→chat request": _since(loaded.end if loaded else None, asked),
             "request→1st tok": _since(asked, first_token),
             "1st tok→visible": _since(first_token, first),
-            "last tok→DB store": _since(last_token, stored.start if stored else None),
+            "last tok→closed": _since(last_token, closed),
+            "closed→final sent": _since(closed, final_sent),
+            "final sent→shown": _since(final_sent, final_at),
             "DB append_turn": _since(stored.start, stored.end) if stored else None,
-            "stored→final": _since(stored.end if stored else None, final_at),
         },
     )
 
@@ -291,12 +351,33 @@ async def watch_loop_lag(lags: list[float]) -> None:
         lags.append(max(0.0, time.monotonic() - started - LAG_INTERVAL))
 
 
-async def run_round(n: int, tokens: int, rate: float) -> RoundResult:
+async def profile_window(path: str, start: float, seconds: float) -> None:
+    """cProfile this process from ``start`` s after the questions go out, for ``seconds``."""
+    import cProfile
+
+    await asyncio.sleep(start)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    try:
+        await asyncio.sleep(seconds)
+    finally:
+        profiler.disable()
+        profiler.dump_stats(path)
+
+
+async def run_round(
+    n: int,
+    tokens: int,
+    rate: float,
+    profile: tuple[str, float, float] | None = None,
+    floor: bool = False,
+) -> RoundResult:
     stream_seconds = tokens / rate
     with (
         emulators_process(n, tokens, rate, EDIT_LIMIT, EDIT_WINDOW) as ctl,
         tempfile.TemporaryDirectory() as tmp,
         timed_store() as db,
+        timed_replies() as replies,
         counted_logs() as logs,
     ):
         setup = ctl.setup
@@ -313,12 +394,13 @@ async def run_round(n: int, tokens: int, rate: float) -> RoundResult:
         )
         point_discord_at(setup.api_base, setup.gateway_url)
         rtts = RttRecorder()
-        async with running_bot(settings, rtts):
+        async with running_bot(settings, rtts, floor):
             # Warm-up in a channel of its own: imports, connection pools, the database.
             await ctl.call("ask", setup.warmup_channel, setup.users[0], WARMUP_PROMPT, 20.0)
             await asyncio.sleep(0.2)
             rtts.samples.clear()
             db.clear()
+            replies.clear()
             logs.counts.clear()
             questions = [
                 (channel, user, prompt_for(i))
@@ -328,6 +410,7 @@ async def run_round(n: int, tokens: int, rate: float) -> RoundResult:
             lag: list[float] = []
             monitor = asyncio.create_task(watch_loop_lag(lag))
             cpu0, wall0 = time.process_time(), time.monotonic()
+            profiling = asyncio.create_task(profile_window(*profile)) if profile else None
             await ctl.call("invoke", questions)
             finished = await ctl.call("wait_done", timeout, timeout=timeout + 30)
             wall = time.monotonic() - wall0
@@ -336,12 +419,25 @@ async def run_round(n: int, tokens: int, rate: float) -> RoundResult:
             monitor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await monitor
+            if profiling is not None:
+                await profiling
             collected: Collected = await ctl.call("collect")
     answers = [
-        analyse(timeline, i, tokens, collected, db) for i, timeline in enumerate(collected.answers)
+        analyse(timeline, i, tokens, collected, db, replies)
+        for i, timeline in enumerate(collected.answers)
     ]
     return RoundResult(
-        n, finished, answers, collected, bot_cpu, wall, list(rtts.samples), db, lag, logs.counts
+        n,
+        finished,
+        answers,
+        collected,
+        bot_cpu,
+        wall,
+        list(rtts.samples),
+        db,
+        lag,
+        logs.counts,
+        replies,
     )
 
 
@@ -391,7 +487,7 @@ FIRST_PHASES = (
     "request→1st tok",
     "1st tok→visible",
 )
-FINAL_PHASES = ("last tok→DB store", "DB append_turn", "stored→final")
+FINAL_PHASES = ("last tok→closed", "closed→final sent", "final sent→shown", "DB append_turn")
 
 
 def print_phases(results: list[RoundResult]) -> None:
@@ -520,6 +616,31 @@ def print_worst(r: RoundResult) -> None:
         previous = t
     if worst.last_token_at is not None:
         print(f"  {(worst.last_token_at - t0) * 1000:8.0f} ms  last token written by Ollama")
+    slowest = max(r.answers, key=lambda a: a.last_to_final or 0.0)
+    end = slowest.last_token_at
+    if end is None or slowest.last_to_final is None:
+        return
+    print(
+        f"N={r.n}: the end of the answer with the slowest final ({slowest.last_to_final * 1000:.0f}"
+        " ms), times from its last token; bot-side marks: write start -> end"
+    )
+    channel = slowest.timeline.channel_id
+    rows = [
+        (
+            m.start,
+            f"bot {m.what}" + (f" ({(m.end - m.start) * 1000:.0f} ms)" if m.end > m.start else ""),
+        )
+        for m in r.replies
+        if m.channel_id == channel and m.end >= end - 1.0
+    ]
+    rows += [
+        (t, f"shown: msg {index} len {len(content)}")
+        for index, message in enumerate(slowest.timeline.messages)
+        for t, content in message
+        if t >= end - 1.0
+    ]
+    for t, what in sorted(rows):
+        print(f"  {(t - end) * 1000:+8.0f} ms  {what}")
 
 
 def main() -> None:
@@ -529,6 +650,24 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=50.0)
     parser.add_argument(
         "--worst", action="store_true", help="print the edit timeline of each N's worst answer"
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="cProfile the bot's process into FILE (pstats) during the largest N's round",
+    )
+    parser.add_argument(
+        "--profile-window",
+        type=float,
+        nargs=2,
+        default=(0.0, 0.3),
+        metavar=("START", "SECONDS"),
+        help="what --profile covers, from the questions going out (default: 0 0.3)",
+    )
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="run bench.floor_bot (defer, stream, 4 writes, nothing else) instead of ollacord",
     )
     args = parser.parse_args()
     sample = answer_for(0, args.tokens)
@@ -548,7 +687,10 @@ def main() -> None:
     )
     results: list[RoundResult] = []
     for n in args.n:
-        r = asyncio.run(run_round(n, args.tokens, args.rate))
+        profile = None
+        if args.profile and n == max(args.n):
+            profile = (args.profile, *args.profile_window)
+        r = asyncio.run(run_round(n, args.tokens, args.rate, profile, args.floor))
         results.append(r)
         print(f"  N={n}: done in {r.wall:.1f} s", file=sys.stderr, flush=True)
     print_table(results)
