@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -55,6 +56,7 @@ class _Services:
     client: OllamaClient
     catalog: ModelCatalog
     executor: QueryExecutor
+    upkeep: asyncio.Task[None]
 
 
 class OllamaRequestManager:
@@ -145,8 +147,15 @@ class OllamaRequestManager:
         executor = QueryExecutor(
             store, client, self.queue, self.stats, defaults, self._note_session_created
         )
+        upkeep = asyncio.create_task(store.keep_index_fresh(), name="session-index")
         self._services = _Services(
-            engine, store, BotStateStore(sessionmaker), client, ModelCatalog(client), executor
+            engine,
+            store,
+            BotStateStore(sessionmaker),
+            client,
+            ModelCatalog(client),
+            executor,
+            upkeep,
         )
         log.info(
             "request manager ready (ollama at %s, %d sessions)", self.host, self._session_count
@@ -166,6 +175,8 @@ class OllamaRequestManager:
         await self.wait_idle(grace)
         services, self._services = self._services, None
         if services is not None:
+            services.upkeep.cancel()
+            await asyncio.gather(services.upkeep, return_exceptions=True)
             await services.client.close()
             await services.engine.dispose()
 

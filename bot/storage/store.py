@@ -2,9 +2,9 @@
 
 Writes are serialised in-process: SQLite admits one writer at a time, and many connections
 retrying inside its busy handler (with growing sleeps) queue far worse than a lock does.
-Settings are cached, as every question reads its channel's and server's; the cache also
-knows which sessions don't exist yet, whose (empty) history then needs no query. Entries
-expire, so changes made by another process (the CLI) are seen within SETTINGS_CACHE_TTL.
+Settings, and which sessions exist, are cached (``bot.storage.settings_cache``): every
+question reads its channel's and server's, and a session that doesn't exist yet needs no
+history query either.
 """
 
 from __future__ import annotations
@@ -12,8 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,12 +27,11 @@ from bot.errors import StorageError
 from bot.history import ChatMessage
 from bot.storage.models import ChatSession, StoredMessage, utcnow
 from bot.storage.records import SessionRecord, SessionSettings
+from bot.storage.settings_cache import SettingsCache
 
 log = logging.getLogger(__name__)
 
 _UNSET: Any = object()
-SETTINGS_CACHE_SIZE = 10_000
-SETTINGS_CACHE_TTL = 30.0
 _SETTINGS = select(
     ChatSession.id, ChatSession.model, ChatSession.system_prompt, ChatSession.options,
     ChatSession.scope,
@@ -90,12 +87,9 @@ class SessionStore:
     def __init__(self, sessionmaker: async_sessionmaker[DbSession]) -> None:
         self._sessionmaker = sessionmaker
         self._write_lock = asyncio.Lock()
-        self._pending: dict[str, asyncio.Future[SessionSettings | None]] = {}
-        self._flush_task: asyncio.Task[None] | None = None
         self._turns: list[_Turn] = []
         self._turn_writer: asyncio.Task[None] | None = None
-        # session id -> (when read, its settings or None if the session doesn't exist)
-        self._settings: OrderedDict[str, tuple[float, SessionSettings | None]] = OrderedDict()
+        self._cache = SettingsCache(self._read_settings, self._read_ids)
 
     # plumbing ------------------------------------------------------------------------------
     @contextlib.asynccontextmanager
@@ -116,76 +110,32 @@ class SessionStore:
             log.error("database write failed: %s", exc)
             raise StorageError() from None
         finally:
-            for key in invalidate:
-                self._settings.pop(key, None)
+            self._cache.forget(*invalidate)
 
-    def _forget_settings(self) -> None:
-        self._settings.clear()
+    async def _read_settings(self, session_ids: list[str]) -> dict[str, SessionSettings]:
+        found = {}
+        async with self._reading() as db:
+            for part in _chunks(session_ids, IDS_PER_STATEMENT):
+                rows = (await db.execute(_SETTINGS.where(ChatSession.id.in_(part)))).all()
+                found.update((row.id, _settings(row)) for row in rows)
+        return found
 
-    def _remember(self, session_id: str, settings: SessionSettings | None) -> None:
-        self._settings[session_id] = (time.monotonic(), settings)
-        self._settings.move_to_end(session_id)
-        while len(self._settings) > SETTINGS_CACHE_SIZE:
-            self._settings.popitem(last=False)
+    async def _read_ids(self, limit: int) -> list[str]:
+        async with self._reading() as db:
+            return list(await db.scalars(select(ChatSession.id).limit(limit)))
 
     # reads ---------------------------------------------------------------------------------
     async def settings_of(self, session_ids: Sequence[str]) -> dict[str, SessionSettings]:
         """Settings of the sessions that exist among ``session_ids`` (cached)."""
-        known = await self._known(session_ids)
+        known = await self._cache.known(session_ids)
         return {i: s for i, s in known.items() if s is not None}
 
-    async def _known(self, session_ids: Sequence[str]) -> dict[str, SessionSettings | None]:
-        """Each id's settings, or None where the session does not exist."""
-        now = time.monotonic()
-        result: dict[str, SessionSettings | None] = {}
-        missing = []
-        for session_id in session_ids:
-            cached = self._settings.get(session_id)
-            if cached is not None and now - cached[0] < SETTINGS_CACHE_TTL:
-                result[session_id] = cached[1]
-            else:
-                missing.append(session_id)
-        if missing:
-            result.update(await self._batched_read(missing))
-        return result
+    async def keep_index_fresh(self) -> None:
+        """Keep knowing which sessions exist, so questions in new ones read nothing.
 
-    async def _batched_read(self, session_ids: list[str]) -> dict[str, SessionSettings | None]:
-        """Read settings in one query shared by every caller of this event-loop turn.
-
-        Fifty questions arriving together would otherwise make fifty queries queue for
-        the connection pool; batched, they make one or two.
+        Runs until cancelled (the request manager runs it from start to close).
         """
-        loop = asyncio.get_running_loop()
-        futures = {}
-        for session_id in session_ids:
-            future = self._pending.get(session_id)
-            if future is None:
-                future = self._pending[session_id] = loop.create_future()
-            futures[session_id] = future
-        if self._flush_task is None or self._flush_task.done():
-            self._flush_task = loop.create_task(self._flush())
-        return {i: await f for i, f in futures.items()}
-
-    async def _flush(self) -> None:
-        await asyncio.sleep(0)  # let the other callers of this loop turn join the batch
-        while self._pending:
-            batch, self._pending = self._pending, {}
-            try:
-                async with self._reading() as db:
-                    query = _SETTINGS.where(ChatSession.id.in_(list(batch)))
-                    rows = (await db.execute(query)).all()
-            except BaseException as exc:
-                for future in batch.values():
-                    if not future.done():
-                        future.set_exception(exc if isinstance(exc, Exception) else StorageError())
-                if not isinstance(exc, Exception):
-                    raise
-                continue
-            found = {row.id: _settings(row) for row in rows}
-            for session_id, future in batch.items():
-                self._remember(session_id, found.get(session_id))
-                if not future.done():
-                    future.set_result(found.get(session_id))
+        await self._cache.keep_ids_fresh()
 
     async def load_context(
         self, session_id: str, history_limit: int
@@ -194,7 +144,7 @@ class SessionStore:
 
         Read-only, so questions never wait for the database's single writer here.
         """
-        settings = (await self._known([session_id]))[session_id]
+        settings = (await self._cache.known([session_id]))[session_id]
         if settings is None:  # no session yet, so no history either
             return SessionSettings(), []
         if history_limit <= 0:
@@ -372,7 +322,7 @@ class SessionStore:
             async with self._writing() as db:
                 return int((await db.execute(delete(ChatSession))).rowcount or 0)
         finally:
-            self._forget_settings()
+            self._cache.forget_all()
 
     async def delete_idle(self, older_than: datetime) -> int:
         try:
@@ -380,7 +330,7 @@ class SessionStore:
                 stale = delete(ChatSession).where(ChatSession.updated_at < older_than)
                 return int((await db.execute(stale)).rowcount or 0)
         finally:
-            self._forget_settings()
+            self._cache.forget_all()
 
     @staticmethod
     async def _count(db: DbSession, session_id: str) -> int:

@@ -11,7 +11,13 @@ import pytest
 from sqlalchemy import event
 
 from bot.errors import StorageError
-from bot.storage import SessionStore, create_engine, create_sessionmaker, upgrade_database
+from bot.storage import (
+    SessionSettings,
+    SessionStore,
+    create_engine,
+    create_sessionmaker,
+    upgrade_database,
+)
 
 
 @pytest.fixture
@@ -117,7 +123,7 @@ async def test_settings_are_cached_and_invalidated_by_writes(store: SessionStore
 
 async def test_concurrent_settings_reads_are_batched(store: SessionStore) -> None:
     await store.update_settings("a", model="qwen3")
-    store._settings.clear()
+    store._cache.forget_all()
     statements: list[str] = []
     engine = store._sessionmaker.kw["bind"]
 
@@ -133,6 +139,28 @@ async def test_concurrent_settings_reads_are_batched(store: SessionStore) -> Non
     assert all(r == {"a": results[0]["a"]} for r in results)
     assert results[0]["a"].model == "qwen3"
     assert len(statements) <= 2
+
+
+async def test_with_the_session_index_new_sessions_read_nothing(store: SessionStore) -> None:
+    await store.append_turn("old", [{"role": "user", "content": "q"}])
+    await store._cache.load_ids()  # what keep_index_fresh() does every few seconds
+    statements: list[str] = []
+    engine = store._sessionmaker.kw["bind"]
+
+    def count(conn: object, cursor: object, statement: str, *args: object) -> None:
+        statements.append(statement)
+
+    try:
+        event.listen(engine.sync_engine, "before_cursor_execute", count)
+        assert await store.settings_of(["new1", "new2"]) == {}
+        assert await store.load_context("new3", 10) == (SessionSettings(), [])
+        assert statements == []
+        # What we write is seen at once, index or not.
+        await store.update_settings("new1", model="qwen3")
+        assert (await store.settings_of(["new1"]))["new1"].model == "qwen3"
+        assert (await store.load_context("old", 10))[1] == [{"role": "user", "content": "q"}]
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", count)
 
 
 async def test_turns_finishing_together_share_one_transaction(store: SessionStore) -> None:
