@@ -69,6 +69,9 @@ def _insert_ignore_many(db: DbSession, sessions: Sequence[dict[str, Any]]) -> In
 
 # SQLite allows 32766 bound parameters per statement (999 before 3.32).
 IDS_PER_STATEMENT = 150
+# Turns ending within this window share a transaction; it also keeps the write out of the
+# moment those answers send their final edits, which matter more to the people waiting.
+GROUP_COMMIT_WINDOW = 0.05
 
 
 def _chunks(items: list[str], size: int) -> list[list[str]]:
@@ -89,6 +92,7 @@ class SessionStore:
         self._write_lock = asyncio.Lock()
         self._turns: list[_Turn] = []
         self._turn_writer: asyncio.Task[None] | None = None
+        self._commit_now = asyncio.Event()
         self._cache = SettingsCache(self._read_settings, self._read_ids)
 
     # plumbing ------------------------------------------------------------------------------
@@ -210,7 +214,9 @@ class SessionStore:
         return await asyncio.shield(future)
 
     async def _write_turns(self) -> None:
-        await asyncio.sleep(0)  # let the turns finishing in this loop turn join the batch
+        with contextlib.suppress(TimeoutError):  # a reset or delete may need them sooner
+            await asyncio.wait_for(self._commit_now.wait(), GROUP_COMMIT_WINDOW)
+        self._commit_now.clear()
         while self._turns:
             batch, self._turns = self._turns, []
             try:
@@ -223,6 +229,14 @@ class SessionStore:
             for turn in batch:
                 if not turn.done.done():
                     turn.done.set_result(created[turn.session_id])
+
+    async def _settle_turns(self) -> None:
+        """Write the turns waiting for their group commit now: an answer already shown
+        must not reappear after a reset or delete that came after it."""
+        writer = self._turn_writer
+        if writer is not None and not writer.done():
+            self._commit_now.set()
+            await asyncio.shield(writer)
 
     async def _write_batch(self, batch: list[_Turn]) -> dict[str, bool]:
         now = utcnow()
@@ -260,6 +274,7 @@ class SessionStore:
 
     async def reset(self, session_id: str, system_prompt: str | None = None) -> SessionRecord:
         """Create the session anew: its messages are dropped, its settings replaced."""
+        await self._settle_turns()
         async with self._writing(session_id) as db:
             await db.execute(delete(ChatSession).where(ChatSession.id == session_id))
             row = ChatSession(id=session_id, system_prompt=system_prompt, options={})
@@ -298,12 +313,14 @@ class SessionStore:
             return _settings(row), created
 
     async def delete(self, session_id: str) -> bool:
+        await self._settle_turns()
         async with self._writing(session_id) as db:
             result = await db.execute(delete(ChatSession).where(ChatSession.id == session_id))
             return bool(result.rowcount)
 
     async def clear_messages(self, session_id: str) -> int:
         """Forget a session's messages but keep its settings."""
+        await self._settle_turns()
         async with self._writing() as db:
             result = await db.execute(
                 delete(StoredMessage).where(StoredMessage.session_id == session_id)
@@ -312,12 +329,14 @@ class SessionStore:
 
     async def clear_messages_prefix(self, prefix: str) -> int:
         """Forget the messages of every session whose id starts with ``prefix``."""
+        await self._settle_turns()
         matching = StoredMessage.session_id.startswith(prefix, autoescape=True)
         async with self._writing() as db:
             result = await db.execute(delete(StoredMessage).where(matching))
             return int(result.rowcount or 0)
 
     async def delete_all(self) -> int:
+        await self._settle_turns()
         try:
             async with self._writing() as db:
                 return int((await db.execute(delete(ChatSession))).rowcount or 0)
@@ -325,6 +344,7 @@ class SessionStore:
             self._cache.forget_all()
 
     async def delete_idle(self, older_than: datetime) -> int:
+        await self._settle_turns()
         try:
             async with self._writing() as db:
                 stale = delete(ChatSession).where(ChatSession.updated_at < older_than)

@@ -90,6 +90,19 @@ async def test_a_large_batch_is_written_in_parts_and_tells_new_from_existing(
     assert counts == [2 if i in (1, 4, 5) else 1 for i in range(8)]
 
 
+@pytest.mark.parametrize("forget", ["reset", "delete", "clear_messages"])
+async def test_forgetting_comes_after_turns_still_waiting_for_their_commit(
+    store: SessionStore, forget: str
+) -> None:
+    await store.append_turn("s", [{"role": "user", "content": "before"}])
+    # Shown to the user already, but still inside its group-commit window:
+    pending = asyncio.create_task(store.append_turn("s", [{"role": "user", "content": "q"}]))
+    await asyncio.sleep(0)
+    await getattr(store, forget)("s")
+    await pending
+    assert await store.messages("s") == []
+
+
 async def test_list_and_delete_idle(store: SessionStore) -> None:
     await store.append_turn("old", [{"role": "user", "content": "q"}])
     await store.append_turn("new", [{"role": "user", "content": "q"}])
