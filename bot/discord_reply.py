@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
 import discord
 
 from bot.discord_limits import RateLimitTracker
@@ -10,6 +14,39 @@ from bot.pacing import RateLimitInfo
 NO_MENTIONS = discord.AllowedMentions.none()
 # Set in Interaction.extras once the deferred reply shows something of ours.
 WRITTEN = "ollacord_reply_written"
+
+
+@contextlib.asynccontextmanager
+async def acknowledging(
+    interaction: discord.Interaction, *, ephemeral: bool = False
+) -> AsyncIterator[asyncio.Future[None]]:
+    """Defer ``interaction`` while the body already works on the answer.
+
+    The acknowledgement's round trip then overlaps with reading settings and asking the
+    model; writes wait for it (give the yielded future to ``InteractionSink``). If it fails,
+    the body is cancelled (nothing is generated or stored for nobody) and the failure is
+    raised in its place. On the way out it is awaited, so the error handler always answers
+    after it, never as a second acknowledgement.
+    """
+    body = asyncio.current_task()
+    ack = asyncio.ensure_future(interaction.response.defer(ephemeral=ephemeral, thinking=True))
+
+    def cancel_body(done: asyncio.Future[None]) -> None:
+        if body is not None and not done.cancelled() and done.exception() is not None:
+            body.cancel()
+
+    ack.add_done_callback(cancel_body)
+    try:
+        yield ack
+    except asyncio.CancelledError:
+        failure = None if not ack.done() or ack.cancelled() else ack.exception()
+        if failure is not None:
+            raise failure from None
+        raise
+    finally:
+        ack.remove_done_callback(cancel_body)
+        if not ack.done():
+            await asyncio.wait([ack])
 
 
 class InteractionSink:
@@ -22,7 +59,9 @@ class InteractionSink:
         *,
         ephemeral: bool = False,
         view: discord.ui.View | None = None,
+        acknowledged: asyncio.Future[None] | None = None,
     ) -> None:
+        self._acknowledged = acknowledged
         self._interaction = interaction
         self._tracker = tracker
         self._ephemeral = ephemeral
@@ -49,6 +88,8 @@ class InteractionSink:
         return {"view": self._view}
 
     async def write(self, index: int, content: str, *, final: bool) -> None:
+        if self._acknowledged is not None and not self._acknowledged.done():
+            await asyncio.shield(self._acknowledged)
         view = self._view_change(index, final)
         if index == 0:
             await self._interaction.edit_original_response(

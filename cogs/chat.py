@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import TYPE_CHECKING
 
@@ -12,7 +11,7 @@ from discord.ext import commands
 
 from bot.answering import MAX_PROMPT_CHARS, AnswerRun
 from bot.conversations import Place
-from bot.discord_reply import NO_MENTIONS, ChannelSink, InteractionSink
+from bot.discord_reply import NO_MENTIONS, ChannelSink, InteractionSink, acknowledging
 from bot.errors import OllacordError
 
 if TYPE_CHECKING:
@@ -74,18 +73,19 @@ class Chat(commands.Cog):
         private: bool = False,
     ) -> None:
         """Ask the model; the answer streams into this channel."""
-        # Acknowledging and reading the conversation's settings are two round trips; make
-        # them together. The error handler needs the acknowledgement, so it ends first.
-        ack = asyncio.ensure_future(interaction.response.defer(ephemeral=private, thinking=True))
-        try:
-            target = await self.bot.router.target(place_of(interaction))
-        finally:
-            await ack
         view = StopView(interaction.user.id)
-        sink = InteractionSink(interaction, self.bot.rate_limits, ephemeral=private, view=view)
-        run = AnswerRun(self.bot.manager, sink)
-        view.run = run
-        await run.ask(prompt, target, model=model, temperature=temperature)
+        async with acknowledging(interaction, ephemeral=private) as acknowledged:
+            target = await self.bot.router.target(place_of(interaction))
+            sink = InteractionSink(
+                interaction,
+                self.bot.rate_limits,
+                ephemeral=private,
+                view=view,
+                acknowledged=acknowledged,
+            )
+            run = AnswerRun(self.bot.manager, sink)
+            view.run = run
+            await run.ask(prompt, target, model=model, temperature=temperature)
         view.stop()
 
     @ask.autocomplete("model")

@@ -3,12 +3,14 @@ restarts, and the discord.py internals it patches."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import discord.gateway
 import discord.http
+import pytest
 import yarl
 
 from bot.app import point_discord_at
@@ -70,11 +72,14 @@ async def test_ollama_down_is_reported_with_its_host_and_nothing_is_stored(w: Wo
 async def test_database_failing_before_the_answer_is_one_ephemeral_error(w: World) -> None:
     # /ask acknowledges while it reads the conversation's settings; when that read fails
     # the error must still go out after the acknowledgement, never as a second one.
+    channel = w.discord.add_channel(w.guild.id, "configured")
+    # A channel with settings: its question has to read them (a new one reads nothing).
+    await w.bot.manager.update_session_settings(f"channel:{channel.id}", system_prompt="Hi.")
     engine = w.bot.manager.services.engine
     async with engine.begin() as conn:
         await conn.exec_driver_sql("ALTER TABLE sessions RENAME TO sessions_away")
     try:
-        rec = await ask(w, "Are you there?", channel=w.discord.add_channel(w.guild.id, "fresh"))
+        rec = await ask(w, "Are you there?", channel=channel)
         await rec.wait_done(lambda r: bool(r.followups), timeout=10)
         await rec.wait_quiet()
     finally:
@@ -88,6 +93,34 @@ async def test_database_failing_before_the_answer_is_one_ephemeral_error(w: Worl
     assert "database is not answering" in notice.content
     assert rec.original is None or rec.original.deleted
     assert chat_requests(w) == []
+
+
+async def test_a_failed_acknowledgement_cancels_the_answer(
+    w: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    # /ask starts answering while it acknowledges; if Discord refuses the acknowledgement
+    # (here: every one is too late), nobody will see the answer, so none is made or kept.
+    w.ollama.set_reply(" ".join(["word"] * 200))
+    w.ollama.tokens_per_second = 50
+    w.discord.rest.config.ack_deadline = 0.0
+    try:
+        with caplog.at_level(logging.ERROR):
+            rec = await ask(w, "Too late?")
+            # The acknowledgement, then the error handler's attempt to tell the user.
+            await rec.wait_done(lambda r: len(r.errors) == 2, timeout=10)
+            assert await w.bot.manager.wait_idle(5)
+    finally:
+        w.discord.rest.config.ack_deadline = 3.0
+
+    assert rec.errors == [{"message": "Unknown interaction", "code": 10062}] * 2
+    assert rec.original is None and rec.followups == []
+    assert await stored(w) == []
+    assert any("unexpected error in /ask" in r.getMessage() for r in caplog.records)
+
+    w.ollama.set_reply("Still here.")
+    w.ollama.tokens_per_second = None
+    messages = await finished(await ask(w, "And now?"))
+    assert pages_without_footer(messages) == ["Still here."]
 
 
 async def test_missing_model_falls_back_to_the_configured_model(tmp_path: Path) -> None:
