@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
-
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.config import DEFAULT_DATABASE_URL, DEFAULT_OLLAMA_HOST, Settings
 from bot.datatypes import (
@@ -21,7 +17,7 @@ from bot.datatypes import (
 )
 from bot.errors import InvalidRequestError
 from bot.events import EventCallback
-from bot.execution import QueryDefaults, QueryExecutor
+from bot.execution import QueryDefaults
 from bot.generation import GenerationRequest
 from bot.history import ChatMessage, ConversationHistory
 from bot.model_catalog import ModelCatalog
@@ -29,14 +25,9 @@ from bot.ollama_client import OllamaClient
 from bot.prompting import check_size, normalize_messages, user_content
 from bot.query import QueryPlan, validate_query
 from bot.queueing import RequestQueue
+from bot.services import Services, close_services, open_services
 from bot.stats import RequestStats
-from bot.storage import (
-    SessionSettings,
-    SessionStore,
-    create_sessionmaker,
-    open_engine,
-    upgrade_database,
-)
+from bot.storage import SessionSettings, SessionStore
 from bot.storage.state import BotStateStore
 
 log = logging.getLogger(__name__)
@@ -44,19 +35,6 @@ log = logging.getLogger(__name__)
 DEFAULT_TIMEOUT_MS = 120_000
 # On shutdown, answers in flight get this long to finish and store their turn.
 CLOSE_GRACE_SECONDS = 10.0
-
-
-@dataclass(frozen=True, slots=True)
-class _Services:
-    """What start() opens and close() releases."""
-
-    engine: AsyncEngine
-    store: SessionStore
-    state: BotStateStore
-    client: OllamaClient
-    catalog: ModelCatalog
-    executor: QueryExecutor
-    upkeep: asyncio.Task[None]
 
 
 class OllamaRequestManager:
@@ -97,7 +75,7 @@ class OllamaRequestManager:
         self.queue = RequestQueue(max_concurrent_requests)
         self.stats = RequestStats()
         self._session_count = 0
-        self._services: _Services | None = None
+        self._services: Services | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> OllamaRequestManager:
@@ -125,18 +103,6 @@ class OllamaRequestManager:
         """Open the database (migrating it to head) and the pooled Ollama client."""
         if self._services is not None:
             return
-        engine = open_engine(self.database_url)
-        try:
-            await upgrade_database(engine)
-            sessionmaker = create_sessionmaker(engine)
-            store = SessionStore(sessionmaker)
-            self._session_count = await store.count()
-        except Exception:
-            await engine.dispose()
-            raise
-        client = OllamaClient(
-            self.host, timeout=self.request_timeout, max_streams=self.queue.capacity
-        )
         defaults = QueryDefaults(
             model=self.default_model,
             system_prompt=self.default_system_prompt,
@@ -144,19 +110,16 @@ class OllamaRequestManager:
             max_history_tokens=self.max_history_tokens,
             generation=self.generation_defaults,
         )
-        executor = QueryExecutor(
-            store, client, self.queue, self.stats, defaults, self._note_session_created
+        self._services = await open_services(
+            self.database_url,
+            self.host,
+            request_timeout=self.request_timeout,
+            queue=self.queue,
+            stats=self.stats,
+            defaults=defaults,
+            on_session_created=self._note_session_created,
         )
-        upkeep = asyncio.create_task(store.keep_index_fresh(), name="session-index")
-        self._services = _Services(
-            engine,
-            store,
-            BotStateStore(sessionmaker),
-            client,
-            ModelCatalog(client),
-            executor,
-            upkeep,
-        )
+        self._session_count = self._services.session_count
         log.info(
             "request manager ready (ollama at %s, %d sessions)", self.host, self._session_count
         )
@@ -175,10 +138,7 @@ class OllamaRequestManager:
         await self.wait_idle(grace)
         services, self._services = self._services, None
         if services is not None:
-            services.upkeep.cancel()
-            await asyncio.gather(services.upkeep, return_exceptions=True)
-            await services.client.close()
-            await services.engine.dispose()
+            await close_services(services)
 
     async def __aenter__(self) -> OllamaRequestManager:
         await self.start()
@@ -188,7 +148,7 @@ class OllamaRequestManager:
         await self.close()
 
     @property
-    def services(self) -> _Services:
+    def services(self) -> Services:
         if self._services is None:
             raise RuntimeError("OllamaRequestManager.start() has not been awaited")
         return self._services
