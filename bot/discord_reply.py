@@ -19,7 +19,7 @@ WRITTEN = "ollacord_reply_written"
 @contextlib.asynccontextmanager
 async def acknowledging(
     interaction: discord.Interaction, *, ephemeral: bool = False
-) -> AsyncIterator[asyncio.Future[None]]:
+) -> AsyncIterator[asyncio.Future[object]]:
     """Defer ``interaction`` while the body already works on the answer.
 
     The acknowledgement's round trip then overlaps with reading settings and asking the
@@ -31,7 +31,7 @@ async def acknowledging(
     body = asyncio.current_task()
     ack = asyncio.ensure_future(interaction.response.defer(ephemeral=ephemeral, thinking=True))
 
-    def cancel_body(done: asyncio.Future[None]) -> None:
+    def cancel_body(done: asyncio.Future[object]) -> None:
         if body is not None and not done.cancelled() and done.exception() is not None:
             body.cancel()
 
@@ -59,7 +59,7 @@ class InteractionSink:
         *,
         ephemeral: bool = False,
         view: discord.ui.View | None = None,
-        acknowledged: asyncio.Future[None] | None = None,
+        acknowledged: asyncio.Future[object] | None = None,
     ) -> None:
         self._acknowledged = acknowledged
         self._interaction = interaction
