@@ -4,7 +4,7 @@ Every question needs its channel's and server's settings before it can ask the m
 under load each database read is several trips through aiosqlite's thread, each waiting
 for a turn of a busy event loop. So:
 
-- settings read are cached for SETTINGS_CACHE_TTL, and concurrent misses share one query;
+- settings once read are cached for SETTINGS_CACHE_TTL; concurrent misses share a query;
 - the ids of all sessions are read every SNAPSHOT_REFRESH seconds (one small query, by
   ``keep_ids_fresh``), so that a session which doesn't exist yet, like every new
   channel's, needs no query at all.
@@ -17,15 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 
 from bot.errors import StorageError
 from bot.storage.records import SessionSettings
-
-log = logging.getLogger(__name__)
 
 SETTINGS_CACHE_SIZE = 10_000
 SETTINGS_CACHE_TTL = 30.0
