@@ -273,17 +273,7 @@ class InteractionDriver:
             permissions=permissions,
             user_id=user_id,
         )
-        rec = self._dispatch_interaction(
-            2,
-            data,
-            user_id=user_id,
-            channel_id=channel_id,
-            guild_id=guild_id,
-            permissions=permissions,
-            name=name,
-        )
-        await asyncio.sleep(0)
-        return rec
+        return await self._run_command(2, name, data, user_id, channel_id, guild_id, permissions)
 
     async def invoke_autocomplete(
         self,
@@ -309,8 +299,22 @@ class InteractionDriver:
         data = self._command_data(
             name, guild_id, raw, subcommand, None, permissions=permissions, user_id=user_id
         )
+        return await self._run_command(4, name, data, user_id, channel_id, guild_id, permissions)
+
+    async def _run_command(
+        self,
+        kind: int,
+        name: str,
+        data: dict[str, Any],
+        user_id: int,
+        channel_id: int,
+        guild_id: int | None,
+        permissions: int | None,
+    ) -> InteractionRecord:
+        """Dispatch a command interaction (2) or an autocomplete one (4), then yield once
+        so the gateway writes it before the caller goes on."""
         rec = self._dispatch_interaction(
-            4,
+            kind,
             data,
             user_id=user_id,
             channel_id=channel_id,
