@@ -50,14 +50,18 @@ async def acknowledging(
 
 
 class InteractionSink:
-    """Message 0 is the deferred original response; later pages are follow-ups."""
+    """Message 0 is the deferred original response; later pages are follow-ups.
+
+    ``ephemeral`` has no default: every follow-up page must be as private as the deferral,
+    so each caller states it (a private summary once leaked its later pages).
+    """
 
     def __init__(
         self,
         interaction: discord.Interaction,
         tracker: RateLimitTracker,
         *,
-        ephemeral: bool = False,
+        ephemeral: bool,
         view: discord.ui.View | None = None,
         acknowledged: asyncio.Future[object] | None = None,
     ) -> None:

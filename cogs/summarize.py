@@ -90,7 +90,8 @@ class Summarize(commands.Cog):
             transcript = await self._history(interaction, messages or DEFAULT_HISTORY_MESSAGES)
             source = "chat conversation"
         target = await self.bot.router.target(place_of(interaction))
-        run = AnswerRun(self.bot.manager, InteractionSink(interaction, self.bot.rate_limits))
+        sink = InteractionSink(interaction, self.bot.rate_limits, ephemeral=private)
+        run = AnswerRun(self.bot.manager, sink)
         request = SummaryRequest(transcript, style, model or target.model, source)
         await self.summarizer.summarize(request, run)
 

@@ -179,3 +179,16 @@ async def test_summaries_are_not_stored_in_the_conversation(reader: World) -> No
     )
     await finished(rec)
     assert [m["role"] for m in chat_bodies(w.ollama)[-1]["messages"]] == ["user"]
+
+
+async def test_every_page_of_a_private_summary_is_private(w: World) -> None:
+    long_summary = "\n\n".join(f"Point {i}: " + "detail " * 60 for i in range(12))
+    assert len(long_summary) > 2 * 2000
+    w.ollama.set_reply(long_summary)
+    rec = await summarize(w, {"text": "Notes to summarize privately.", "private": True})
+    await rec.wait_done(lambda r: bool(r.followups) and "\n-# " in r.followups[-1].content)
+    pages = [rec.original, *rec.followups]
+    assert len(pages) >= 3
+    assert all(page is not None and page.ephemeral for page in pages), [
+        (page.id, page.ephemeral) for page in pages if page is not None
+    ]
