@@ -58,6 +58,8 @@ class Session(commands.Cog):
     )
 
     @settings.command(name="show")
+    # The system prompt is an admin's words: members see the model in each answer's footer.
+    @app_commands.checks.has_permissions(manage_guild=True)
     async def show(self, interaction: discord.Interaction) -> None:
         """Show this channel's scope, model, system prompt and generation options."""
         guild, channel = await self.bot.router.channel_settings(place_of(interaction))

@@ -186,6 +186,24 @@ async def test_a_member_without_manage_server_cannot_change_settings(
     assert body["options"]["temperature"] != 1.9
 
 
+async def test_a_member_without_manage_server_cannot_see_the_settings(w: World) -> None:
+    # The system prompt is an admin's: /settings show is checked like the rest of /settings.
+    await settings(w, "system", {"prompt": "Secret admin instructions."})
+    open_command_to_everyone(w.discord, "settings")
+    rec = await w.discord.invoke_slash(
+        "settings",
+        subcommand="show",
+        user_id=w.alice.id,
+        **w.where,
+        permissions=DEFAULT_PERMISSIONS,
+    )
+    note = await wait_private_note(rec)
+    assert "Manage Server" in note
+    shown = [m for m in [rec.original, *rec.followups] if m is not None]
+    assert not any(m.embeds for m in shown)
+    assert "Secret admin instructions" not in repr([(m.content, m.embeds) for m in shown])
+
+
 async def test_an_ask_in_direct_messages_has_its_own_session(tmp_path: Path) -> None:
     # Commands synced to a development guild do not exist in DMs: sync globally.
     async with world(tmp_path, DEV_GUILD_ID="") as w:
