@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable
 
 LOG_FORMAT = "%(asctime)s %(levelname)-8s %(name)s: %(message)s"
@@ -11,22 +12,51 @@ REDACTED = "[redacted]"
 QUIET_LOGGERS = ("discord.gateway", "discord.client", "httpx", "httpcore", "aiosqlite")
 
 
+# Credentials that are not settings, recognised by where they sit: an interaction token in a
+# webhook or interaction route (it lets anyone post as the bot for 15 minutes; discord.py
+# logs such routes on 429s and at DEBUG), and the password of a URL such as DATABASE_URL.
+_CREDENTIALS = re.compile(
+    r"(?P<route>/(?:webhooks|interactions)/\d+/)[^/?#\s'\"]+"
+    r"|(?P<userinfo>[a-z][a-z0-9+.-]*://[^:/@\s]+:)[^@/\s]+@",
+    re.IGNORECASE,
+)
+
+
+def _redact_credential(match: re.Match[str]) -> str:
+    if match.group("route"):
+        return match.group("route") + REDACTED
+    return match.group("userinfo") + REDACTED + "@"
+
+
 class SecretFilter(logging.Filter):
-    """Replaces secrets in the formatted message (and its arguments) before any handler runs."""
+    """Replaces secrets in the formatted message (and its arguments) before any handler runs:
+    the configured ones (tokens) and credentials recognised by their place in a URL."""
 
     def __init__(self, secrets: Iterable[str | None]) -> None:
         super().__init__()
         self._secrets = [s for s in secrets if s and len(s) >= 8]
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not self._secrets:
-            return True
         message = record.getMessage()
-        if any(secret in message for secret in self._secrets):
-            for secret in self._secrets:
-                message = message.replace(secret, REDACTED)
-            record.msg, record.args = message, None
+        scrubbed = message
+        for secret in self._secrets:
+            if secret in scrubbed:
+                scrubbed = scrubbed.replace(secret, REDACTED)
+        if "/webhooks/" in scrubbed or "/interactions/" in scrubbed or "@" in scrubbed:
+            scrubbed = _CREDENTIALS.sub(_redact_credential, scrubbed)
+        if scrubbed != message:
+            record.msg, record.args = scrubbed, None
+        if record.exc_info and not record.exc_text:
+            # The formatter would render the traceback later, past this filter: do it now.
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self._scrub(record.exc_text)
         return True
+
+    def _scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, REDACTED)
+        return _CREDENTIALS.sub(_redact_credential, text)
 
 
 def setup_logging(level: str, secrets: Iterable[str | None] = ()) -> None:
