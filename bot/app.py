@@ -51,6 +51,10 @@ class OllacordBot(commands.Bot):
         self.http_server: HttpServer | None = None  # with HTTP_PORT=0, .port is the bound one
         self.tree.on_error = self.on_app_command_error
 
+    async def on_message(self, message: discord.Message, /) -> None:
+        """Nothing: the bot has no prefix commands, so messages skip command parsing (which
+        took every mention for an unknown command). Cogs' listeners still see each message."""
+
     async def setup_hook(self) -> None:
         await self.manager.start()
         if self.settings.http_port is not None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+
+import pytest
 
 from tests.e2e.conftest import World, stored_messages, world
 from tests.emulators.discord_server import Message
@@ -84,3 +87,22 @@ async def test_mentions_are_ignored_unless_enabled(w: World) -> None:
     )
     await rec.wait_done(lambda r: r.original is not None and "tokens" in r.original.content)
     assert [r["messages"][-1]["content"] for r in chat_requests(w)] == ["are mentions on?"]
+
+
+async def test_mentions_are_questions_never_prefix_commands(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The bot has no prefix commands: a mention that starts like one ("@bot help") must not
+    # go through command parsing (which logged an ERROR CommandNotFound per mention).
+    caplog.set_level(logging.DEBUG)
+    async with world(tmp_path, MENTION_CHAT="true") as w:
+        w.ollama.set_reply("Here is some help.")
+        bot_mention = f"<@{w.discord.bot_user_id}>"
+        for i, text in enumerate(("help me", "ping", "stats please")):
+            await w.discord.send_user_message(
+                w.channel.id, w.alice.id, f"{bot_mention} {text}", mentions=[w.discord.bot_user_id]
+            )
+            await answered(w, i + 1)
+    problems = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert problems == [], [r.getMessage() for r in problems]
+    assert not any("CommandNotFound" in r.getMessage() for r in caplog.records)
