@@ -37,6 +37,9 @@ class OllacordBot(commands.Bot):
             intents.guild_messages = intents.dm_messages = True
             intents.message_content = True
         self.rate_limits = RateLimitTracker()
+        # The bot never joins voice: discord.py's start-up warnings about voice libraries
+        # would only send admins looking for a problem that isn't there.
+        discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=intents,

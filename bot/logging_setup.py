@@ -9,7 +9,14 @@ from collections.abc import Iterable
 LOG_FORMAT = "%(asctime)s %(levelname)-8s %(name)s: %(message)s"
 REDACTED = "[redacted]"
 # discord.py and httpx are chatty at INFO; their warnings still come through.
-QUIET_LOGGERS = ("discord.gateway", "discord.client", "httpx", "httpcore", "aiosqlite")
+QUIET_LOGGERS = (
+    "discord.gateway",
+    "discord.client",
+    "httpx",
+    "httpcore",
+    "aiosqlite",
+    "alembic.runtime.plugins",  # seven "setup plugin" lines on every start
+)
 
 
 # Credentials that are not settings, recognised by where they sit: an interaction token in a
@@ -59,6 +66,14 @@ class SecretFilter(logging.Filter):
         return _CREDENTIALS.sub(_redact_credential, text)
 
 
+class OnlyMigrationSteps(logging.Filter):
+    """Of Alembic's migration log, keep the steps ("Running upgrade 0002 -> 0003") and drop
+    the setup lines it writes on every start ("Context impl SQLiteImpl.")."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.INFO or str(record.msg).startswith("Running ")
+
+
 def setup_logging(level: str, secrets: Iterable[str | None] = ()) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
@@ -68,3 +83,6 @@ def setup_logging(level: str, secrets: Iterable[str | None] = ()) -> None:
     root.setLevel(level)
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
+    migration = logging.getLogger("alembic.runtime.migration")
+    if not any(isinstance(f, OnlyMigrationSteps) for f in migration.filters):
+        migration.addFilter(OnlyMigrationSteps())

@@ -110,3 +110,30 @@ async def test_a_429_on_an_interaction_reply_logs_no_token(tmp_path: Path) -> No
         assert "429" in log  # the rate limit itself is still reported
         assert rec.token not in log
         assert discord_emu.token not in log
+
+
+async def test_the_start_up_log_is_for_people(tmp_path: Path) -> None:
+    async with DiscordEmulator() as discord_emu, OllamaEmulator() as ollama:
+        guild = discord_emu.add_guild()
+        discord_emu.add_channel(guild.id)
+        env = {
+            "DISCORD_TOKEN": discord_emu.token,
+            "OLLAMA_HOST": ollama.url,
+            "DISCORD_API_BASE": discord_emu.api_base,
+            "DISCORD_GATEWAY_URL": discord_emu.gateway_url,
+            "DEV_GUILD_ID": str(guild.id),
+            "LOG_LEVEL": "INFO",
+        }
+        proc = await run_bot_process(env, tmp_path)
+        try:
+            await discord_emu.wait_ready(timeout=60)
+            await discord_emu.wait_for(lambda: discord_emu.command_syncs, timeout=30)
+        finally:
+            proc.send_signal(signal.SIGINT)
+            _, err = await asyncio.wait_for(proc.communicate(), 30)
+    lines = err.decode().splitlines()
+    assert any("request manager ready" in line for line in lines), lines
+    assert any("Running upgrade" in line for line in lines)  # a new database: say so
+    noise = ("setup plugin", "Context impl", "non-transactional DDL", "voice will NOT")
+    assert [line for line in lines if any(n in line for n in noise)] == []
+    assert not [line for line in lines if " WARNING " in line or " ERROR " in line], lines

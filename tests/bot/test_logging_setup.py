@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+from pathlib import Path
 
 import pytest
 
@@ -36,3 +37,26 @@ def test_setup_logging_installs_the_filter(capsys: pytest.CaptureFixture[str]) -
         root.setLevel(level)
     err = capsys.readouterr().err
     assert "Authorization: Bot" in err and "my-very-secret-token" not in err
+
+
+async def test_migrations_log_only_what_changed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Alembic's setup chatter (plugins, "Context impl") is not for people; an upgrade is.
+    from bot.storage.engine import open_engine, upgrade_database
+
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        setup_logging("INFO")
+        for _ in range(2):  # a new database, then one already at head
+            engine = open_engine(f"sqlite+aiosqlite:///{tmp_path / 'quiet.db'}")
+            await upgrade_database(engine)
+            await engine.dispose()
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)
+    err = capsys.readouterr().err
+    assert "Running upgrade  -> 0001" in err
+    assert "setup plugin" not in err and "Context impl" not in err, err
+    assert "non-transactional DDL" not in err
