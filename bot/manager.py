@@ -7,7 +7,8 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
-from bot.config import DEFAULT_DATABASE_URL, DEFAULT_OLLAMA_HOST, Settings
+from bot.config import DEFAULT_DATABASE_URL, DEFAULT_NUM_CTX, DEFAULT_OLLAMA_HOST, Settings
+from bot.context_window import ContextWindow, TokenEstimator
 from bot.datatypes import (
     GenerationConfig,
     HealthStatus,
@@ -23,7 +24,7 @@ from bot.history import ChatMessage, ConversationHistory
 from bot.model_catalog import ModelCatalog
 from bot.ollama_client import OllamaClient
 from bot.prompting import check_size, normalize_messages, user_content
-from bot.query import QueryPlan, validate_query
+from bot.query import QueryPlan, validate_options, validate_query
 from bot.queueing import RequestQueue
 from bot.services import Services, close_services, open_services
 from bot.stats import RequestStats
@@ -57,6 +58,7 @@ class OllamaRequestManager:
         retry_backoff: float = 1.0,
         keep_alive: str | float = "5m",
         generation_defaults: GenerationConfig | None = None,
+        default_num_ctx: int = DEFAULT_NUM_CTX,
     ) -> None:
         self.host = host
         self.default_model = default_model
@@ -72,6 +74,7 @@ class OllamaRequestManager:
         self.retry_backoff = retry_backoff
         self.keep_alive = keep_alive
         self.generation_defaults = generation_defaults or GenerationConfig()
+        self.default_num_ctx = default_num_ctx
         self.queue = RequestQueue(max_concurrent_requests)
         self.stats = RequestStats()
         self._session_count = 0
@@ -95,6 +98,7 @@ class OllamaRequestManager:
             "max_retries": settings.max_retries,
             "retry_backoff": settings.retry_backoff,
             "keep_alive": settings.keep_alive,
+            "default_num_ctx": settings.default_num_ctx,
         }
         return cls(**{**options, **overrides})
 
@@ -109,6 +113,7 @@ class OllamaRequestManager:
             max_history_length=self.max_history_length,
             max_history_tokens=self.max_history_tokens,
             generation=self.generation_defaults,
+            num_ctx=self.default_num_ctx,
         )
         self._services = await open_services(
             self.database_url,
@@ -322,6 +327,9 @@ class OllamaRequestManager:
             bad = set(changes["options"]) - set(GenerationConfig.field_names())
             if bad:
                 raise InvalidRequestError(f"Unknown generation options: {', '.join(sorted(bad))}")
+            # Stored options are sent with every later question: refuse now what Ollama
+            # (or our own query checks) would refuse then, and store nothing.
+            validate_options(changes["options"])
         settings, created = await self.store.update_settings(session_id, **changes)
         self._session_count += created
         return settings
@@ -332,6 +340,18 @@ class OllamaRequestManager:
 
     async def is_model_available(self, name: str) -> bool:
         return await self.catalog.is_available(name)
+
+    async def context_window(
+        self, model: str | None = None, num_ctx: int | None = None
+    ) -> ContextWindow:
+        """The window a query on ``model`` runs with: ``num_ctx``, else the default, capped
+        at the model's maximum."""
+        return await self.services.executor.context_window(model or self.default_model, num_ctx)
+
+    @property
+    def tokens(self) -> TokenEstimator:
+        """Token estimates per model, learned from the answers so far."""
+        return self.services.executor.tokens
 
     async def show_model(self, name: str) -> ModelDetails:
         return await self.client.show(name)

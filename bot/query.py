@@ -12,14 +12,45 @@ from bot.generation import GenerationOutcome, GenerationRequest
 from bot.history import ChatMessage
 
 TOOL_CHOICES = (None, "auto", "none", "required")
-_RANGES: dict[str, tuple[float, float]] = {
+# The accepted range of each generation option; the same rules hold for a query's options
+# and for the ones stored with a conversation (/settings options, the CLI).
+OPTION_RANGES: dict[str, tuple[float, float]] = {
     "temperature": (0.0, 2.0),
     "top_p": (0.0, 1.0),
     "top_k": (1, 1000),
-    "num_predict": (-2, 1_000_000),
+    "num_predict": (-2, 1_000_000),  # -1: no limit, -2: until the context is full
     "repeat_penalty": (0.0, 10.0),
     "num_ctx": (256, 10_000_000),
+    "seed": (-(2**63), 2**63 - 1),
 }
+WHOLE_NUMBER_OPTIONS = frozenset({"top_k", "num_predict", "num_ctx", "seed"})
+MAX_STOP_SEQUENCES = 16
+MAX_STOP_SEQUENCE_CHARS = 200
+
+
+def validate_options(options: Mapping[str, Any]) -> None:
+    """Refuse a generation option of the wrong type or out of its range (None means unset)."""
+    for name, (low, high) in OPTION_RANGES.items():
+        value = options.get(name)
+        if value is None:
+            continue
+        whole = name in WHOLE_NUMBER_OPTIONS
+        if isinstance(value, bool) or not isinstance(value, int if whole else (int, float)):
+            kind = "a whole number" if whole else "a number"
+            raise InvalidRequestError(f"{name} must be {kind}, not {value!r}.")
+        # NaN fails every comparison, so it is refused here along with infinities.
+        if not low <= value <= high:
+            raise InvalidRequestError(f"{name} must be between {low:g} and {high:g}.")
+    stop = options.get("stop")
+    if stop is not None and (
+        not isinstance(stop, list)
+        or len(stop) > MAX_STOP_SEQUENCES
+        or not all(isinstance(s, str) and 0 < len(s) <= MAX_STOP_SEQUENCE_CHARS for s in stop)
+    ):
+        raise InvalidRequestError(
+            f"stop must be a list of at most {MAX_STOP_SEQUENCES} strings of "
+            f"1 to {MAX_STOP_SEQUENCE_CHARS} characters."
+        )
 
 
 @dataclass(slots=True)
@@ -60,13 +91,7 @@ def validate_query(
         raise InvalidRequestError("Give a prompt or a list of messages.")
     if prompt is not None and not prompt.strip():
         raise InvalidRequestError("The prompt is empty.")
-    for name, (low, high) in _RANGES.items():
-        value = overrides.get(name)
-        if value is not None and not low <= value <= high:
-            raise InvalidRequestError(f"{name} must be between {low:g} and {high:g}.")
-    stop = overrides.get("stop")
-    if stop is not None and (not isinstance(stop, list) or len(stop) > 16):
-        raise InvalidRequestError("stop must be a list of at most 16 strings.")
+    validate_options(overrides)
     if format not in (None, "text", "json") and not isinstance(format, dict):
         raise InvalidRequestError('format must be "text", "json" or a JSON schema object.')
     if timeout_ms is not None and timeout_ms <= 0:

@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from bot.datatypes import GenerationConfig
 from tests.e2e.conftest import (
     World,
     chat_bodies,
@@ -123,6 +122,35 @@ async def test_options_reach_ollama(w: World) -> None:
     assert options["seed"] == 7
 
 
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"num_ctx": -5},
+        {"temperature": 1e9},
+        {"top_p": float("nan")},
+        {"temperature": 0.5, "top_k": 0},
+        {"repeat_penalty": float("inf")},
+        {"num_predict": -7},
+    ],
+)
+async def test_out_of_range_options_are_refused_and_nothing_is_stored(
+    w: World, options: dict[str, Any]
+) -> None:
+    # Discord enforces the declared ranges only while its copy of the command is current:
+    # the bot checks every value itself, with the rules the request manager applies.
+    await settings(w, "options", {"seed": 7})
+    rec = await w.discord.invoke_slash(
+        "settings", subcommand="options", user_id=w.admin.id, **w.where, options=options
+    )
+    note = await wait_private_note(rec)
+    assert "must be" in note, note
+    assert "Traceback" not in note
+    stored = await w.bot.manager.get_session_settings(f"channel:{w.channel.id}")
+    assert stored.options == {"seed": 7}
+    # The channel still answers.
+    assert (await ask(w, w.alice, "still fine?"))["options"]["seed"] == 7
+
+
 async def test_show_lists_the_settings(w: World) -> None:
     await settings(w, "system", {"prompt": "Be kind."})
     await settings(w, "options", {"temperature": 0.2})
@@ -135,7 +163,7 @@ async def test_show_lists_the_settings(w: World) -> None:
         "Scope": "user",
         "Model": "`llama3.2`",
         "System prompt": "Be kind.",
-        "Options": "`temperature=0.2`",
+        "Options": "`temperature=0.2`\nContext window: `num_ctx` 8192 (DEFAULT_NUM_CTX)",
     }
 
 
@@ -149,11 +177,11 @@ async def test_settings_reset_restores_the_defaults(w: World) -> None:
     fields = {f["name"]: f["value"] for f in rec.original.embeds[0]["fields"]}
     assert fields["Scope"] == "channel"
     assert fields["System prompt"] == "none"
-    assert fields["Options"] == "model defaults"
+    assert fields["Options"].startswith("none chosen: the model's own defaults")
     body = await ask(w, w.bob, "bob's question")
-    # Back to one shared conversation, no system prompt and the default temperature.
+    # Back to one shared conversation, no system prompt and the model's own temperature.
     assert sent(body)[0] == ("user", "bob's question")
-    assert body["options"]["temperature"] == GenerationConfig().temperature
+    assert body["options"] == {"num_ctx": 8192}
 
 
 @pytest.mark.parametrize(
