@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from bot.datatypes import GenerationConfig, OllamaQueryResult
 from bot.events import EventCallback, QueuedEvent, StartedEvent, emit
@@ -19,7 +20,10 @@ from bot.prompting import assemble
 from bot.query import QueryPlan, QueryStream, build_result
 from bot.queueing import RequestQueue
 from bot.stats import RequestStats
-from bot.storage import SessionSettings, SessionStore
+from bot.storage.records import SessionSettings
+
+if TYPE_CHECKING:
+    from bot.storage.store import SessionStore
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +42,7 @@ class QueryDefaults:
 class QueryExecutor:
     def __init__(
         self,
-        store: SessionStore,
+        store: SessionStore | None,  # None: no database, no session queries
         client: OllamaClient,
         queue: RequestQueue,
         stats: RequestStats,
@@ -83,6 +87,7 @@ class QueryExecutor:
         history: list[ChatMessage] = []
         if plan.session_id is not None:
             limit = self._defaults.max_history_length if plan.use_history else 0
+            assert self._store is not None  # the manager refuses sessions without a database
             settings, history = await self._store.load_context(plan.session_id, limit)
         has_system = any(m["role"] == "system" for m in plan.new_messages)
         system = plan.system_prompt or settings.system_prompt or self._defaults.system_prompt
@@ -172,6 +177,7 @@ class QueryExecutor:
     async def _store_turn(self, plan: QueryPlan, result: OllamaQueryResult) -> None:
         if plan.session_id is None:
             return
+        assert self._store is not None
         created = await self._store.append_turn(
             plan.session_id, plan.turn(result), model=result.model
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from bot.config import DEFAULT_DATABASE_URL, DEFAULT_NUM_CTX, DEFAULT_OLLAMA_HOST, Settings
 from bot.context_window import ContextWindow, TokenEstimator
@@ -28,12 +28,16 @@ from bot.query import QueryPlan, validate_options, validate_query
 from bot.queueing import RequestQueue
 from bot.services import Services, close_services, open_services
 from bot.stats import RequestStats
-from bot.storage import SessionSettings, SessionStore
-from bot.storage.state import BotStateStore
+from bot.storage.records import SessionSettings
+
+if TYPE_CHECKING:  # a manager without a database never loads SQLAlchemy
+    from bot.storage import SessionStore
+    from bot.storage.state import BotStateStore
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_MS = 120_000
+NO_DATABASE = "This request manager was started without a database: it keeps no sessions."
 # On shutdown, answers in flight get this long to finish and store their turn.
 CLOSE_GRACE_SECONDS = 10.0
 
@@ -48,7 +52,7 @@ class OllamaRequestManager:
         default_system_prompt: str | None = None,
         max_history_length: int = 50,
         max_history_tokens: int | None = None,
-        database_url: str = DEFAULT_DATABASE_URL,
+        database_url: str | None = DEFAULT_DATABASE_URL,  # None: no database, no sessions
         fallback_models: Sequence[str] = (),
         max_concurrent_requests: int = 4,
         request_timeout: float = DEFAULT_TIMEOUT_MS / 1000,
@@ -160,10 +164,14 @@ class OllamaRequestManager:
 
     @property
     def store(self) -> SessionStore:
+        if self.services.store is None:
+            raise InvalidRequestError(NO_DATABASE)
         return self.services.store
 
     @property
     def state(self) -> BotStateStore:
+        if self.services.state is None:
+            raise InvalidRequestError(NO_DATABASE)
         return self.services.state
 
     @property
@@ -229,6 +237,8 @@ class OllamaRequestManager:
             retry_backoff=retry_backoff,
             tool_choice=tool_choice,
         )
+        if session_id is not None and self.database_url is None:
+            raise InvalidRequestError(NO_DATABASE)
         new_messages = normalize_messages(messages or [])
         content = user_content(prompt, extra_context, documents)
         if content is not None:

@@ -5,32 +5,36 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-
-from sqlalchemy.ext.asyncio import AsyncEngine
+from typing import TYPE_CHECKING
 
 from bot.execution import QueryDefaults, QueryExecutor
 from bot.model_catalog import ModelCatalog
 from bot.ollama_client import OllamaClient
 from bot.queueing import RequestQueue
 from bot.stats import RequestStats
-from bot.storage import SessionStore, create_sessionmaker, open_engine, upgrade_database
-from bot.storage.state import BotStateStore
+
+if TYPE_CHECKING:  # a manager without a database never loads SQLAlchemy
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from bot.storage import SessionStore
+    from bot.storage.state import BotStateStore
 
 
 @dataclass(frozen=True, slots=True)
 class Services:
-    engine: AsyncEngine
-    store: SessionStore
-    state: BotStateStore
+    # The database's three are None when the manager was started without one.
+    engine: AsyncEngine | None
+    store: SessionStore | None
+    state: BotStateStore | None
     client: OllamaClient
     catalog: ModelCatalog
     executor: QueryExecutor
-    upkeep: asyncio.Task[None]  # keeps the store's index of sessions fresh
+    upkeep: asyncio.Task[None] | None  # keeps the store's index of sessions fresh
     session_count: int  # at start
 
 
 async def open_services(
-    database_url: str,
+    database_url: str | None,
     host: str,
     *,
     request_timeout: float,
@@ -39,7 +43,33 @@ async def open_services(
     defaults: QueryDefaults,
     on_session_created: Callable[[], None],
 ) -> Services:
-    """Open the database (migrated to head) and the pooled Ollama client."""
+    """Open the database (migrated to head; none without a URL) and the pooled Ollama client."""
+    engine, store, state, session_count = None, None, None, 0
+    if database_url is not None:
+        engine, store, state, session_count = await _open_database(database_url)
+    client = OllamaClient(host, timeout=request_timeout, max_streams=queue.capacity)
+    executor = QueryExecutor(store, client, queue, stats, defaults, on_session_created)
+    upkeep = None
+    if store is not None:
+        upkeep = asyncio.create_task(store.keep_index_fresh(), name="session-index")
+    return Services(
+        engine,
+        store,
+        state,
+        client,
+        ModelCatalog(client),
+        executor,
+        upkeep,
+        session_count,
+    )
+
+
+async def _open_database(
+    database_url: str,
+) -> tuple[AsyncEngine, SessionStore, BotStateStore, int]:
+    from bot.storage import SessionStore, create_sessionmaker, open_engine, upgrade_database
+    from bot.storage.state import BotStateStore
+
     engine = open_engine(database_url)
     try:
         await upgrade_database(engine)
@@ -49,23 +79,13 @@ async def open_services(
     except Exception:
         await engine.dispose()
         raise
-    client = OllamaClient(host, timeout=request_timeout, max_streams=queue.capacity)
-    executor = QueryExecutor(store, client, queue, stats, defaults, on_session_created)
-    upkeep = asyncio.create_task(store.keep_index_fresh(), name="session-index")
-    return Services(
-        engine,
-        store,
-        BotStateStore(sessionmaker),
-        client,
-        ModelCatalog(client),
-        executor,
-        upkeep,
-        session_count,
-    )
+    return engine, store, BotStateStore(sessionmaker), session_count
 
 
 async def close_services(services: Services) -> None:
-    services.upkeep.cancel()
-    await asyncio.gather(services.upkeep, return_exceptions=True)
+    if services.upkeep is not None:
+        services.upkeep.cancel()
+        await asyncio.gather(services.upkeep, return_exceptions=True)
     await services.client.close()
-    await services.engine.dispose()
+    if services.engine is not None:
+        await services.engine.dispose()

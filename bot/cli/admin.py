@@ -1,4 +1,4 @@
-"""`ollacord health`, `ollacord migrate` and `ollacord run`: the operator's commands."""
+"""`ollacord health` and `ollacord migrate`: the operator's commands (`run` is in main)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.cli.context import DATABASE_ERRORS, first_line, redact_url, sqlite_path
+from bot.cli.context import first_line
+from bot.cli.database import DATABASE_ERRORS, redact_url, sqlite_path
 from bot.cli.output import Console
 from bot.config import Settings
 from bot.errors import OllamaError, StorageError
@@ -44,13 +45,6 @@ class Check:
 
     def line(self) -> str:
         return f"{self.component}: {'ok' if self.ok else 'FAILED'} - {self.detail}"
-
-
-def run(args: argparse.Namespace) -> int:
-    """The bot, exactly as `python -m bot` runs it (settings, logging, exit codes)."""
-    from bot.__main__ import main as run_bot_main  # discord.py loads only for this command
-
-    return run_bot_main()
 
 
 async def health(args: argparse.Namespace, settings: Settings, console: Console) -> int:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import logging
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
 
-from bot.cli import admin
 from bot.cli.context import UsageError, error_message
 from bot.cli.output import Console
 from bot.cli.parser import build_parser
@@ -35,7 +33,10 @@ def main(argv: list[str] | None = None) -> int:
     console = Console.current()
     with _restored_logging():
         if args.command in (None, "run"):
-            return _interruptible(lambda: admin.run(args))
+            # Exactly `python -m bot`; discord.py loads only for this command.
+            from bot.__main__ import main as run_bot
+
+            return _interruptible(run_bot)
         try:
             settings = Settings.load(require_discord=False)
         except ConfigError as exc:
@@ -46,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _execute(args: argparse.Namespace, settings: Settings, console: Console) -> int:
+    import asyncio  # not at the top: --help has no use for it
+
     try:
         return asyncio.run(args.handler(args, settings, console))
     except UsageError as exc:

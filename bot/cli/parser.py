@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from importlib import metadata
+import importlib
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
 
-from bot.cli import admin, chat, models, sessions
+# A command's handler is imported when it runs: `--help` must not pay for the whole stack.
+Handler = Callable[[argparse.Namespace, Any, Any], Awaitable[int]]
 
 DESCRIPTION = """\
 ollacord: a Discord bot for chatting with local LLMs served by Ollama.
@@ -30,10 +34,33 @@ history is read or stored, and the database is not touched."""
 
 
 def _version() -> str:
+    from importlib import metadata  # scans every installed package: only for --version
+
     try:
         return metadata.version("ollacord")
     except metadata.PackageNotFoundError:  # running from a checkout that was never installed
         return "unknown"
+
+
+class _VersionAction(argparse.Action):
+    """argparse's "version" action, with the version looked up only when asked for."""
+
+    def __init__(self, option_strings: list[str], dest: str, help: str | None = None) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        sys.stdout.write(f"{parser.prog} {_version()}\n")  # on stdout, as argparse's own
+        parser.exit()
+
+
+def handler(module: str, name: str) -> Handler:
+    """``bot.cli.<module>.<name>``, imported on the call."""
+
+    def run(*args: Any) -> Awaitable[int]:
+        function = getattr(importlib.import_module(f"bot.cli.{module}"), name)
+        return function(*args)  # type: ignore[no-any-return]
+
+    return run
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,7 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument(
+        "--version", action=_VersionAction, help="show program's version number and exit"
+    )
     parser.add_argument(
         "-v",
         "--verbose",
@@ -73,14 +102,14 @@ def build_parser() -> argparse.ArgumentParser:
         "(version, latency, default model present). Exit 0 when healthy, 1 when degraded. "
         "Discord is not checked: the running bot reports it on /healthz (HTTP_PORT).",
     )
-    health.set_defaults(handler=admin.health)
+    health.set_defaults(handler=handler("admin", "health"))
     migrate = commands.add_parser(
         "migrate",
         help="upgrade the database to the latest schema",
         description="Run the Alembic migrations on DATABASE_URL up to head and print the "
         "revision reached. (The bot also does this on start.)",
     )
-    migrate.set_defaults(handler=admin.migrate)
+    migrate.set_defaults(handler=handler("admin", "migrate"))
     return parser
 
 
@@ -122,7 +151,7 @@ def _add_chat(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         help="print one JSON object (content, model, tokens, durations in seconds, "
         "done_reason, fallback_from) instead of the text",
     )
-    chat_parser.set_defaults(handler=chat.chat, subparser=chat_parser)
+    chat_parser.set_defaults(handler=handler("chat", "chat"), subparser=chat_parser)
 
 
 def _add_models(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -137,12 +166,12 @@ def _add_models(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     listing = actions.add_parser(
         "list", help="the server's models with size, age, family and quantization"
     )
-    listing.set_defaults(handler=models.list_models)
+    listing.set_defaults(handler=handler("models", "list_models"))
     show = actions.add_parser(
         "show", help="a model's family, parameters, quantization, context length, capabilities"
     )
     show.add_argument("name", help="model name, e.g. llama3.2 or qwen3:8b")
-    show.set_defaults(handler=models.show_model)
+    show.set_defaults(handler=handler("models", "show_model"))
     pull = actions.add_parser(
         "pull",
         help="download a model, with progress on stderr",
@@ -150,7 +179,7 @@ def _add_models(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         "in place on a terminal, one line per finished step otherwise.",
     )
     pull.add_argument("name", help="model name, e.g. llama3.2 or qwen3:8b")
-    pull.set_defaults(handler=models.pull_model)
+    pull.set_defaults(handler=handler("models", "pull_model"))
 
 
 def _add_sessions(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -167,7 +196,7 @@ def _add_sessions(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     listing.add_argument(
         "--limit", type=_positive, default=100, help="show at most this many (default 100)"
     )
-    listing.set_defaults(handler=sessions.list_sessions)
+    listing.set_defaults(handler=handler("sessions", "list_sessions"))
     export = actions.add_parser("export", help="print a session's whole conversation")
     export.add_argument("session_id", metavar="ID", help="the session's id")
     export.add_argument(
@@ -176,10 +205,10 @@ def _add_sessions(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         default="md",
         help="md: a readable transcript (default); json: every message and the settings",
     )
-    export.set_defaults(handler=sessions.export_session)
+    export.set_defaults(handler=handler("sessions", "export_session"))
     delete = actions.add_parser("delete", help="delete a session, its messages and settings")
     delete.add_argument("session_id", metavar="ID", help="the session's id")
-    delete.set_defaults(handler=sessions.delete_session)
+    delete.set_defaults(handler=handler("sessions", "delete_session"))
 
 
 def _positive(raw: str) -> int:

@@ -7,7 +7,8 @@ import json
 import logging
 from typing import Any
 
-from bot.cli.context import SessionNotFoundError, open_manager, redact_url, require_database
+from bot.cli.context import SessionNotFoundError, open_manager
+from bot.cli.database import redact_url, require_database
 from bot.cli.output import Console, local_time, table
 from bot.config import Settings
 from bot.history import ChatMessage

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import ast
+import functools
 import logging
+import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -16,6 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession as DbSession
 
 import migrations
 from bot.errors import StorageError
+
+if TYPE_CHECKING:  # alembic takes longer to import than SQLAlchemy: loaded only to migrate
+    from alembic.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +53,8 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[DbSession]:
 
 
 def alembic_config(database_url: str | None = None) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     if database_url:
@@ -67,15 +73,22 @@ def open_engine(database_url: str) -> AsyncEngine:
 async def upgrade_database(engine: AsyncEngine, revision: str = "head") -> None:
     """Run ``alembic upgrade`` on the engine's own connection (works for in-memory SQLite).
 
-    A database that can't be opened or migrated raises StorageError naming it.
+    A database already at head is left alone without loading alembic: every start of the
+    bot and of `ollacord chat --session` comes here. A database that can't be opened or
+    migrated raises StorageError naming it.
     """
 
     def run(connection: Connection) -> None:
+        from alembic import command
+
         cfg = alembic_config()
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, revision)
 
     try:
+        if revision == "head" and await _at_head(engine):
+            log.debug("database already at head")
+            return
         async with engine.begin() as conn:
             await conn.run_sync(run)
     except (DBAPIError, OSError) as exc:
@@ -83,6 +96,45 @@ async def upgrade_database(engine: AsyncEngine, revision: str = "head") -> None:
         url = safe_url(engine.url.render_as_string(hide_password=False))
         raise StorageError(f"Cannot open the database {url}: {detail}") from None
     log.debug("database upgraded to %s", revision)
+
+
+async def _at_head(engine: AsyncEngine) -> bool:
+    head = head_revision()
+    if head is None:
+        return False
+    try:
+        async with engine.connect() as conn:
+            rows = (await conn.execute(text("SELECT version_num FROM alembic_version"))).all()
+    except DBAPIError:  # no such table: never migrated (alembic says more if it is worse)
+        return False
+    return [tuple(row) for row in rows] == [(head,)]
+
+
+_REVISION_LINE = re.compile(r"^(revision|down_revision)\b[^=\n]*=(.+)$", re.MULTILINE)
+
+
+@functools.cache
+def head_revision() -> str | None:
+    """The newest migration's revision, read from the scripts' text; None if unsure.
+
+    What alembic's ScriptDirectory would say, without importing alembic (about as slow to
+    import as SQLAlchemy itself). None (branches, an unreadable script) means "ask alembic".
+    """
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in (MIGRATIONS_DIR / "versions").glob("*.py"):
+        fields = dict(_REVISION_LINE.findall(path.read_text(encoding="utf-8")))
+        if "revision" not in fields:
+            continue
+        try:
+            revision = ast.literal_eval(fields["revision"].strip())
+            parent = ast.literal_eval(fields.get("down_revision", "None").strip())
+        except (ValueError, SyntaxError):
+            return None
+        revisions.add(revision)
+        parents.update([parent] if isinstance(parent, str) else parent or ())
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
 
 
 def safe_url(database_url: str) -> str:
