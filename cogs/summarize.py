@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 import discord
@@ -12,6 +13,7 @@ from bot.answering import AnswerRun
 from bot.discord_reply import InteractionSink
 from bot.errors import InvalidRequestError
 from bot.summarizing import STYLES, Summarizer, SummaryRequest
+from bot.text_decoding import decode_text
 from cogs.chat import model_choices, place_of
 
 if TYPE_CHECKING:
@@ -31,17 +33,6 @@ def transcript_line(message: discord.Message) -> str | None:
         return None
     when = message.created_at.strftime("%Y-%m-%d %H:%M")
     return f"[{when}] {message.author.display_name}: {text.strip()}"
-
-
-def decode_text(data: bytes, filename: str) -> str:
-    if b"\x00" in data[:4096]:
-        raise InvalidRequestError(f"`{filename}` does not look like a text file.")
-    for encoding in ("utf-8-sig", "utf-16"):
-        try:
-            return data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    return data.decode("latin-1")
 
 
 class Summarize(commands.Cog):
@@ -83,7 +74,10 @@ class Summarize(commands.Cog):
             self._check_can_read_history(interaction)
         await interaction.response.defer(ephemeral=private, thinking=True)
         if file is not None:
-            transcript, source = decode_text(await file.read(), file.filename), "document"
+            # Off the event loop: detecting the encoding of 2 MB takes a noticeable moment.
+            data = await file.read()
+            transcript = await asyncio.to_thread(decode_text, data, file.filename)
+            source = "document"
         elif text is not None:
             transcript, source = text, "text"
         else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -192,3 +193,34 @@ async def test_every_page_of_a_private_summary_is_private(w: World) -> None:
     assert all(page is not None and page.ephemeral for page in pages), [
         (page.id, page.ephemeral) for page in pages if page is not None
     ]
+
+
+@pytest.mark.parametrize(
+    ("text", "encoding"),
+    [
+        # Of even length: UTF-16 "decoded" it without an error, into CJK noise.
+        ("Résumé of the café meeting.\n", "latin-1"),
+        ("Smart “quotes” – and a €5 budget for the café.\n", "cp1252"),
+        ("Встреча в четверг: обсудили бюджет и сроки проекта.\n", "cp1251"),
+        ("Notes in UTF-16, with a byte order mark: ça va.\n", "utf-16"),
+        ("Plain UTF-8 notes: 会議は木曜日です。\n", "utf-8"),
+    ],
+)
+async def test_text_files_in_legacy_encodings_reach_the_model_intact(
+    w: World, text: str, encoding: str
+) -> None:
+    data = text.encode(encoding)
+    w.ollama.set_reply(SUMMARY)
+    attachment = w.discord.add_attachment("notes.txt", data)
+    await finished(await summarize(w, attachments=[attachment]))
+    assert text.strip() in last_user_text(chat_bodies(w.ollama)[-1])
+
+
+async def test_binary_data_without_zero_bytes_is_refused(w: World) -> None:
+    rng = random.Random(7)
+    noise = bytes(rng.randrange(1, 256) for _ in range(3000))  # no zero byte to give it away
+    attachment = w.discord.add_attachment("data.bin", noise, "application/octet-stream")
+    before = len(w.ollama.requests)
+    note = await wait_private_note(await summarize(w, attachments=[attachment]))
+    assert "`data.bin` does not look like a text file" in note
+    assert ollama_paths(w.ollama, before) == []
