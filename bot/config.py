@@ -14,6 +14,11 @@ from bot.errors import ConfigError
 
 DEFAULT_OLLAMA_HOST = "http://localhost:11434"
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///data/ollacord.db"
+# The context window asked of Ollama when a channel chose none. Twice Ollama's own default
+# (4096), so a conversation keeps some history and a summary works on ~18k characters at a
+# time, yet small enough for small GPUs: the KV cache of a 3B model at 8192 tokens takes
+# about 0.9 GB, of an 8B model about 1 GB (f16), on top of the weights.
+DEFAULT_NUM_CTX = 8192
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -29,6 +34,7 @@ class Settings:
     system_prompt: str | None = None
     max_history_messages: int = 50
     max_history_tokens: int | None = None
+    default_num_ctx: int = DEFAULT_NUM_CTX
     request_timeout: float = 300.0
     first_token_timeout: float = 120.0
     stream_idle_timeout: float = 60.0
@@ -180,6 +186,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "database_url": _database_url,
     "max_history_messages": _int(1),
     "max_history_tokens": _int(1),
+    "default_num_ctx": _int(256),
     "request_timeout": _positive_float,
     "first_token_timeout": _positive_float,
     "stream_idle_timeout": _positive_float,
@@ -226,6 +233,10 @@ SETTING_DOCS: dict[str, SettingDoc] = {
     "max_history_messages": SettingDoc("Most earlier messages sent along with a question"),
     "max_history_tokens": SettingDoc(
         "Approximate token budget for system prompt, history and question", empty="no limit"
+    ),
+    "default_num_ctx": SettingDoc(
+        "Context window in tokens asked of Ollama where a channel has not set num_ctx (capped "
+        "at the model's maximum); larger windows cost the server memory"
     ),
     "request_timeout": SettingDoc("Longest an answer may take, in seconds"),
     "first_token_timeout": SettingDoc(

@@ -11,14 +11,18 @@ NANOSECONDS = 1_000_000_000
 
 @dataclass(slots=True)
 class GenerationConfig:
-    """Sampling options sent to Ollama as ``options``; None leaves the model's own default."""
+    """Sampling options sent to Ollama as ``options``; None leaves the model's own default.
 
-    temperature: float = 0.7
-    top_p: float = 0.9
-    top_k: int = 40
+    Only options someone chose are sent: every model ships its own tuned parameters
+    (`/api/show` lists them), which a value sent "by default" would silently override.
+    """
+
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
     num_predict: int | None = None
     stop: list[str] = field(default_factory=list)
-    repeat_penalty: float = 1.1
+    repeat_penalty: float | None = None
     seed: int | None = None
     num_ctx: int | None = None
 

@@ -85,6 +85,36 @@ class OllamaRequestError(OllamaError):
     """Ollama refused the request as invalid (HTTP 400): retrying cannot help."""
 
 
+class ContextOverflowError(OllamaRequestError):
+    """The prompt does not fit the context window: the same request would fail again.
+
+    ``tokens`` (estimated or counted by the server) and ``window`` are None when unknown.
+    """
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        tokens: int | None = None,
+        window: int | None = None,
+        partial_content: str = "",
+    ) -> None:
+        self.tokens = tokens
+        self.window = window
+        if message is None:
+            size = f"about {tokens:,} tokens" if tokens else "too many tokens"
+            limit = f"; the window is {window:,}" if window else ""
+            message = (
+                f"The request is too long for the model's context window ({size}{limit}). "
+                "Shorten it, or choose a larger num_ctx."
+            )
+        super().__init__(message, partial_content=partial_content)
+
+
+class ModelLoadError(OllamaError):
+    """The server cannot run the model at all (not enough memory): retrying cannot help."""
+
+
 class ModelNotFoundError(OllamaError):
     def __init__(self, model: str, *, partial_content: str = "") -> None:
         self.model = model

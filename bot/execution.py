@@ -11,10 +11,21 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from bot.config import DEFAULT_NUM_CTX
+from bot.context_window import (
+    FROM_CHANNEL,
+    FROM_REQUEST,
+    ContextWindow,
+    TokenEstimator,
+    choose_window,
+    prompt_budget,
+)
 from bot.datatypes import GenerationConfig, OllamaQueryResult
+from bot.errors import ContextOverflowError
 from bot.events import EventCallback, QueuedEvent, StartedEvent, emit
 from bot.generation import GenerationOutcome, GenerationRequest, generate
 from bot.history import ChatMessage
+from bot.model_catalog import ModelCatalog
 from bot.ollama_client import OllamaClient
 from bot.prompting import assemble
 from bot.query import QueryPlan, QueryStream, build_result
@@ -37,6 +48,7 @@ class QueryDefaults:
     max_history_length: int
     max_history_tokens: int | None
     generation: GenerationConfig
+    num_ctx: int = DEFAULT_NUM_CTX  # the window asked for when nobody chose one
 
 
 class QueryExecutor:
@@ -48,6 +60,8 @@ class QueryExecutor:
         stats: RequestStats,
         defaults: QueryDefaults,
         on_session_created: Callable[[], None],
+        *,
+        catalog: ModelCatalog | None = None,
     ) -> None:
         self._store = store
         self._client = client
@@ -55,6 +69,8 @@ class QueryExecutor:
         self._stats = stats
         self._defaults = defaults
         self._on_session_created = on_session_created
+        self._catalog = catalog
+        self.tokens = TokenEstimator()
         self.active_streams = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -92,17 +108,42 @@ class QueryExecutor:
         has_system = any(m["role"] == "system" for m in plan.new_messages)
         system = plan.system_prompt or settings.system_prompt or self._defaults.system_prompt
         request = plan.request
+        request.model = plan.model or settings.model or self._defaults.model
+        config = self._defaults.generation.merged(settings.options).merged(plan.overrides)
+        source = FROM_REQUEST if plan.overrides.get("num_ctx") else FROM_CHANNEL
+        window = await self.context_window(request.model, config.num_ctx, source)
+        config.num_ctx = window.tokens
+        # The messages fit the window with room left for the answer.
+        budget = prompt_budget(window.tokens, config.num_predict)
+        if self._defaults.max_history_tokens is not None:
+            budget = min(budget, self._defaults.max_history_tokens)
+
+        def cost(message: ChatMessage) -> int:
+            return self.tokens.message_tokens(message, request.model)
+
         request.messages = assemble(
             system_prompt=None if has_system else system,
             history=history,
             new_messages=plan.new_messages,
             max_messages=self._defaults.max_history_length,
-            max_tokens=self._defaults.max_history_tokens,
+            max_tokens=budget,
+            cost=cost,
         )
-        config = self._defaults.generation.merged(settings.options).merged(plan.overrides)
+        needed = sum(cost(m) for m in request.messages)
+        if needed > window.tokens:
+            # Ollama would drop the start of it silently, llama.cpp refuse it: say so now.
+            raise ContextOverflowError(tokens=needed, window=window.tokens)
         request.options = config.to_options()
-        request.model = plan.model or settings.model or self._defaults.model
         return request
+
+    async def context_window(
+        self, model: str, chosen: int | None = None, source: str = FROM_REQUEST
+    ) -> ContextWindow:
+        """The window a query on ``model`` runs with: ``chosen``, else the default, capped."""
+        model_max = None
+        if self._catalog is not None:
+            model_max = await self._catalog.context_length(model)
+        return choose_window(chosen, source, self._defaults.num_ctx, model_max)
 
     @contextlib.asynccontextmanager
     async def _turn(
@@ -138,6 +179,12 @@ class QueryExecutor:
                     complete()
                 result = control.result
                 assert result is not None
+                self.tokens.learn(
+                    result.model,
+                    request.messages,
+                    result.prompt_eval_count,
+                    request.options.get("num_ctx"),
+                )
                 await self._store_turn(plan, result)
             except (asyncio.CancelledError, GeneratorExit) as exc:
                 if control.stop_requested and outcome.parts:

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, TypedDict
 
 Role = Literal["system", "user", "assistant", "tool"]
 
-# A rough characters-per-token ratio: good enough to keep a window under a budget without
-# shipping a tokenizer for every model family.
-CHARS_PER_TOKEN = 4
+# A characters-per-token ratio that errs on the safe side: English averages about four
+# characters per token, code and most other languages fewer, and an underestimate makes the
+# server drop the start of the conversation. Queries learn each model's real ratio
+# (bot.context_window.TokenEstimator); this is the guess before that.
+CHARS_PER_TOKEN = 3
 # Chat templates wrap each message in role markers; count them so many short turns don't
 # silently blow the budget.
 MESSAGE_OVERHEAD_TOKENS = 4
@@ -42,26 +44,27 @@ def fit_window(
     max_tokens: int | None,
     reserved_tokens: int = 0,
     keep_newest: bool = True,
+    cost: Callable[[ChatMessage], int] = message_tokens,
 ) -> list[ChatMessage]:
     """Return the most recent suffix of ``messages`` that fits both limits.
 
     With ``keep_newest`` the newest message is kept even when it alone is over budget (a
     query without its question makes no sense). The window never opens on an assistant or
-    tool message whose question was cut away.
+    tool message whose question was cut away. ``cost`` counts a message's tokens.
     """
     if not messages:
         return []
     budget = None if max_tokens is None else max_tokens - reserved_tokens
     start, used = len(messages), 0
     if keep_newest:
-        start, used = start - 1, message_tokens(messages[-1])
+        start, used = start - 1, cost(messages[-1])
     while start > 0:
         if max_messages is not None and len(messages) - start >= max_messages:
             break
-        cost = message_tokens(messages[start - 1])
-        if budget is not None and used + cost > budget:
+        tokens = cost(messages[start - 1])
+        if budget is not None and used + tokens > budget:
             break
-        used += cost
+        used += tokens
         start -= 1
     last = len(messages) - 1 if keep_newest else len(messages)
     while start < last and messages[start].get("role") in ("assistant", "tool"):

@@ -16,6 +16,8 @@ from bot.ollama_client import OllamaClient, normalize_model_name
 log = logging.getLogger(__name__)
 
 MODELS_CACHE_TTL = 30.0
+# A query waits this long at most for /api/show before going ahead without its details.
+SHOW_TIMEOUT = 10.0
 MAX_MODEL_NAME_LENGTH = 200
 
 
@@ -25,7 +27,7 @@ class ModelCatalog:
         self._ttl = ttl
         self._cache: list[ModelInfo] | None = None
         self._fetched_at = 0.0
-        self._capabilities: dict[str, tuple[float, tuple[str, ...]]] = {}
+        self._details: dict[str, tuple[float, ModelDetails]] = {}
         self._showing: dict[str, asyncio.Future[ModelDetails]] = {}
 
     async def list(self, force_refresh: bool = False) -> list[ModelInfo]:
@@ -37,12 +39,12 @@ class ModelCatalog:
 
     def invalidate(self) -> None:
         self._cache = None
-        self._capabilities.clear()
+        self._details.clear()
 
-    async def capabilities(self, name: str) -> tuple[str, ...]:
-        """What a model can do ("thinking", "tools", ...); empty when it can't be told."""
+    async def details(self, name: str) -> ModelDetails | None:
+        """The model's /api/show details, cached; None when they can't be had."""
         key = normalize_model_name(name)
-        cached = self._capabilities.get(key)
+        cached = self._details.get(key)
         if cached is not None and time.monotonic() - cached[0] < self._ttl:
             return cached[1]
         # One /api/show for everyone asking at once (fifty questions arriving together).
@@ -51,11 +53,22 @@ class ModelCatalog:
             pending = self._showing[key] = asyncio.ensure_future(self._client.show(name))
             pending.add_done_callback(lambda _: self._showing.pop(key, None))
         try:
-            found = (await asyncio.shield(pending)).capabilities
-        except OllamaError:
-            return ()
-        self._capabilities[key] = (time.monotonic(), found)
+            found = await asyncio.wait_for(asyncio.shield(pending), SHOW_TIMEOUT)
+        except (OllamaError, TimeoutError) as exc:
+            log.debug("no details for %s: %r", name, exc)
+            return None
+        self._details[key] = (time.monotonic(), found)
         return found
+
+    async def capabilities(self, name: str) -> tuple[str, ...]:
+        """What a model can do ("thinking", "tools", ...); empty when it can't be told."""
+        found = await self.details(name)
+        return found.capabilities if found is not None else ()
+
+    async def context_length(self, name: str) -> int | None:
+        """The longest context the model was trained for (not what Ollama runs it with)."""
+        found = await self.details(name)
+        return found.context_length if found is not None else None
 
     async def is_available(self, name: str) -> bool:
         wanted = normalize_model_name(name)

@@ -14,6 +14,8 @@ from pydantic import ValidationError
 
 from bot.datatypes import ModelDetails, ModelInfo, PullProgress
 from bot.errors import (
+    ContextOverflowError,
+    ModelLoadError,
     ModelNotFoundError,
     OllamaBusyError,
     OllamaConnectionLostError,
@@ -171,12 +173,45 @@ class OllamaClient:
         return str(r.json().get("version", "unknown"))
 
 
+# A 500 (or an error line inside a stream) says only "it failed", so whether another attempt
+# can succeed is read from the error's text. These failures are about the request or the
+# model, not a passing state of the server: the same request fails again, so the user is
+# told at once instead of after three retries. Anything else (a runner that crashed or
+# stopped, a dropped connection, EOF) is retried. Lowercase substrings.
+CONTEXT_OVERFLOW_ERRORS = (
+    "exceed context window",  # llama.cpp: "Requested tokens (N) exceed context window of M"
+    "exceeds the available context size",  # llama.cpp's server
+    "exceeds the context length",  # Ollama with truncate off: "the input length exceeds ..."
+    "context length exceeded",
+    "context_length_exceeded",
+    "maximum context length",
+)
+INVALID_REQUEST_ERRORS = (
+    "must be of type",  # Ollama: `option "temperature" must be of type float32` is a 500
+    "must be of an array",
+    "invalid option",
+)
+MODEL_LOAD_ERRORS = (
+    "requires more system memory",  # Ollama: the model does not fit in RAM
+    "out of memory",
+    "unable to allocate",
+)
+
+
 def _from_response_error(exc: ollama.ResponseError, model: str | None) -> OllamaError:
     status, detail = exc.status_code, str(exc.error)
+    text = detail.lower()
     if status == 404 and model is not None:
         return ModelNotFoundError(model)
-    if status == 400:
+    if any(pattern in text for pattern in CONTEXT_OVERFLOW_ERRORS):
+        return ContextOverflowError(
+            f"The model server refused the request: it does not fit the context window "
+            f"({detail}). Shorten it, or choose a larger num_ctx."
+        )
+    if status == 400 or any(pattern in text for pattern in INVALID_REQUEST_ERRORS):
         return OllamaRequestError(f"The model server refused the request: {detail}")
+    if any(pattern in text for pattern in MODEL_LOAD_ERRORS):
+        return ModelLoadError(f"The model server cannot run this model: {detail}")
     if status in (429, 503):
         return OllamaBusyError()
     if status == -1:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from bot.errors import InvalidRequestError
@@ -54,12 +54,16 @@ def assemble(
     new_messages: Sequence[ChatMessage],
     max_messages: int | None,
     max_tokens: int | None,
+    cost: Callable[[ChatMessage], int] = message_tokens,
 ) -> list[ChatMessage]:
-    """System prompt, then as much history as fits, then the new messages (always kept)."""
+    """System prompt, then as much history as fits, then the new messages (always kept).
+
+    ``max_tokens`` bounds the whole, each message counted by ``cost``.
+    """
     system: list[ChatMessage] = (
         [{"role": "system", "content": system_prompt}] if system_prompt else []
     )
-    reserved = sum(message_tokens(m) for m in [*system, *new_messages])
+    reserved = sum(cost(m) for m in [*system, *new_messages])
     window: list[ChatMessage] = []
     if history:
         room = None if max_messages is None else max_messages - len(new_messages)
@@ -70,6 +74,7 @@ def assemble(
                 max_tokens=max_tokens,
                 reserved_tokens=reserved,
                 keep_newest=False,
+                cost=cost,
             )
     result = [*system, *window, *new_messages]
     check_size(result)

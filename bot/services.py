@@ -48,7 +48,10 @@ async def open_services(
     if database_url is not None:
         engine, store, state, session_count = await _open_database(database_url)
     client = OllamaClient(host, timeout=request_timeout, max_streams=queue.capacity)
-    executor = QueryExecutor(store, client, queue, stats, defaults, on_session_created)
+    catalog = ModelCatalog(client)
+    executor = QueryExecutor(
+        store, client, queue, stats, defaults, on_session_created, catalog=catalog
+    )
     upkeep = None
     if store is not None:
         upkeep = asyncio.create_task(store.keep_index_fresh(), name="session-index")
@@ -57,7 +60,7 @@ async def open_services(
         store,
         state,
         client,
-        ModelCatalog(client),
+        catalog,
         executor,
         upkeep,
         session_count,

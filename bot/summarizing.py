@@ -6,17 +6,16 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bot.answering import Answer, AnswerRun
-from bot.errors import InvalidRequestError, OllacordError, OllamaError
-from bot.history import CHARS_PER_TOKEN
+from bot.answering import Answer, AnswerRun, status_line
+from bot.context_window import prompt_budget
+from bot.errors import InvalidRequestError, OllacordError
+from bot.events import QueryEvent
+from bot.history import MESSAGE_OVERHEAD_TOKENS
 from bot.manager import OllamaRequestManager
 
 log = logging.getLogger(__name__)
 
 MAX_TRANSCRIPT_CHARS = 1_000_000
-DEFAULT_CONTEXT_TOKENS = 4096
-# Half the context for the transcript: the rest is instructions and the summary itself.
-CONTEXT_SHARE = 0.5
 MIN_CHUNK_CHARS = 1000
 MAX_REDUCE_ROUNDS = 4
 
@@ -38,6 +37,7 @@ class SummaryRequest:
     style: str = "brief"
     model: str | None = None
     source: str = "transcript"
+    num_ctx: int | None = None  # the channel's context window, if it chose one
 
 
 def split_transcript(text: str, budget: int) -> list[str]:
@@ -71,14 +71,20 @@ class Summarizer:
     def __init__(self, manager: OllamaRequestManager) -> None:
         self._manager = manager
 
-    async def chunk_budget(self, model: str | None) -> int:
-        context = DEFAULT_CONTEXT_TOKENS
-        try:
-            details = await self._manager.show_model(model or self._manager.default_model)
-            context = details.context_length or context
-        except OllamaError as exc:
-            log.info("no context length for %s (%s); assuming %d", model, exc, context)
-        return max(MIN_CHUNK_CHARS, int(context * CHARS_PER_TOKEN * CONTEXT_SHARE))
+    async def chunk_budget(
+        self, model: str | None, num_ctx: int | None = None, source: str = "transcript"
+    ) -> int:
+        """Characters of transcript per request, so that each request fits the window it
+        runs with (not the model's trained maximum: Ollama runs a smaller one unless told)."""
+        name = model or self._manager.default_model
+        window = await self._manager.context_window(name, num_ctx)
+        tokens = self._manager.tokens
+        # The system prompt and the longest instructions come with every piece.
+        combining = f"set of partial summaries of a {source}, in order"
+        longest = instructions("detailed", combining, (999, 999))
+        fixed = tokens.text_tokens(f"{SYSTEM_PROMPT}{longest}\n\n", name)
+        room = prompt_budget(window.tokens) - fixed - 2 * MESSAGE_OVERHEAD_TOKENS
+        return max(MIN_CHUNK_CHARS, int(room * tokens.chars_per_token(name)))
 
     async def summarize(
         self,
@@ -97,10 +103,13 @@ class Summarizer:
                 f"That is too long to summarize ({len(text):,} characters; "
                 f"the limit is {MAX_TRANSCRIPT_CHARS:,})."
             )
-        budget = budget or await self.chunk_budget(request.model)
+        window = await self._manager.context_window(request.model, request.num_ctx)
+        budget = budget or await self.chunk_budget(request.model, window.tokens, request.source)
         run.reply.start()
         try:
-            text, source = await self._reduce(text, request, run, budget, on_progress)
+            text, source = await self._reduce(
+                text, request, run, budget, on_progress, window.tokens
+            )
         except OllacordError as exc:
             await run.reply.finish(notice=f"⚠️ {exc.user_message}")
             return Answer(error=exc)
@@ -109,7 +118,7 @@ class Summarizer:
             f"{instructions(request.style, source)}\n\n{text}",
             model=request.model,
             system_prompt=SYSTEM_PROMPT,
-            options={"temperature": 0.2},
+            options={"temperature": 0.2, "num_ctx": window.tokens},
         )
 
     async def _reduce(
@@ -119,6 +128,7 @@ class Summarizer:
         run: AnswerRun,
         budget: int,
         on_progress: Callable[[str], None] | None,
+        num_ctx: int,
     ) -> tuple[str, str]:
         """Summarize pieces until the text fits one pass; returns (text, what it is)."""
         source = request.source
@@ -139,8 +149,22 @@ class Summarizer:
                     model=request.model,
                     system_prompt=SYSTEM_PROMPT,
                     temperature=0.2,
+                    num_ctx=num_ctx,
+                    on_event=_status_under(progress, run),
                 )
                 notes.append(f"Part {i}:\n{result.content.strip()}")
             text = "\n\n".join(notes)
             source = f"set of partial summaries of a {request.source}, in order"
         return text, source
+
+
+def _status_under(progress: str, run: AnswerRun) -> Callable[[QueryEvent], None]:
+    """Show a part's events (a retry, a fallback, its place in the queue) under its progress
+    line: the user sees why a part takes longer, as for any other answer."""
+
+    def on_event(event: QueryEvent) -> None:
+        line = status_line(event)
+        if line is not None:
+            run.reply.set_status(f"{progress}\n{line}")
+
+    return on_event

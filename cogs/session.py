@@ -8,6 +8,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.context_window import FROM_DEFAULT, ContextWindow
 from bot.conversations import MAX_SYSTEM_PROMPT_CHARS, Scope
 from cogs.chat import place_of
 
@@ -17,8 +18,17 @@ if TYPE_CHECKING:
 NO_MENTIONS = discord.AllowedMentions.none()
 
 
-def describe_options(options: dict[str, object]) -> str:
-    return ", ".join(f"`{k}={v}`" for k, v in sorted(options.items())) or "model defaults"
+def describe_options(options: dict[str, object], window: ContextWindow | None = None) -> str:
+    """The options sent with every question (the model's own parameters do the rest), and
+    the context window asked for."""
+    chosen = ", ".join(f"`{k}={v}`" for k, v in sorted(options.items()))
+    text = chosen or "none chosen: the model's own defaults"
+    if window is not None:
+        origin = FROM_DEFAULT if window.source == FROM_DEFAULT else "chosen here"
+        if window.capped:
+            origin += ", capped at the model's maximum"
+        text += f"\nContext window: `num_ctx` {window.tokens} ({origin})"
+    return text
 
 
 class Session(commands.Cog):
@@ -72,7 +82,9 @@ class Session(commands.Cog):
         )
         embed.add_field(name="System prompt", value=(prompt or "none")[:1024], inline=False)
         options = {**guild.options, **channel.options}
-        embed.add_field(name="Options", value=describe_options(options), inline=False)
+        model = channel.model or guild.model or default_model
+        window = await self.bot.manager.context_window(model, options.get("num_ctx"))
+        embed.add_field(name="Options", value=describe_options(options, window), inline=False)
         await interaction.response.send_message(embed=embed, ephemeral=True)
 
     @settings.command(name="scope")

@@ -66,18 +66,20 @@ async def test_generation_parameters_reach_ollama(
         "stop": ["END"],
         "repeat_penalty": 1.3,
         "seed": 42,
+        "num_ctx": 8192,  # DEFAULT_NUM_CTX: llama3.2 here can take more
     }
     assert body["keep_alive"] == "10m"
     assert body["messages"][0] == {"role": "system", "content": "Be terse."}
     assert body["messages"][-1] == {"role": "user", "content": "hi"}
 
 
-async def test_defaults_from_seed_are_sent(
+async def test_only_the_context_window_is_sent_when_nothing_was_chosen(
     manager: OllamaRequestManager, ollama_emu: OllamaEmulator
 ) -> None:
+    # Sampling options nobody chose are left to the model's own parameters.
     await manager.query(prompt="hi")
     body = chat_bodies(ollama_emu)[-1]
-    assert body["options"] == {"temperature": 0.7, "top_p": 0.9, "top_k": 40, "repeat_penalty": 1.1}
+    assert body["options"] == {"num_ctx": 8192}
     assert body["keep_alive"] == "5m"
     assert body["model"] == "llama3.2"
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import time
 import zlib
 from collections.abc import Awaitable, Callable
@@ -20,9 +21,13 @@ from aiohttp import web
 
 from .ollama_faults import DROP, STALL_MID, Fault, StreamFaults
 from .ollama_models import EmulatedModel
-from .ollama_text import approx_tokens, format_reply, now_rfc3339, qualified_name, tokenize
+from .ollama_text import format_reply, now_rfc3339, qualified_name, tokenize
 
 NDJSON: Final = "application/x-ndjson"
+# What a chat template adds: role markers and an end-of-turn token around every message, and
+# the beginning-of-sequence token in front of the whole prompt.
+MESSAGE_TEMPLATE_TOKENS: Final = 4
+BOS_TOKENS: Final = 1
 
 Rate = Callable[[], float | None]
 
@@ -100,6 +105,44 @@ def last_user_text(body: dict[str, Any]) -> str:
     return str((users[-1].get("content") if users else body.get("prompt")) or "")
 
 
+def count_tokens(text: str, model: EmulatedModel) -> int:
+    """What the model's tokenizer would make of ``text``, at its family's average density."""
+    return math.ceil(len(text) / model.chars_per_token)
+
+
+def prompt_tokens(body: dict[str, Any], model: EmulatedModel) -> int:
+    """The prompt's tokens once the chat template wrapped each message: prompt_eval_count."""
+    messages: list[dict[str, Any]] = body.get("messages") or []
+    count = BOS_TOKENS + sum(
+        MESSAGE_TEMPLATE_TOKENS + count_tokens(str(m.get("content") or ""), model) for m in messages
+    )
+    count += sum(count_tokens(str(body.get(k) or ""), model) for k in ("system", "prompt"))
+    if body.get("tools"):
+        count += count_tokens(json.dumps(body["tools"]), model)
+    return count + len(body.get("context") or [])
+
+
+def context_window(body: dict[str, Any], model: EmulatedModel, server_default: int) -> int:
+    """The window the model runs with: the request's num_ctx, else the server's default
+    (OLLAMA_CONTEXT_LENGTH), never more than the trained maximum (Ollama caps it too)."""
+    requested = (body.get("options") or {}).get("num_ctx")
+    window = requested if isinstance(requested, int) and requested > 0 else server_default
+    return min(window, model.context_length)
+
+
+def truncate(body: dict[str, Any], model: EmulatedModel, window: int) -> dict[str, Any]:
+    """What Ollama does, silently, with a chat longer than its window: the oldest messages
+    go, system messages and the last one stay (the runner then cuts what still overflows)."""
+    messages: list[dict[str, Any]] = list(body.get("messages") or [])
+    body = {**body, "messages": messages}
+    while prompt_tokens(body, model) > window:
+        droppable = [i for i, m in enumerate(messages[:-1]) if m.get("role") != "system"]
+        if not droppable:
+            break
+        del messages[droppable[0]]
+    return body
+
+
 def plan(
     body: dict[str, Any],
     model: EmulatedModel,
@@ -109,6 +152,7 @@ def plan(
     thinking: str | None,
     faults: StreamFaults,
     started: float,
+    window: int,
 ) -> Answer:
     """Apply the request's format, stop and num_predict to the scripted text."""
     if body.get("format") and not tool_calls:
@@ -134,7 +178,7 @@ def plan(
         content=content,
         tool_calls=tool_calls,
         done_reason=reason,
-        prompt_tokens=approx_tokens(prompt_text) + len(body.get("context") or []),
+        prompt_tokens=min(prompt_tokens(body, model), window),
         context=[zlib.crc32(t.encode()) % 128_256 for t in tokenize(prompt_text) + content],
         faults=faults,
         started=started,

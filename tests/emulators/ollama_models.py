@@ -30,9 +30,12 @@ class EmulatedModel:
     parameter_size: str = "3.2B"
     quantization_level: str = "Q4_K_M"
     size: int = 2_019_393_189
-    context_length: int = 8192
+    context_length: int = 8192  # the trained maximum /api/show reports, not what runs
     capabilities: tuple[str, ...] = ("completion",)
     embedding_length: int = 64  # dimension of the vectors /api/embed returns
+    # How many characters one token of this model's tokenizer covers on average: tokenizers
+    # differ by family, and a client can only learn it from prompt_eval_count.
+    chars_per_token: float = 4.0
 
     def __post_init__(self) -> None:
         self.name = normalize_name(self.name)
@@ -64,7 +67,9 @@ class RecordedRequest:
 
 def default_models() -> list[EmulatedModel]:
     return [
-        EmulatedModel("llama3.2:latest", capabilities=("completion", "tools")),
+        EmulatedModel(
+            "llama3.2:latest", context_length=131_072, capabilities=("completion", "tools")
+        ),
         EmulatedModel(
             "qwen3:latest",
             family="qwen3",
@@ -97,7 +102,7 @@ def listing(model: EmulatedModel, modified_at: datetime) -> dict[str, Any]:
     }
 
 
-def running(model: EmulatedModel, expires_at: datetime) -> dict[str, Any]:
+def running(model: EmulatedModel, expires_at: datetime, num_ctx: int) -> dict[str, Any]:
     """One entry of GET /api/ps; the emulator pretends every model fits in VRAM."""
     return {
         "name": model.name,
@@ -107,7 +112,7 @@ def running(model: EmulatedModel, expires_at: datetime) -> dict[str, Any]:
         "details": model.details,
         "expires_at": rfc3339(expires_at),
         "size_vram": model.size,
-        "context_length": model.context_length,
+        "context_length": num_ctx,  # the window it was loaded with, not the trained maximum
     }
 
 

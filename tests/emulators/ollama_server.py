@@ -34,6 +34,10 @@ from .ollama_models import EmulatedModel, RecordedRequest
 __all__ = ["EmulatedModel", "OllamaEmulator", "RecordedRequest"]
 
 BUSY: Final = "server busy, please try again.  maximum pending requests exceeded"
+# A modern Ollama's OLLAMA_CONTEXT_LENGTH default: what a model runs with unless asked.
+DEFAULT_NUM_CTX: Final = 4096
+TRUNCATE: Final = "truncate"  # Ollama: drops the oldest part of the prompt, silently
+REFUSE: Final = "refuse"  # llama.cpp's server: refuses the request
 PULL_MISSING: Final = "pull model manifest: file does not exist"
 # How far ahead /api/ps puts "never expires": Go's largest time.Duration, about 292 years.
 _FOREVER: Final = timedelta(days=106_751)
@@ -55,6 +59,8 @@ class OllamaEmulator:
         max_queue: int = 512,
         version: str = "0.12.6",
         port: int = 0,
+        default_num_ctx: int = DEFAULT_NUM_CTX,
+        context_overflow: str = TRUNCATE,
     ) -> None:
         chosen = catalogue.default_models() if models is None else models
         self.models: dict[str, EmulatedModel] = {m.name: m for m in chosen}
@@ -66,12 +72,19 @@ class OllamaEmulator:
         self.num_parallel = num_parallel  # informational: the slots are fixed at start
         self.max_queue = max_queue
         self.version = version
+        self.default_num_ctx = default_num_ctx
+        if context_overflow not in (TRUNCATE, REFUSE):
+            raise ValueError(f"context_overflow must be {TRUNCATE!r} or {REFUSE!r}")
+        self.context_overflow = context_overflow
+        # (prompt tokens, window) of every chat/generate prompt that did not fit its window.
+        self.truncations: list[tuple[int, int]] = []
         self.requests: list[RecordedRequest] = []
         self.active_streams = 0
         self.max_active_seen = 0
         self.queued = 0  # chat/generate requests waiting for one of the num_parallel slots
         # loaded model name -> time.monotonic() after which it counts as unloaded
         self.loaded: dict[str, float] = {}
+        self.loaded_num_ctx: dict[str, int] = {}  # loaded model name -> its window
         self.url = ""
         self._port = port
         self._installed: dict[str, datetime] = {}
@@ -286,6 +299,7 @@ class OllamaEmulator:
             catalogue.running(
                 self.models.get(name) or EmulatedModel(name),
                 now_wall + (_FOREVER if math.isinf(end) else timedelta(seconds=end - now)),
+                self.loaded_num_ctx.get(name, self.default_num_ctx),
             )
             for name, end in self.loaded.items()
         ]
@@ -393,16 +407,19 @@ class OllamaEmulator:
             return await self._load_only(name, model, keep_alive, chat)
         if self._slots.locked() and self.queued >= self.max_queue:
             raise ApiError(503, BUSY)
+        window = answers.context_window(body, model, self.default_num_ctx)
+        prompt = self._fit(body, model, window)
         text, calls = self._script(body, chat)
         thoughts = self._thinking or f"Thinking about: {answers.last_user_text(body)}"
         answer = answers.plan(
-            body,
+            prompt,
             model,
             text=text,
             tool_calls=calls,
             thinking=thoughts if thinking else None,
             faults=self._faults.take_stream_faults(request.path),
             started=started,
+            window=window,
         )
         self.queued += 1
         try:
@@ -413,6 +430,7 @@ class OllamaEmulator:
         self.max_active_seen = max(self.max_active_seen, self.active_streams)
         try:
             await self._load(model)
+            self.loaded_num_ctx[model.name] = window
             answer.loaded = time.monotonic()
             send = answers.send_whole if body.get("stream") is False else answers.send_stream
             return await send(request, name, answer, chat, lambda: self.tokens_per_second)
@@ -420,6 +438,17 @@ class OllamaEmulator:
             self.active_streams -= 1
             self._release(model, keep_alive)
             self._slots.release()
+
+    def _fit(self, body: dict[str, Any], model: EmulatedModel, window: int) -> dict[str, Any]:
+        """The prompt the model gets: truncated to its window, or refused (llama.cpp)."""
+        tokens = answers.prompt_tokens(body, model)
+        if tokens <= window:
+            return body
+        if self.context_overflow == REFUSE:
+            # llama.cpp's words; a 500, since its server has no better status for it.
+            raise ApiError(500, f"Requested tokens ({tokens}) exceed context window of {window}")
+        self.truncations.append((tokens, window))
+        return answers.truncate(body, model, window)
 
     async def _load_only(
         self, name: str, model: EmulatedModel, keep_alive: float, chat: bool
