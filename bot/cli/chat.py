@@ -5,15 +5,18 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.cli.context import UsageError, open_manager
+from bot.cli.options import chosen_options
 from bot.cli.output import Console, StatusLine
 from bot.config import Settings
 from bot.datatypes import NANOSECONDS, OllamaQueryResult
 from bot.errors import InvalidRequestError
 from bot.events import FallbackEvent, QueryEvent, RetryEvent
-from bot.manager import OllamaRequestManager
+
+if TYPE_CHECKING:
+    from bot.manager import OllamaRequestManager
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +53,9 @@ async def chat(args: argparse.Namespace, settings: Settings, console: Console) -
         "model": args.model,
         "system_prompt": args.system,
         "session_id": args.session,
+        "format": args.format,
         "on_event": on_event,
+        **chosen_options(args),
     }
     async with open_manager(settings, persistent=args.session is not None) as manager:
         try:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 from bot.cli.context import UsageError, error_message
 from bot.cli.output import Console
-from bot.cli.parser import build_parser
+from bot.cli.parser import build_parser, usage_error
 from bot.config import Settings
 from bot.errors import ConfigError, OllacordError
 from bot.logging_setup import QUIET_LOGGERS, setup_logging
@@ -53,8 +53,7 @@ def _execute(args: argparse.Namespace, settings: Settings, console: Console) -> 
         return asyncio.run(args.handler(args, settings, console))
     except UsageError as exc:
         # What argparse's own error() prints, without its sys.exit().
-        args.subparser.print_usage(console.stderr)
-        console.stderr.write(f"{args.subparser.prog}: error: {exc}\n")
+        console.stderr.write(usage_error(args.subparser, str(exc)))
         return EXIT_USAGE
     except OllacordError as exc:
         log.debug("command failed", exc_info=True)

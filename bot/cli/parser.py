@@ -6,7 +6,9 @@ import argparse
 import importlib
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, NoReturn
+
+from bot.cli.options import add_generation_options, parse_format
 
 # A command's handler is imported when it runs: `--help` must not pay for the whole stack.
 Handler = Callable[[argparse.Namespace, Any, Any], Awaitable[int]]
@@ -63,8 +65,22 @@ def handler(module: str, name: str) -> Handler:
     return run
 
 
+class CliParser(argparse.ArgumentParser):
+    """argparse, except that a bad value is one line: a usage block would bury it."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, usage_error(self, message))
+
+
+def usage_error(parser: argparse.ArgumentParser, message: str) -> str:
+    """What a usage error prints (exit 2): one line for a bad value ("argument --x: ..."),
+    argparse's usage then the line for anything else (a missing or unknown argument)."""
+    line = f"{parser.prog}: error: {message}\n"
+    return line if message.startswith("argument ") else parser.format_usage() + line
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CliParser(
         prog="ollacord",
         description=DESCRIPTION,
         epilog=EPILOG,
@@ -151,6 +167,14 @@ def _add_chat(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         help="print one JSON object (content, model, tokens, durations in seconds, "
         "done_reason, fallback_from) instead of the text",
     )
+    chat_parser.add_argument(
+        "--format",
+        type=parse_format,
+        metavar="json|SCHEMA",
+        help="make the model answer in JSON: `json`, or a JSON schema the answer must follow, "
+        "inline ('{...}') or the path of a .json file (the answer is printed as written)",
+    )
+    add_generation_options(chat_parser, default_note="else the session's, else the model's own")
     chat_parser.set_defaults(handler=handler("chat", "chat"), subparser=chat_parser)
 
 
@@ -185,7 +209,7 @@ def _add_models(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
 def _add_sessions(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     group = commands.add_parser(
         "sessions",
-        help="list, export and delete stored conversations",
+        help="list, show, change, export and delete stored conversations",
         description="The conversations stored in DATABASE_URL, by the bot and by "
         "`ollacord chat --session`.",
     )
@@ -209,6 +233,40 @@ def _add_sessions(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     delete = actions.add_parser("delete", help="delete a session, its messages and settings")
     delete.add_argument("session_id", metavar="ID", help="the session's id")
     delete.set_defaults(handler=handler("sessions", "delete_session"))
+    show = actions.add_parser("show", help="a session's settings (model, system prompt, options)")
+    show.add_argument("session_id", metavar="ID", help="the session's id")
+    show.set_defaults(handler=handler("sessions", "show_session"))
+    _add_sessions_set(actions)
+
+
+def _add_sessions_set(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    change = actions.add_parser(
+        "set",
+        help="change a session's model, system prompt or generation options",
+        description="Change the settings a stored conversation keeps for every later question "
+        "(in Discord as with /settings, and with `ollacord chat --session`). Only what is given "
+        "changes; the session is created when it does not exist yet.",
+    )
+    change.add_argument("session_id", metavar="ID", help="the session's id")
+    change.add_argument("-m", "--model", help="model for this session, over DEFAULT_MODEL")
+    change.add_argument(
+        "--system", metavar="TEXT", help="system prompt for this session, over SYSTEM_PROMPT"
+    )
+    change.add_argument(
+        "--unset",
+        metavar="NAME",
+        action="append",
+        default=[],
+        help="back to the default: model, system or an option (temperature, top_p, ...); "
+        "repeatable",
+    )
+    change.add_argument(
+        "--clear-options",
+        action="store_true",
+        help="drop every stored generation option first (then apply the ones given)",
+    )
+    add_generation_options(change, default_note="stored with the session")
+    change.set_defaults(handler=handler("sessions", "set_session"), subparser=change)
 
 
 def _positive(raw: str) -> int:

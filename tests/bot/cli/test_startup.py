@@ -36,9 +36,7 @@ print("\\nPROBE " + json.dumps({{"code": code, "loaded": loaded}}))
 
 async def probe(tmp_path: Path, *argv: str, **env: str) -> tuple[int, list[str], str]:
     """Exit code, heavy packages loaded, and the command's own stdout."""
-    proc = await run_process(
-        sys.executable, "-c", PROBE, *argv, env={"CWD": str(tmp_path), **env}
-    )
+    proc = await run_process(sys.executable, "-c", PROBE, *argv, env={"CWD": str(tmp_path), **env})
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     text = out.decode()
     head, _, report = text.rpartition("\nPROBE ")
@@ -64,9 +62,7 @@ async def test_one_off_chat_loads_no_database_and_no_discord(
     tmp_path: Path, ollama_emu: OllamaEmulator
 ) -> None:
     ollama_emu.set_reply("Hello there.")
-    code, loaded, out = await probe(
-        tmp_path, "chat", "--stream", "hi", OLLAMA_HOST=ollama_emu.url
-    )
+    code, loaded, out = await probe(tmp_path, "chat", "--stream", "hi", OLLAMA_HOST=ollama_emu.url)
     assert code == 0
     assert out == "Hello there.\n"
     assert loaded == ["httpx", "ollama"]

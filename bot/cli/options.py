@@ -1,0 +1,83 @@
+"""Generation options on the command line: `chat` flags and a stored session's settings.
+
+Values are checked by the manager's own rules (bot.query.validate_options), while argparse
+parses them, so a bad one is a usage error (exit 2) before anything is opened. Only the
+flags given are sent: an option left out keeps the session's value, else the model's own.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+# Flag, option name (GenerationConfig's), Python type, help.
+GENERATION_FLAGS: tuple[tuple[str, str, type, str], ...] = (
+    ("--temperature", "temperature", float, "sampling temperature, 0 to 2 (higher: more varied)"),
+    ("--top-p", "top_p", float, "nucleus sampling, 0 to 1"),
+    ("--seed", "seed", int, "random seed, for answers that repeat"),
+    ("--num-predict", "num_predict", int, "most tokens to write (-1: no limit)"),
+    ("--num-ctx", "num_ctx", int, "context window in tokens (at least 256)"),
+)
+OPTION_NAMES = tuple(name for _, name, _, _ in GENERATION_FLAGS)
+
+
+def add_generation_options(parser: argparse.ArgumentParser, *, default_note: str) -> None:
+    group = parser.add_argument_group(
+        "generation options", f"Sent to Ollama only when given; {default_note}."
+    )
+    for flag, name, kind, text in GENERATION_FLAGS:
+        group.add_argument(
+            flag, dest=name, type=_checked(name, kind), metavar=kind.__name__.upper(), help=text
+        )
+
+
+def chosen_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The generation options given on the command line, by GenerationConfig's names."""
+    return {name: value for name in OPTION_NAMES if (value := getattr(args, name)) is not None}
+
+
+def _checked(name: str, kind: type) -> Callable[[str], Any]:
+    def parse(raw: str) -> Any:
+        try:
+            value = kind(raw)
+        except ValueError:
+            expected = "a whole number" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {raw!r}") from None
+        from bot.errors import InvalidRequestError
+        from bot.query import validate_options
+
+        try:
+            validate_options({name: value})
+        except InvalidRequestError as exc:
+            raise argparse.ArgumentTypeError(exc.user_message) from None
+        return value
+
+    parse.__name__ = kind.__name__  # what argparse names in "invalid float value"
+    return parse
+
+
+def parse_format(raw: str) -> str | dict[str, Any]:
+    """`--format`: "json", an inline JSON schema object, or the path of a file holding one."""
+    import json
+
+    if raw == "json":
+        return raw
+    text, where = raw, "the schema"
+    if not raw.lstrip().startswith("{"):
+        where = raw
+        try:
+            text = Path(raw).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise argparse.ArgumentTypeError(
+                f'expected "json", a JSON schema or a schema file; cannot read {raw}: {reason}'
+            ) from None
+    try:
+        schema = json.loads(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{where} is not valid JSON: {exc}") from None
+    if not isinstance(schema, dict):
+        raise argparse.ArgumentTypeError(f"{where} is not a JSON object (a JSON schema is one)")
+    return schema
