@@ -6,6 +6,7 @@ Discord-agnostic: the cog supplies the sink (where the reply goes) and a stop si
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,11 +17,13 @@ from bot.errors import OllacordError
 from bot.events import FallbackEvent, QueryEvent, QueuedEvent, RetryEvent, ThinkingEvent
 from bot.manager import OllamaRequestManager
 from bot.query import QueryStream
+from bot.shutdown import InFlight
 from bot.streaming import ReplySink, StreamingReply
 
 log = logging.getLogger(__name__)
 
 MAX_PROMPT_CHARS = 6000  # Discord's own cap on a slash-command string option
+STOPPED_EARLY = "⏹️ Stopped before the model answered."
 
 
 def status_line(event: QueryEvent) -> str | None:
@@ -64,13 +67,24 @@ class Answer:
 
 
 class AnswerRun:
-    """Streams one query into a reply; ``stop()`` ends it early and keeps what was written."""
+    """Streams one query into a reply; ``stop()`` ends it early and keeps what was written.
 
-    def __init__(self, manager: OllamaRequestManager, sink: ReplySink) -> None:
+    With ``in_flight``, a stop of the bot waits for it while it runs, or interrupts it.
+    """
+
+    def __init__(
+        self,
+        manager: OllamaRequestManager,
+        sink: ReplySink,
+        *,
+        in_flight: InFlight | None = None,
+    ) -> None:
         self._manager = manager
         self.reply = StreamingReply(sink)
         self._stream: QueryStream | None = None
         self._consumer: asyncio.Task[None] | None = None
+        self._in_flight = in_flight
+        self._interrupted: str | None = None  # the notice, once interrupt() was called
         self.answer = Answer()
 
     def _on_event(self, event: QueryEvent) -> None:
@@ -87,23 +101,35 @@ class AnswerRun:
         self._consumer.cancel()
         return True
 
+    def interrupt(self, notice: str) -> None:
+        """Stop like ``stop()`` (what was written is kept), ending with ``notice``; also
+        when the query has not started yet: it then stops as soon as it does."""
+        self._interrupted = notice
+        self.stop()
+
+    def _tracked(self) -> contextlib.AbstractContextManager[None]:
+        if self._in_flight is None:
+            return contextlib.nullcontext()
+        return self._in_flight.tracking(self)
+
     async def ask(self, prompt: str, target: ChatTarget, **overrides: Any) -> Answer:
         """A chat question in a conversation; ``overrides`` (model, temperature...) win."""
         options = {**target.options, **{k: v for k, v in overrides.items() if v is not None}}
         model = options.pop("model", None) or target.model
-        if "think" not in options:
-            # Asked to think, a reasoning model sends its reasoning apart from the answer:
-            # shown as a status, never stored. Unasked, some mix it into the answer text.
-            name = model or self._manager.default_model
-            if "thinking" in await self._manager.catalog.capabilities(name):
-                options["think"] = True
-        return await self.run(
-            prompt,
-            session_id=target.session_id,
-            model=model,
-            system_prompt=target.system_prompt,
-            options=options,
-        )
+        with self._tracked():
+            if "think" not in options:
+                # Asked to think, a reasoning model sends its reasoning apart from the answer:
+                # shown as a status, never stored. Unasked, some mix it into the answer text.
+                name = model or self._manager.default_model
+                if "thinking" in await self._manager.catalog.capabilities(name):
+                    options["think"] = True
+            return await self._run(
+                prompt,
+                session_id=target.session_id,
+                model=model,
+                system_prompt=target.system_prompt,
+                options=options,
+            )
 
     async def run(
         self,
@@ -113,6 +139,24 @@ class AnswerRun:
         model: str | None = None,
         system_prompt: str | None = None,
         options: dict[str, Any] | None = None,
+    ) -> Answer:
+        with self._tracked():
+            return await self._run(
+                prompt,
+                session_id=session_id,
+                model=model,
+                system_prompt=system_prompt,
+                options=options,
+            )
+
+    async def _run(
+        self,
+        prompt: str,
+        *,
+        session_id: str | None,
+        model: str | None,
+        system_prompt: str | None,
+        options: dict[str, Any] | None,
     ) -> Answer:
         self.reply.start()
         try:
@@ -127,6 +171,8 @@ class AnswerRun:
             )
             self._stream.on_result = self._on_result
             self._consumer = asyncio.create_task(self._consume(self._stream))
+            if self._interrupted is not None:
+                self.stop()
             await self._consumer
         except asyncio.CancelledError:
             if self._stream is None or not self._stream.stop_requested:
@@ -144,9 +190,15 @@ class AnswerRun:
 
     def _on_result(self, result: OllamaQueryResult) -> None:
         # Show the final answer at once; the manager stores the turn meanwhile.
-        self.reply.close(
-            footer(result, stopped=self._stream is not None and self._stream.stop_requested)
-        )
+        text, notice = self._ending(result)
+        self.reply.close(text, notice=notice)
+
+    def _ending(self, result: OllamaQueryResult) -> tuple[str, str | None]:
+        """The footer and notice an answer ends with."""
+        stopped = self._stream is not None and self._stream.stop_requested
+        if stopped and self._interrupted is not None:
+            return footer(result), self._interrupted
+        return footer(result, stopped=stopped), None
 
     async def _consume(self, stream: QueryStream) -> None:
         async for chunk in stream:
@@ -162,6 +214,7 @@ class AnswerRun:
         elif answer.error is not None:
             await self.reply.finish(notice=f"⚠️ {answer.error.user_message}")
         elif answer.result is not None:
-            await self.reply.finish(footer(answer.result, stopped=answer.stopped))
+            text, notice = self._ending(answer.result)
+            await self.reply.finish(text, notice=notice)
         else:
-            await self.reply.finish(notice="⏹️ Stopped before the model answered.")
+            await self.reply.finish(notice=self._interrupted or STOPPED_EARLY)

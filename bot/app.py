@@ -2,24 +2,34 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import json
 import logging
+import os
 from typing import Any
 
+import aiohttp
 import discord
 import yarl
 from discord import app_commands
 from discord.ext import commands
 
+from bot.answering import AnswerRun
 from bot.config import Settings
 from bot.conversations import ConversationRouter
 from bot.discord_limits import RateLimitTracker
 from bot.discord_reply import WRITTEN
-from bot.errors import OllacordError
+from bot.errors import OllacordError, StorageError
 from bot.http_api import DiscordStatus, HttpServer, start_http_server
+from bot.live_replies import LiveReplies
 from bot.manager import OllamaRequestManager
+from bot.shutdown import RESTARTING, InFlight, drain, install_stop_signals
+from bot.storage.engine import create_sessionmaker
+from bot.storage.live_replies import LiveReplyRecord, LiveReplyStore
+from bot.streaming import ReplySink
+from bot.unfinished_replies import finish_unfinished
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +63,13 @@ class OllacordBot(commands.Bot):
         self.router = ConversationRouter(manager)
         self.http_server: HttpServer | None = None  # with HTTP_PORT=0, .port is the bound one
         self.tree.on_error = self.on_app_command_error
+        self.tree.interaction_check = self.accepting
+        self.in_flight = InFlight()
+        self._hurry = asyncio.Event()  # a second stop signal: interrupt answers now
+        self._closing_down: asyncio.Future[None] | None = None
+        self.live_replies: LiveReplies | None = None  # once setup_hook opened the database
+        self._unfinished: list[LiveReplyRecord] | None = None  # a crash's, ended when ready
+        self._background: set[asyncio.Task[None]] = set()
 
     async def on_message(self, message: discord.Message, /) -> None:
         """Nothing: the bot has no prefix commands, so messages skip command parsing (which
@@ -60,6 +77,7 @@ class OllacordBot(commands.Bot):
 
     async def setup_hook(self) -> None:
         await self.manager.start()
+        await self._open_live_replies()
         if self.settings.http_port is not None:
             self.http_server = await start_http_server(
                 self.manager,
@@ -73,14 +91,63 @@ class OllacordBot(commands.Bot):
             await self.load_extension(extension)
         await self.sync_commands()
 
-    async def close(self) -> None:
-        # Answers in flight finish first: their last edits still need the Discord connection.
-        await self.manager.wait_idle()
+    async def _open_live_replies(self) -> None:
+        store = LiveReplyStore(create_sessionmaker(self.manager.services.engine))
         try:
+            self._unfinished = await store.all()
+        except StorageError:
+            self._unfinished = []  # logged; start-up goes on without them
+        self.live_replies = LiveReplies(store)
+        self.live_replies.start()
+
+    def answer_run(self, sink: ReplySink) -> AnswerRun:
+        """An answer the bot's stop waits for (and interrupts if it outlasts the grace)."""
+        return AnswerRun(self.manager, sink, in_flight=self.in_flight)
+
+    async def accepting(self, interaction: discord.Interaction) -> bool:
+        """Every command's first check: while the bot stops, none starts (buttons still work)."""
+        if not self.in_flight.draining:
+            return True
+        if interaction.type is discord.InteractionType.application_command:
+            await send_ephemeral(interaction, RESTARTING)
+        return False
+
+    def stop_soon(self, signal_name: str) -> None:
+        """SIGTERM or SIGINT: a graceful stop; the same signal again interrupts answers now."""
+        if self._closing_down is None:
+            log.info(
+                "%s: stopping; answers in flight get up to %g s to finish (%s again: at once)",
+                signal_name,
+                self.settings.shutdown_grace_seconds,
+                signal_name,
+            )
+            self._closing_down = asyncio.ensure_future(self._close_down())
+        elif not self._hurry.is_set():
+            log.info("%s again: interrupting the answers in flight now", signal_name)
+            self._hurry.set()
+
+    async def close(self) -> None:
+        """Turn new questions away, let answers in flight finish (up to SHUTDOWN_GRACE_SECONDS),
+        interrupt the rest, then disconnect. Later calls wait for the first one."""
+        if self._closing_down is None:
+            self._closing_down = asyncio.ensure_future(self._close_down())
+        await asyncio.shield(self._closing_down)
+
+    async def _close_down(self) -> None:
+        try:
+            # While answers finish, Discord stays connected: they edit, and Stop still works.
+            await drain(
+                self.in_flight, self.manager, self.settings.shutdown_grace_seconds, self._hurry
+            )
             await super().close()
         finally:
+            for task in self._background:
+                task.cancel()
+            await asyncio.gather(*self._background, return_exceptions=True)
             if self.http_server is not None:
                 await self.http_server.stop()
+            if self.live_replies is not None:
+                await self.live_replies.close()  # what is still unfinished stays recorded
             await self.manager.close(grace=0)
 
     def discord_status(self) -> DiscordStatus:
@@ -109,6 +176,13 @@ class OllacordBot(commands.Bot):
             self.user.id if self.user else "?",
             len(self.guilds),
         )
+        if self._unfinished and self.live_replies is not None:
+            records, self._unfinished = self._unfinished, None
+            task = asyncio.create_task(
+                finish_unfinished(self, records, self.live_replies.store), name="unfinished"
+            )
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
 
     async def on_app_command_error(
         self, interaction: discord.Interaction, error: app_commands.AppCommandError
@@ -185,9 +259,17 @@ async def run_bot(settings: Settings) -> int:
     point_discord_at(settings.discord_api_base, settings.discord_gateway_url)
     bot = create_bot(settings)
     assert settings.discord_token is not None
+    restore_signals = install_stop_signals(bot.stop_soon)
     try:
         async with bot:
             await bot.start(settings.discord_token)
+    except aiohttp.ClientConnectorError as exc:
+        # No retries here: a supervisor (compose's restart policy, systemd) restarts the bot
+        # with its own growing delay and shows the failure, where a loop in here would hide
+        # a wrong DISCORD_API_BASE or a missing network. Once connected, discord.py itself
+        # reconnects with backoff.
+        log.error("cannot reach Discord at %s:%s: %s", exc.host, exc.port, reason(exc.os_error))
+        return 1
     except discord.LoginFailure:
         log.error("Discord rejected DISCORD_TOKEN: check the token in .env")
         return 1
@@ -200,4 +282,13 @@ async def run_bot(settings: Settings) -> int:
     except OllacordError as exc:
         log.error("%s", exc.user_message)
         return 1
+    finally:
+        restore_signals()
     return 0
+
+
+def reason(error: OSError) -> str:
+    """An OS error in words: "Connection refused", not "Connect call failed ('host', 1)"."""
+    if error.strerror and not error.strerror.startswith("Connect call failed"):
+        return error.strerror
+    return os.strerror(error.errno) if error.errno else str(error)

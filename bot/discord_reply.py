@@ -9,7 +9,9 @@ from collections.abc import AsyncIterator
 import discord
 
 from bot.discord_limits import RateLimitTracker
+from bot.live_replies import LiveReplies
 from bot.pacing import RateLimitInfo
+from bot.storage.live_replies import LiveReplyRecord
 
 NO_MENTIONS = discord.AllowedMentions.none()
 # Set in Interaction.extras once the deferred reply shows something of ours.
@@ -49,7 +51,27 @@ async def acknowledging(
             await asyncio.wait([ack])
 
 
-class InteractionSink:
+class Recorded:
+    """Keeps ``LiveReplies`` told which messages a reply shows while it is written."""
+
+    def __init__(self, live: LiveReplies | None) -> None:
+        self._live = live
+        self._message_ids: list[int] = []
+
+    def _created(self, message_id: int) -> None:
+        self._message_ids.append(message_id)
+        if self._live is not None:
+            self._live.shown(self._record(tuple(self._message_ids)))
+
+    def _record(self, message_ids: tuple[int, ...]) -> LiveReplyRecord:
+        raise NotImplementedError
+
+    def settled(self) -> None:
+        if self._live is not None and self._message_ids:
+            self._live.settled(self._message_ids[0])
+
+
+class InteractionSink(Recorded):
     """Message 0 is the deferred original response; later pages are follow-ups.
 
     ``ephemeral`` has no default: every follow-up page must be as private as the deferral,
@@ -64,7 +86,9 @@ class InteractionSink:
         ephemeral: bool,
         view: discord.ui.View | None = None,
         acknowledged: asyncio.Future[object] | None = None,
+        live: LiveReplies | None = None,
     ) -> None:
+        super().__init__(live)
         self._acknowledged = acknowledged
         self._interaction = interaction
         self._tracker = tracker
@@ -75,6 +99,16 @@ class InteractionSink:
 
     def rate_limit(self) -> RateLimitInfo | None:
         return self._tracker.get(f"webhook:{self._interaction.token}")
+
+    def _record(self, message_ids: tuple[int, ...]) -> LiveReplyRecord:
+        # The token is what edits a private reply; it lasts 15 minutes from the interaction.
+        return LiveReplyRecord(
+            self._interaction.channel_id or 0,
+            message_ids,
+            self._interaction.token,
+            self._ephemeral,
+            self._interaction.created_at,
+        )
 
     def _view_change(self, index: int, final: bool) -> dict[str, discord.ui.View | None]:
         """The ``view`` argument for this write, or none: an edit without one keeps the
@@ -96,10 +130,12 @@ class InteractionSink:
             await asyncio.shield(self._acknowledged)
         view = self._view_change(index, final)
         if index == 0:
-            await self._interaction.edit_original_response(
+            original = await self._interaction.edit_original_response(
                 content=content, allowed_mentions=NO_MENTIONS, **view
             )
-            self._interaction.extras[WRITTEN] = True
+            if not self._message_ids:
+                self._interaction.extras[WRITTEN] = True
+                self._created(original.id)
             return
         message = self._followups.get(index)
         if message is None:
@@ -110,20 +146,31 @@ class InteractionSink:
                 wait=True,
                 **{k: v for k, v in view.items() if v is not None},
             )
+            self._created(self._followups[index].id)
         else:
             await message.edit(content=content, allowed_mentions=NO_MENTIONS, **view)
 
 
-class ChannelSink:
+class ChannelSink(Recorded):
     """For mention chat: message 0 replies to the user's message, later pages follow it."""
 
-    def __init__(self, reply_to: discord.Message, tracker: RateLimitTracker) -> None:
+    def __init__(
+        self,
+        reply_to: discord.Message,
+        tracker: RateLimitTracker,
+        *,
+        live: LiveReplies | None = None,
+    ) -> None:
+        super().__init__(live)
         self._reply_to = reply_to
         self._tracker = tracker
         self._messages: dict[int, discord.Message] = {}
 
     def rate_limit(self) -> RateLimitInfo | None:
         return self._tracker.get(f"channel:{self._reply_to.channel.id}")
+
+    def _record(self, message_ids: tuple[int, ...]) -> LiveReplyRecord:
+        return LiveReplyRecord(self._reply_to.channel.id, message_ids)
 
     async def write(self, index: int, content: str, *, final: bool) -> None:
         message = self._messages.get(index)
@@ -133,7 +180,9 @@ class ChannelSink:
             self._messages[0] = await self._reply_to.reply(
                 content, allowed_mentions=NO_MENTIONS, mention_author=False
             )
+            self._created(self._messages[0].id)
         else:
             self._messages[index] = await self._reply_to.channel.send(
                 content, allowed_mentions=NO_MENTIONS
             )
+            self._created(self._messages[index].id)

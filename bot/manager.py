@@ -7,7 +7,13 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from bot.config import DEFAULT_DATABASE_URL, DEFAULT_NUM_CTX, DEFAULT_OLLAMA_HOST, Settings
+from bot.config import (
+    DEFAULT_DATABASE_URL,
+    DEFAULT_NUM_CTX,
+    DEFAULT_OLLAMA_HOST,
+    DEFAULT_SHUTDOWN_GRACE,
+    Settings,
+)
 from bot.context_window import ContextWindow, TokenEstimator
 from bot.datatypes import (
     GenerationConfig,
@@ -38,8 +44,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_MS = 120_000
 NO_DATABASE = "This request manager was started without a database: it keeps no sessions."
-# On shutdown, answers in flight get this long to finish and store their turn.
-CLOSE_GRACE_SECONDS = 10.0
 
 
 class OllamaRequestManager:
@@ -63,6 +67,7 @@ class OllamaRequestManager:
         keep_alive: str | float = "5m",
         generation_defaults: GenerationConfig | None = None,
         default_num_ctx: int = DEFAULT_NUM_CTX,
+        shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE,
     ) -> None:
         self.host = host
         self.default_model = default_model
@@ -79,6 +84,8 @@ class OllamaRequestManager:
         self.keep_alive = keep_alive
         self.generation_defaults = generation_defaults or GenerationConfig()
         self.default_num_ctx = default_num_ctx
+        # On close, answers in flight get this long to finish and store their turn.
+        self.shutdown_grace = shutdown_grace
         self.queue = RequestQueue(max_concurrent_requests)
         self.stats = RequestStats()
         self._session_count = 0
@@ -103,6 +110,7 @@ class OllamaRequestManager:
             "retry_backoff": settings.retry_backoff,
             "keep_alive": settings.keep_alive,
             "default_num_ctx": settings.default_num_ctx,
+            "shutdown_grace": settings.shutdown_grace_seconds,
         }
         return cls(**{**options, **overrides})
 
@@ -136,14 +144,18 @@ class OllamaRequestManager:
     def _note_session_created(self) -> None:
         self._session_count += 1
 
-    async def wait_idle(self, grace: float = CLOSE_GRACE_SECONDS) -> bool:
-        """Wait (up to ``grace`` s) until no answer is running; False if some still are."""
+    async def wait_idle(self, grace: float | None = None) -> bool:
+        """Wait (up to ``grace`` s, default ``shutdown_grace``) until no answer is running;
+        False if some still are."""
         if self._services is None:
             return True
-        return await self._services.executor.wait_idle(grace)
+        return await self._services.executor.wait_idle(
+            self.shutdown_grace if grace is None else grace
+        )
 
-    async def close(self, grace: float = CLOSE_GRACE_SECONDS) -> None:
-        """Release everything, after letting answers in flight finish (up to ``grace`` s)."""
+    async def close(self, grace: float | None = None) -> None:
+        """Release everything, after letting answers in flight finish (up to ``grace`` s,
+        default ``shutdown_grace``)."""
         await self.wait_idle(grace)
         services, self._services = self._services, None
         if services is not None:

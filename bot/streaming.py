@@ -41,6 +41,9 @@ class ReplySink(Protocol):
     def rate_limit(self) -> RateLimitInfo | None:
         """The latest rate-limit state of the bucket these writes go to, if known."""
 
+    def settled(self) -> None:
+        """Every message is final and shown: nothing of this reply will change again."""
+
 
 class WriteFailedError(Exception):
     """The sink could not deliver a write even after retries."""
@@ -173,6 +176,7 @@ class StreamingReply:
                 write = self._next_write()
                 if write is None:
                     if self._closing is not None:
+                        self._sink.settled()
                         return
                     await self._wake.wait()
                     self._wake.clear()

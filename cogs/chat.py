@@ -13,6 +13,7 @@ from bot.answering import MAX_PROMPT_CHARS, AnswerRun
 from bot.conversations import Place
 from bot.discord_reply import NO_MENTIONS, ChannelSink, InteractionSink, acknowledging
 from bot.errors import OllacordError
+from bot.shutdown import RESTARTING
 
 if TYPE_CHECKING:
     from bot.app import OllacordBot
@@ -82,8 +83,9 @@ class Chat(commands.Cog):
                 ephemeral=private,
                 view=view,
                 acknowledged=acknowledged,
+                live=self.bot.live_replies,
             )
-            run = AnswerRun(self.bot.manager, sink)
+            run = self.bot.answer_run(sink)
             view.run = run
             await run.ask(prompt, target, model=model, temperature=temperature)
         view.stop()
@@ -105,6 +107,9 @@ class Chat(commands.Cog):
         prompt = prompt.replace(f"<@!{self.bot.user.id}>", "").strip()
         if not prompt:
             return
+        if self.bot.in_flight.draining:
+            await message.reply(RESTARTING, allowed_mentions=NO_MENTIONS, mention_author=False)
+            return
         guild_id = message.guild.id if message.guild else None
         place = Place(message.channel.id, message.author.id, guild_id)
         try:
@@ -112,7 +117,8 @@ class Chat(commands.Cog):
         except OllacordError as exc:
             await message.reply(exc.user_message, allowed_mentions=NO_MENTIONS)
             return
-        run = AnswerRun(self.bot.manager, ChannelSink(message, self.bot.rate_limits))
+        sink = ChannelSink(message, self.bot.rate_limits, live=self.bot.live_replies)
+        run = self.bot.answer_run(sink)
         await run.ask(prompt[:MAX_PROMPT_CHARS], target)
 
     async def _addressed_to_me(self, message: discord.Message) -> bool:

@@ -5,7 +5,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, TypeDecorator
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -85,3 +96,21 @@ class BotState(Base):
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     value: Mapped[str] = mapped_column(Text, nullable=False)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class LiveReply(Base):
+    """A reply being written (its last message shows a cursor, maybe a Stop button). Kept
+    so that the next start can end the replies a crash interrupted; deleted once final."""
+
+    __tablename__ = "live_replies"
+
+    # The id of the reply's first message.
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    channel_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    # Every message of the reply so far, in order (the last one is the live one).
+    message_ids: Mapped[list[int]] = mapped_column(JSON, nullable=False)
+    # Interaction replies only: edits go through the interaction's webhook, which lasts 15
+    # minutes. A credential: deleted with the row, never logged.
+    interaction_token: Mapped[str | None] = mapped_column(Text)
+    ephemeral: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)

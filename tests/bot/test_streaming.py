@@ -23,6 +23,10 @@ class BucketSink:
         self.refused = 0
         self.fail_first = fail_first
         self.seen = False
+        self.was_settled = False
+
+    def settled(self) -> None:
+        self.was_settled = True
 
     def rate_limit(self) -> RateLimitInfo | None:
         if not self.seen:

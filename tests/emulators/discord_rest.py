@@ -428,7 +428,15 @@ class RestApi:
     async def patch_message(self, ctx: Ctx) -> Reply:
         channel = self.channel(ctx)
         msg = self.message_in(channel, ctx)
-        if msg.author_id != self.world.bot_user.id or msg.webhook_id is not None:
+        # The bot may also edit its application's public interaction responses here (the
+        # way to reach them once the interaction's token expired); not other webhooks'
+        # messages. Ephemeral ones are "Unknown Message" (message_in).
+        interaction_reply = (
+            msg.interaction_id is not None and msg.webhook_id == self.world.application_id
+        )
+        if msg.author_id != self.world.bot_user.id or (
+            msg.webhook_id is not None and not interaction_reply
+        ):
             raise ApiError(403, 50005, "Cannot edit a message authored by another user")
         edit_message(self.world, msg, ctx.body, default_parse=ALL_PARSE)
         self.gateway.dispatch_message("MESSAGE_UPDATE", msg)
