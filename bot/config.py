@@ -14,6 +14,8 @@ from bot.errors import ConfigError
 
 DEFAULT_OLLAMA_HOST = "http://localhost:11434"
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///data/ollacord.db"
+# How long a stop (SIGTERM, SIGINT) waits for answers in flight; the manager's default too.
+DEFAULT_SHUTDOWN_GRACE = 60.0
 # The context window asked of Ollama when a channel chose none. Twice Ollama's own default
 # (4096), so a conversation keeps some history and a summary works on ~18k characters at a
 # time, yet small enough for small GPUs: the KV cache of a 3B model at 8192 tokens takes
@@ -51,6 +53,7 @@ class Settings:
     http_host: str = "127.0.0.1"
     http_port: int | None = None
     admin_token: str | None = field(default=None, repr=False)
+    shutdown_grace_seconds: float = DEFAULT_SHUTDOWN_GRACE
 
     @property
     def secrets(self) -> tuple[str | None, ...]:
@@ -200,6 +203,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "http_port": _port,
     "mention_chat": _bool,
     "message_content_intent": _bool,
+    "shutdown_grace_seconds": _non_negative_float,
 }
 
 
@@ -279,6 +283,10 @@ SETTING_DOCS: dict[str, SettingDoc] = {
     "admin_token": SettingDoc(
         "Bearer token for the HTTP admin routes (pull, cleanup); empty disables them; never logged",
         empty="admin routes off",
+    ),
+    "shutdown_grace_seconds": SettingDoc(
+        "On SIGTERM or SIGINT, how long answers in flight may take to finish before they are "
+        "interrupted (with a notice, what was written kept), in seconds"
     ),
 }
 
