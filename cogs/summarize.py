@@ -9,7 +9,6 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.answering import AnswerRun
 from bot.discord_reply import InteractionSink
 from bot.errors import InvalidRequestError
 from bot.summarizing import STYLES, Summarizer, SummaryRequest
@@ -84,8 +83,10 @@ class Summarize(commands.Cog):
             transcript = await self._history(interaction, messages or DEFAULT_HISTORY_MESSAGES)
             source = "chat conversation"
         target = await self.bot.router.target(place_of(interaction))
-        sink = InteractionSink(interaction, self.bot.rate_limits, ephemeral=private)
-        run = AnswerRun(self.bot.manager, sink)
+        sink = InteractionSink(
+            interaction, self.bot.rate_limits, ephemeral=private, live=self.bot.live_replies
+        )
+        run = self.bot.answer_run(sink)
         request = SummaryRequest(transcript, style, model or target.model, source)
         await self.summarizer.summarize(request, run)
 
