@@ -35,7 +35,8 @@ EXPOSE 8080
 VOLUME ["/app/data"]
 USER ollacord
 
-# SIGINT is the bot's graceful stop: answers in flight finish before it disconnects.
+# A graceful stop (SIGTERM does the same): answers in flight get SHUTDOWN_GRACE_SECONDS to
+# finish before the bot disconnects.
 STOPSIGNAL SIGINT
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % (os.environ.get('HTTP_PORT') or '8080'), timeout=4)"]

@@ -175,6 +175,18 @@ def test_compose_volumes_keep_models_and_data() -> None:
     assert {"ollama-models", "ollacord-data"} <= set(config["volumes"])
 
 
+def test_compose_stop_grace_covers_the_bots_own() -> None:
+    """Docker must not kill the bot while it still drains: the grace plus the interruptions."""
+    from bot.config import DEFAULT_SHUTDOWN_GRACE
+    from bot.shutdown import INTERRUPT_WAIT
+
+    period = compose()["services"]["bot"]["stop_grace_period"]
+    match = re.fullmatch(r"(?:(\d+)m)?(?:(\d+)s)?", period)
+    assert match and any(match.groups()), period
+    seconds = int(match[1] or 0) * 60 + int(match[2] or 0)
+    assert seconds >= DEFAULT_SHUTDOWN_GRACE + INTERRUPT_WAIT + 5
+
+
 def test_compose_variables_are_settings_or_have_defaults() -> None:
     text = "\n".join(
         line
