@@ -6,8 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.e2e.conftest import World, chat_bodies, world
-from tests.e2e.test_ask import ask, finished
-from tests.e2e.test_resilience import settled_with
+from tests.e2e.test_ask import ask, finished, has_footer
 from tests.e2e.test_session import settings
 from tests.e2e.test_summarize import finished as summary_finished
 from tests.e2e.test_summarize import last_user_text, summarize
@@ -61,8 +60,12 @@ async def test_a_30_kb_file_is_summarized_in_parts_that_fit_the_window(w: World)
 
 async def test_a_context_overflow_is_reported_at_once_not_retried(w: World) -> None:
     w.ollama.fail_next(1, status=500, error=LLAMA_CPP_OVERFLOW)
-    content = await settled_with(await ask(w, "Summarize our whole history"), "⚠️")
-    assert "context window" in content
+    rec = await ask(w, "Summarize our whole history")
+    await rec.wait_done(lambda r: has_footer(r) or "⚠️" in getattr(r.original, "content", ""))
+    await rec.wait_quiet()
+    assert rec.original is not None
+    assert rec.original.content.startswith("⚠️"), rec.original.content
+    assert "context window" in rec.original.content
     assert len(chat_bodies(w.ollama)) == 1  # the same request would only fail again
 
 
