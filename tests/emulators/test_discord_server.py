@@ -347,6 +347,23 @@ async def test_ephemeral_responses(h: Harness) -> None:
     assert history == []
 
 
+async def test_public_interaction_replies_can_be_edited_through_the_channel(h: Harness) -> None:
+    """As on Discord: the way to edit them once the interaction's token expired. Ephemeral
+    ones are not in the channel ("Unknown Message")."""
+    rec = await h.emu.invoke_slash("stream", user_id=h.alice.id, **h.where, options={"edits": 1})
+    await rec.wait_done(lambda r: len(r.followups) == 1)
+    assert rec.original is not None
+    channel = await bot_channel(h)
+    message = await channel.fetch_message(rec.original.id)
+    await message.edit(content="edited later")
+    assert rec.original.content == "edited later"
+    quiet = await h.emu.invoke_slash("quiet", user_id=h.alice.id, **h.where)
+    await quiet.wait_done()
+    assert quiet.original is not None
+    with pytest.raises(discord.NotFound):
+        await channel.get_partial_message(quiet.original.id).edit(content="edited later")
+
+
 async def test_permission_check_refuses_member_without_manage_server(h: Harness) -> None:
     refused = await h.emu.invoke_slash("admin", user_id=h.alice.id, **h.where)
     await refused.wait_done()
