@@ -3,10 +3,13 @@
 Runs the real bot (``create_bot``) in this process against the Discord and Ollama emulators,
 both in one child process (``bench.streaming_child``), so that ``time.process_time()`` here
 covers only the bot and the harness's light driving. For each N, N users ask /ask at once
-in N channels; every answer is ``--tokens`` tokens at ``--rate`` tokens/s, Discord allows
-5 edits per 2 s per bucket; and it prints, p50 and p95 across the N answers:
+in N channels (``--path mention``: each posts a message mentioning the bot instead, with
+MENTION_CHAT on, and the answer is the bot's reply and its follow-up pages); every answer
+is ``--tokens`` tokens at ``--rate`` tokens/s, Discord allows 5 edits per 2 s per bucket;
+and it prints, p50 and p95 across the N answers:
 
-- first visible: /ask dispatched -> first edit of the original response showing model text;
+- first visible: /ask (or the mention) dispatched -> first model text in the answer's first
+  message (the original response's first edit, or the reply's creation);
 - longest gap between visible updates of the answer's messages, first content to final;
 - last token -> final: Ollama wrote the last token -> the final content (with the footer)
   was visible in the Discord emulator;
@@ -17,6 +20,7 @@ in N channels; every answer is ``--tokens`` tokens at ``--rate`` tokens/s, Disco
 ``--worst`` also prints the edit timeline of each N's answer with the longest gap.
 
     .venv/bin/python -m bench.streaming [--n 1 10 50 100] [--tokens 400] [--rate 50] [--worst]
+        [--path ask|mention]
 """
 
 from __future__ import annotations
@@ -89,10 +93,11 @@ async def run_round(
     rate: float,
     profile: tuple[str, float, float] | None = None,
     floor: bool = False,
+    path: str = "ask",
 ) -> RoundResult:
     stream_seconds = tokens / rate
     with (
-        emulators_process(n, tokens, rate, EDIT_LIMIT, EDIT_WINDOW) as ctl,
+        emulators_process(n, tokens, rate, EDIT_LIMIT, EDIT_WINDOW, path) as ctl,
         tempfile.TemporaryDirectory() as tmp,
         timed_store() as db,
         timed_replies() as replies,
@@ -108,6 +113,7 @@ async def run_round(
                 "DEV_GUILD_ID": str(setup.guild_id),
                 "MAX_CONCURRENT_REQUESTS": str(n),
                 "LOG_LEVEL": "WARNING",
+                "MENTION_CHAT": str(path == "mention").lower(),
             }
         )
         point_discord_at(setup.api_base, setup.gateway_url)
@@ -156,6 +162,7 @@ async def run_round(
         lag,
         logs.counts,
         replies,
+        path,
     )
 
 
@@ -185,13 +192,22 @@ def main() -> None:
         action="store_true",
         help="run bench.floor_bot (defer, stream, 4 writes, nothing else) instead of ollacord",
     )
+    parser.add_argument(
+        "--path",
+        choices=("ask", "mention"),
+        default="ask",
+        help="how the N users ask: /ask, or a message mentioning the bot (MENTION_CHAT)",
+    )
     args = parser.parse_args()
+    if args.floor and args.path != "ask":
+        parser.error("--floor answers /ask only")
     sample = answer_for(0, args.tokens)
     code = ", a code block across the 2000-char page break" if "```" in sample else ""
     python = os.path.relpath(sys.executable)
     print("$ " + shlex.join([python, "-m", "bench.streaming", *sys.argv[1:]]))
+    how = "ask /ask" if args.path == "ask" else "post '<@bot> q###: …' (MENTION_CHAT)"
     print(
-        f"setup: N users ask /ask at once in N channels; each answer {args.tokens} tokens "
+        f"setup: N users {how} at once in N channels; each answer {args.tokens} tokens "
         f"(~{len(sample)} chars{code}) at "
         f"{args.rate:g} tok/s; Discord emulator: {EDIT_LIMIT} edits per {EDIT_WINDOW:g} s per "
         f"bucket; MAX_CONCURRENT_REQUESTS=N and Ollama num_parallel=N+1, so all N stream at "
@@ -206,7 +222,7 @@ def main() -> None:
         profile = None
         if args.profile and n == max(args.n):
             profile = (args.profile, *args.profile_window)
-        r = asyncio.run(run_round(n, args.tokens, args.rate, profile, args.floor))
+        r = asyncio.run(run_round(n, args.tokens, args.rate, profile, args.floor, args.path))
         results.append(r)
         print(f"  N={n}: done in {r.wall:.1f} s", file=sys.stderr, flush=True)
     print_table(results)

@@ -40,6 +40,7 @@ class RoundResult:
     loop_lag: list[float] = field(default_factory=list)
     logs: Counter[str] = field(default_factory=Counter)
     replies: list[ReplyMark] = field(default_factory=list)
+    path: str = "ask"  # how the questions were asked: "ask" or "mention"
 
 
 def rebuild(pages: list[str], expected: str) -> str | None:

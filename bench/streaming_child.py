@@ -2,8 +2,10 @@
 
 The parent (which runs the bot) talks to the child over a multiprocessing Pipe: each request
 is a tuple ``(command, *args)`` and gets ``("ok", value)`` or ``("error", traceback)``.
-Commands: ``invoke`` (dispatch /ask in every channel), ``wait_done`` (until every answer
-shows its final content), ``collect`` (the recorded timelines) and ``stop``.
+Commands: ``ask`` (one question, awaited: the warm-up), ``invoke`` (ask in every channel at
+once), ``wait_done`` (until every answer shows its final content), ``collect`` (the recorded
+timelines) and ``stop``. The child asks by /ask, or with ``path="mention"`` by a message
+mentioning the bot (``bench.streaming_mentions``).
 
 Times are ``time.monotonic()``: CLOCK_MONOTONIC on Linux is system-wide, so the child's
 timestamps and the parent's are on the same clock.
@@ -123,15 +125,20 @@ class Setup:
 _FINAL_LINE = ("-# ", "⚠️", "⏹️")
 
 
-def _ended(rec: Any, messages: list[Any]) -> bool:
-    """The answer will not change any more: its final content is shown (footer or notice,
-    without the Stop button), or the bot gave up and told the user privately."""
-    if any(m.ephemeral for m in rec.followups) or (rec.original and rec.original.deleted):
-        return True
+def shows_final(messages: list[Any]) -> bool:
+    """The last message shows an answer's final content: footer or notice, no Stop button."""
     if not messages:
         return False
     last = messages[-1]
     return last.content.rsplit("\n", 1)[-1].startswith(_FINAL_LINE) and not last.components
+
+
+def _ended(rec: Any, messages: list[Any]) -> bool:
+    """The answer will not change any more: its final content is shown, or the bot gave up
+    and told the user privately."""
+    if any(m.ephemeral for m in rec.followups) or (rec.original and rec.original.deleted):
+        return True
+    return shows_final(messages)
 
 
 def _record_token_times(token_times: dict[str, tuple[float, float]]) -> None:
@@ -162,8 +169,9 @@ def _record_token_times(token_times: dict[str, tuple[float, float]]) -> None:
 
 
 def _serve(
-    conn: Connection, n: int, tokens: int, rate: float, edit_limit: int, window: float
+    conn: Connection, n: int, tokens: int, rate: float, edit_limit: int, window: float, path: str
 ) -> None:
+    from bench.streaming_mentions import MentionDriver
     from tests.emulators.discord_server import DiscordEmulator, InteractionRecord
     from tests.emulators.ollama_server import OllamaEmulator
 
@@ -198,6 +206,7 @@ def _serve(
             )
         )
         loop = asyncio.get_running_loop()
+        mentions = MentionDriver(discord_emu, lambda *args: _collected(*args))
         records: list[InteractionRecord] = []
         started = (0.0, 0.0)
 
@@ -207,6 +216,8 @@ def _serve(
 
         async def handle(command: str, *args: Any) -> Any:
             nonlocal records, started
+            if path == "mention":
+                return await mentions.handle(command, *args)
             if command == "ask":  # one question, awaited (the warm-up)
                 channel_id, user_id, prompt, timeout = args
                 rec = await discord_emu.invoke_slash(
@@ -284,6 +295,9 @@ def _serve(
                 )
                 for r in recs
             ]
+            return _collected(answers, cpu, wall)
+
+        def _collected(answers: list[AnswerTimeline], cpu: float, wall: float) -> Collected:
             return Collected(
                 answers=answers,
                 count_429=discord_emu.count_429(),
@@ -350,13 +364,14 @@ class EmulatorControl:
 
 @contextmanager
 def emulators_process(
-    n: int, tokens: int, rate: float, edit_limit: int, edit_window: float
+    n: int, tokens: int, rate: float, edit_limit: int, edit_window: float, path: str = "ask"
 ) -> Iterator[EmulatorControl]:
-    """Both emulators in a child process, with ``n`` channels (and askers) plus a warm-up one."""
+    """Both emulators in a child process, with ``n`` channels (and askers) plus a warm-up one;
+    questions are asked by ``path``: "ask" (/ask) or "mention" (a message mentioning the bot)."""
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe()
     process = ctx.Process(
-        target=_serve, args=(child, n, tokens, rate, edit_limit, edit_window), daemon=True
+        target=_serve, args=(child, n, tokens, rate, edit_limit, edit_window, path), daemon=True
     )
     process.start()
     child.close()

@@ -18,13 +18,14 @@ from typing import Any
 
 import aiohttp
 
-from bot.discord_reply import InteractionSink
+from bot.discord_reply import ChannelSink, InteractionSink
 from bot.storage import SessionStore
 from bot.streaming import StreamingReply
 
 
 class RttRecorder:
-    """Durations of the bot's webhook writes (request sent -> response headers), per aiohttp."""
+    """Durations of the bot's answer writes (request sent -> response headers), per aiohttp:
+    webhook (/ask) and channel message (mention) POSTs and PATCHes."""
 
     def __init__(self) -> None:
         self.samples: list[float] = []
@@ -45,10 +46,17 @@ class RttRecorder:
         if (
             started is not None
             and params.method in ("PATCH", "POST")
-            and params.url.path.startswith("/api/v10/webhooks/")
+            and _answer_write(params.url.path)
             and params.response.status < 300
         ):
             self.samples.append(time.monotonic() - started)
+
+
+def _answer_write(path: str) -> bool:
+    parts = path.split("/")  # "", "api", "v10", ...
+    return len(parts) > 4 and (
+        parts[3] == "webhooks" or (parts[3] == "channels" and parts[5:6] == ["messages"])
+    )
 
 
 DB_CALLS = ("settings_of", "load_context", "append_turn")
@@ -95,36 +103,50 @@ class ReplyMark:
     end: float
 
 
+def _channel_of(sink: object) -> int | None:
+    if isinstance(sink, InteractionSink):
+        return sink._interaction.channel_id or 0
+    if isinstance(sink, ChannelSink):
+        return sink._reply_to.channel.id
+    return None
+
+
 @contextlib.contextmanager
 def timed_replies() -> Iterator[list[ReplyMark]]:
-    """When each answer's StreamingReply was closed and its final writes ran (this process)."""
+    """When each answer's StreamingReply was closed and its final writes ran (this process),
+    for /ask (InteractionSink) and mention (ChannelSink) answers."""
     marks: list[ReplyMark] = []
-    close, write = StreamingReply.close, InteractionSink.write
+    close = StreamingReply.close
+    writes = {sink: sink.write for sink in (InteractionSink, ChannelSink)}
 
     def timed_close(reply: StreamingReply, *args: Any, **kwargs: Any) -> None:
         was_closed = reply.closed
         close(reply, *args, **kwargs)
-        sink = reply._sink
-        if isinstance(sink, InteractionSink) and not was_closed:
+        channel = _channel_of(reply._sink)
+        if channel is not None and not was_closed:
             now = time.monotonic()
-            marks.append(ReplyMark(sink._interaction.channel_id or 0, "closed", now, now))
+            marks.append(ReplyMark(channel, "closed", now, now))
 
-    async def timed_write(sink: InteractionSink, index: int, content: str, *, final: bool) -> None:
-        started = time.monotonic()
-        try:
-            await write(sink, index, content, final=final)
-        finally:
-            channel = sink._interaction.channel_id or 0
-            what = f"{'final write' if final else 'write'} {index}"
-            marks.append(ReplyMark(channel, what, started, time.monotonic()))
+    def timed(write: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+        async def timed_write(sink: Any, index: int, content: str, *, final: bool) -> None:
+            started = time.monotonic()
+            try:
+                await write(sink, index, content, final=final)
+            finally:
+                what = f"{'final write' if final else 'write'} {index}"
+                marks.append(ReplyMark(_channel_of(sink) or 0, what, started, time.monotonic()))
+
+        return timed_write
 
     StreamingReply.close = timed_close  # type: ignore[method-assign]
-    InteractionSink.write = timed_write  # type: ignore[method-assign]
+    for sink, write in writes.items():
+        sink.write = timed(write)  # type: ignore[method-assign]
     try:
         yield marks
     finally:
         StreamingReply.close = close  # type: ignore[method-assign]
-        InteractionSink.write = write  # type: ignore[method-assign]
+        for sink, write in writes.items():
+            sink.write = write  # type: ignore[method-assign]
 
 
 class LogCounter(logging.Handler):

@@ -12,6 +12,9 @@ TARGET_FIRST_VISIBLE = 0.200
 TARGET_GAP = 2.0
 TARGET_FINAL_SLACK = 0.050
 COMPLETE_N = 100
+# The mention path's targets (issue 9): as fast as /ask, and lighter on CPU.
+MENTION_FIRST_VISIBLE = {50: 0.200, 100: 0.500}
+MENTION_CPU_PER_ANSWER = 0.046
 
 
 def _pair(values: list[float], scale: float, fmt: str) -> str:
@@ -83,7 +86,56 @@ def _verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
 
 
+def _first_visible_p95(r: RoundResult) -> tuple[float, int]:
+    """p95 of first visible, and how many answers never showed model text."""
+    first = _present([a.first_visible for a in r.answers])
+    return (percentile(first, 95) if first else math.inf), r.n - len(first)
+
+
+def print_mention_targets(results: list[RoundResult]) -> None:
+    by_n = {r.n: r for r in results}
+    print("targets (mention path):")
+    for n, bound in MENTION_FIRST_VISIBLE.items():
+        r = by_n.get(n)
+        if r is None:
+            print(f"  N={n} not run: first visible, 429 and completeness targets not checked")
+            continue
+        p_first, missing = _first_visible_p95(r)
+        extra = f" ({missing} answers without a value count as failures)" if missing else ""
+        done = sum(a.complete for a in r.answers)
+        print(
+            f"  N={n} first visible p95 {p_first * 1000:.0f} ms <= {bound * 1000:.0f} ms: "
+            f"{_verdict(p_first <= bound and not missing)}{extra}"
+        )
+        print(f"  N={n} 429s {r.collected.count_429} == 0: {_verdict(r.collected.count_429 == 0)}")
+        print(
+            f"  N={n} final text equals the model's answer {done}/{r.n}: "
+            f"{_verdict(done == r.n and r.finished)}"
+        )
+    print_cpu_target(by_n.get(TARGET_N))
+
+
+def print_cpu_target(r: RoundResult | None, *, verdict: bool = True) -> None:
+    """The bot's CPU per answer at N=50; a target on the mention path, for scale on /ask."""
+    if r is None:
+        print(f"  N={TARGET_N} not run: CPU per answer not checked")
+        return
+    per_answer = r.bot_cpu / r.n * 1000
+    bound = MENTION_CPU_PER_ANSWER * 1000
+    if verdict:
+        ok = _verdict(per_answer < bound)
+        print(f"  N={TARGET_N} bot CPU per answer {per_answer:.0f} ms < {bound:.0f} ms: {ok}")
+    else:
+        print(
+            f"  N={TARGET_N} bot CPU per answer {per_answer:.0f} ms (no target on /ask; "
+            f"the mention path's is < {bound:.0f} ms)"
+        )
+
+
 def print_targets(results: list[RoundResult]) -> None:
+    if results and results[0].path == "mention":
+        print_mention_targets(results)
+        return
     by_n = {r.n: r for r in results}
     print("targets:")
     at = by_n.get(TARGET_N)
@@ -127,6 +179,7 @@ def print_targets(results: list[RoundResult]) -> None:
             f"  N={COMPLETE_N} complete answers {done}/{full.n} = 100%: "
             f"{_verdict(done == full.n and full.finished)}"
         )
+    print_cpu_target(at, verdict=False)
 
 
 def print_notes(results: list[RoundResult]) -> None:
