@@ -72,6 +72,8 @@ class Session(commands.Cog):
     @app_commands.checks.has_permissions(manage_guild=True)
     async def show(self, interaction: discord.Interaction) -> None:
         """Show this channel's scope, model, system prompt and generation options."""
+        # The context window needs the model's maximum from Ollama, which may be slow.
+        await interaction.response.defer(ephemeral=True, thinking=True)
         guild, channel = await self.bot.router.channel_settings(place_of(interaction))
         default_model = self.bot.manager.default_model
         embed = discord.Embed(title="Conversation settings", colour=discord.Colour.blurple())
@@ -85,7 +87,7 @@ class Session(commands.Cog):
         model = channel.model or guild.model or default_model
         window = await self.bot.manager.context_window(model, options.get("num_ctx"))
         embed.add_field(name="Options", value=describe_options(options, window), inline=False)
-        await interaction.response.send_message(embed=embed, ephemeral=True)
+        await interaction.followup.send(embed=embed, ephemeral=True)
 
     @settings.command(name="scope")
     @app_commands.describe(scope="One conversation for the channel, or one per member")

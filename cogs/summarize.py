@@ -87,7 +87,9 @@ class Summarize(commands.Cog):
             interaction, self.bot.rate_limits, ephemeral=private, live=self.bot.live_replies
         )
         run = self.bot.answer_run(sink)
-        request = SummaryRequest(transcript, style, model or target.model, source)
+        request = SummaryRequest(
+            transcript, style, model or target.model, source, target.options.get("num_ctx")
+        )
         await self.summarizer.summarize(request, run)
 
     @summarize.autocomplete("model")

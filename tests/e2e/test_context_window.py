@@ -58,6 +58,20 @@ async def test_a_30_kb_file_is_summarized_in_parts_that_fit_the_window(w: World)
     assert "".join(pieces) == document.strip()  # every line went to exactly one part
 
 
+async def test_summaries_use_the_window_the_channel_chose(w: World) -> None:
+    await settings(w, "options", {"num_ctx": 2048})
+    model = w.ollama.models["llama3.2:latest"]
+    w.ollama.set_reply(part_notes)
+    attachment = w.discord.add_attachment("minutes.txt", meeting_minutes(12_000).encode())
+    await summary_finished(await summarize(w, attachments=[attachment]))
+    bodies = chat_bodies(w.ollama)
+    assert len(bodies) >= 3
+    for body in bodies:
+        assert body["options"]["num_ctx"] == 2048
+        assert ollama_answers.prompt_tokens(body, model) <= 2048
+    assert w.ollama.truncations == []
+
+
 async def test_a_context_overflow_is_reported_at_once_not_retried(w: World) -> None:
     w.ollama.fail_next(1, status=500, error=LLAMA_CPP_OVERFLOW)
     rec = await ask(w, "Summarize our whole history")
