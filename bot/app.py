@@ -67,6 +67,8 @@ class OllacordBot(commands.Bot):
         self.in_flight = InFlight()
         self._hurry = asyncio.Event()  # a second stop signal: interrupt answers now
         self._closing_down: asyncio.Future[None] | None = None
+        self._stop_requested = False
+        self._starting = True  # until setup_hook is through: a stop then waits for it
         self.live_replies: LiveReplies | None = None  # once setup_hook opened the database
         self._unfinished: list[LiveReplyRecord] | None = None  # a crash's, ended when ready
         self._background: set[asyncio.Task[None]] = set()
@@ -90,6 +92,11 @@ class OllacordBot(commands.Bot):
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         await self.sync_commands()
+        self._starting = False
+        if self._stop_requested:
+            # Asked to stop while starting: closing then would have cut migrations or the
+            # command sync in the middle.
+            await self.close()
 
     async def _open_live_replies(self) -> None:
         store = LiveReplyStore(create_sessionmaker(self.manager.services.engine))
@@ -114,17 +121,20 @@ class OllacordBot(commands.Bot):
 
     def stop_soon(self, signal_name: str) -> None:
         """SIGTERM or SIGINT: a graceful stop; the same signal again interrupts answers now."""
-        if self._closing_down is None:
-            log.info(
-                "%s: stopping; answers in flight get up to %g s to finish (%s again: at once)",
-                signal_name,
-                self.settings.shutdown_grace_seconds,
-                signal_name,
-            )
+        if self._stop_requested:
+            if not self._hurry.is_set():
+                log.info("%s again: interrupting the answers in flight now", signal_name)
+                self._hurry.set()
+            return
+        self._stop_requested = True
+        log.info(
+            "%s: stopping; answers in flight get up to %g s to finish (%s again: at once)",
+            signal_name,
+            self.settings.shutdown_grace_seconds,
+            signal_name,
+        )
+        if not self._starting:
             self._closing_down = asyncio.ensure_future(self._close_down())
-        elif not self._hurry.is_set():
-            log.info("%s again: interrupting the answers in flight now", signal_name)
-            self._hurry.set()
 
     async def close(self) -> None:
         """Turn new questions away, let answers in flight finish (up to SHUTDOWN_GRACE_SECONDS),

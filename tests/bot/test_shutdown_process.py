@@ -239,6 +239,17 @@ async def test_replies_whose_token_expired_are_finished_or_dropped(tmp_path: Pat
         assert "Traceback" not in bot.text
 
 
+async def test_a_stop_while_starting_waits_for_start_up_then_exits_cleanly(
+    tmp_path: Path,
+) -> None:
+    async with setup(tmp_path, tokens_per_second=10) as s:
+        bot = Bot(await run_bot_process(s.env, s.db.parent))
+        await s.discord.wait_for(lambda: bool(s.discord.calls), timeout=60)  # logging in
+        bot.proc.send_signal(signal.SIGTERM)
+        assert await bot.wait_exit() == 0, bot.text[-3000:]
+        assert "Traceback" not in bot.text and "ERROR" not in bot.text, bot.text[-3000:]
+
+
 def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
