@@ -16,7 +16,9 @@ import pytest
 from alembic import command
 from alembic.script import ScriptDirectory
 
-from bot.storage.engine import alembic_config
+from bot import OllamaRequestManager
+from bot.errors import InvalidRequestError
+from bot.storage.engine import alembic_config, head_revision
 from tests.bot.cli.conftest import RunCli
 from tests.bot.cli.test_main import run_process
 from tests.emulators.ollama_server import OllamaEmulator
@@ -96,3 +98,21 @@ async def test_chat_in_a_session_still_migrates_an_older_database(
     assert "alembic" in loaded
     with sqlite3.connect(db_path) as db:
         assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [(HEAD,)]
+
+
+async def test_a_manager_without_a_database_answers_but_keeps_no_sessions(
+    ollama_emu: OllamaEmulator,
+) -> None:
+    """What one-off `chat` and `models` run on."""
+    async with OllamaRequestManager(host=ollama_emu.url, database_url=None) as manager:
+        result = await manager.query(prompt="hello")
+        assert result.content == "Echo: hello"
+        with pytest.raises(InvalidRequestError, match="without a database"):
+            await manager.query(prompt="hello", session_id="s1")
+        with pytest.raises(InvalidRequestError, match="without a database"):
+            await manager.store.list()
+    assert [r.path for r in ollama_emu.requests].count("/api/chat") == 1
+
+
+def test_the_head_revision_is_read_like_alembic_reads_it() -> None:
+    assert head_revision() == HEAD
