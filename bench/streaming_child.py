@@ -5,7 +5,7 @@ is a tuple ``(command, *args)`` and gets ``("ok", value)`` or ``("error", traceb
 Commands: ``ask`` (one question, awaited: the warm-up), ``invoke`` (ask in every channel at
 once), ``wait_done`` (until every answer shows its final content), ``collect`` (the recorded
 timelines) and ``stop``. The child asks by /ask, or with ``path="mention"`` by a message
-mentioning the bot (``bench.streaming_mentions``).
+mentioning the bot (``bench.streaming_drivers``, ``bench.streaming_mentions``).
 
 Times are ``time.monotonic()``: CLOCK_MONOTONIC on Linux is system-wide, so the child's
 timestamps and the parent's are on the same clock.
@@ -107,6 +107,10 @@ class Collected:
     max_active_streams: int
     cpu_seconds: float  # the child's CPU time during the measured round
     wall_seconds: float
+    # When each REST call of the round arrived that Discord counts against a bot's global
+    # limit (50 requests/s; interaction callbacks and webhooks are exempt). The emulator
+    # does not enforce that limit, so this is how far over it a round would go.
+    global_calls: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -131,14 +135,6 @@ def shows_final(messages: list[Any]) -> bool:
         return False
     last = messages[-1]
     return last.content.rsplit("\n", 1)[-1].startswith(_FINAL_LINE) and not last.components
-
-
-def _ended(rec: Any, messages: list[Any]) -> bool:
-    """The answer will not change any more: its final content is shown, or the bot gave up
-    and told the user privately."""
-    if any(m.ephemeral for m in rec.followups) or (rec.original and rec.original.deleted):
-        return True
-    return shows_final(messages)
 
 
 def _record_token_times(token_times: dict[str, tuple[float, float]]) -> None:
@@ -171,8 +167,9 @@ def _record_token_times(token_times: dict[str, tuple[float, float]]) -> None:
 def _serve(
     conn: Connection, n: int, tokens: int, rate: float, edit_limit: int, window: float, path: str
 ) -> None:
+    from bench.streaming_drivers import AskDriver, Driver
     from bench.streaming_mentions import MentionDriver
-    from tests.emulators.discord_server import DiscordEmulator, InteractionRecord
+    from tests.emulators.discord_server import DiscordEmulator
     from tests.emulators.ollama_server import OllamaEmulator
 
     token_times: dict[str, tuple[float, float]] = {}
@@ -206,96 +203,6 @@ def _serve(
             )
         )
         loop = asyncio.get_running_loop()
-        mentions = MentionDriver(discord_emu, lambda *args: _collected(*args))
-        records: list[InteractionRecord] = []
-        started = (0.0, 0.0)
-
-        def messages_of(rec: InteractionRecord) -> list[Any]:
-            found = [rec.original] if rec.original is not None else []
-            return [m for m in found + rec.followups if not m.deleted]
-
-        async def handle(command: str, *args: Any) -> Any:
-            nonlocal records, started
-            if path == "mention":
-                return await mentions.handle(command, *args)
-            if command == "ask":  # one question, awaited (the warm-up)
-                channel_id, user_id, prompt, timeout = args
-                rec = await discord_emu.invoke_slash(
-                    "ask",
-                    user_id=user_id,
-                    channel_id=channel_id,
-                    guild_id=guild.id,
-                    options={"prompt": prompt},
-                )
-                try:
-                    await rec.wait_done(lambda r: _ended(r, messages_of(r)), timeout)
-                except TimeoutError:
-                    shown = [m.content for m in messages_of(rec)]
-                    raise TimeoutError(
-                        f"no final answer in {timeout} s: acked={rec.acked} "
-                        f"messages={shown!r} errors={rec.errors!r}"
-                    ) from None
-                return messages_of(rec)[-1].content
-            if command == "invoke":
-                (questions,) = args
-                started = (time.process_time(), time.monotonic())
-                records = []
-                for channel_id, user_id, prompt in questions:
-                    records.append(
-                        await discord_emu.invoke_slash(
-                            "ask",
-                            user_id=user_id,
-                            channel_id=channel_id,
-                            guild_id=guild.id,
-                            options={"prompt": prompt},
-                        )
-                    )
-                return None
-            if command == "wait_done":
-                (timeout,) = args
-                try:
-                    await discord_emu.wait_for(
-                        lambda: all(_ended(r, messages_of(r)) for r in records), timeout
-                    )
-                except TimeoutError:
-                    return False
-                return True
-            if command == "collect":
-                cpu = time.process_time() - started[0]
-                wall = time.monotonic() - started[1]
-                return _collect(records, messages_of, cpu, wall)
-            raise ValueError(f"unknown command {command!r}")
-
-        def _collect(
-            recs: list[InteractionRecord],
-            messages_of: Callable[[InteractionRecord], list[Any]],
-            cpu: float,
-            wall: float,
-        ) -> Collected:
-            writes: dict[str, int] = {}
-            limited: dict[str, int] = {}
-            for call in discord_emu.calls:
-                parts = call.path.split("/")
-                if len(parts) < 4 or parts[1] != "webhooks" or call.method not in ("PATCH", "POST"):
-                    continue
-                token = parts[3]
-                if call.status == 429:
-                    limited[token] = limited.get(token, 0) + 1
-                elif call.status < 300:
-                    writes[token] = writes.get(token, 0) + 1
-            answers = [
-                AnswerTimeline(
-                    channel_id=r.channel_id,
-                    dispatched_at=r.dispatched_at,
-                    acked_at=r.acked_at,
-                    messages=[list(m.edits) for m in messages_of(r)],
-                    writes=writes.get(r.token, 0),
-                    rate_limited=limited.get(r.token, 0),
-                    errors=list(r.errors),
-                )
-                for r in recs
-            ]
-            return _collected(answers, cpu, wall)
 
         def _collected(answers: list[AnswerTimeline], cpu: float, wall: float) -> Collected:
             return Collected(
@@ -311,7 +218,19 @@ def _serve(
                 max_active_streams=ollama.max_active_seen,
                 cpu_seconds=cpu,
                 wall_seconds=wall,
+                global_calls=[
+                    c.at
+                    for c in discord_emu.calls
+                    if c.at >= time.monotonic() - wall
+                    and not c.path.startswith(("/webhooks/", "/interactions/"))
+                ],
             )
+
+        driver: Driver = (
+            MentionDriver(discord_emu, _collected)
+            if path == "mention"
+            else AskDriver(discord_emu, guild.id, _collected)
+        )
 
         try:
             while True:
@@ -329,7 +248,7 @@ def _serve(
                     conn.send(("ok", None))
                     return
                 try:
-                    conn.send(("ok", await handle(command, *args)))
+                    conn.send(("ok", await driver.handle(command, *args)))
                 except Exception:
                     conn.send(("error", traceback.format_exc()))
         finally:

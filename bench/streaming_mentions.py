@@ -9,15 +9,14 @@ writes and 429s are the bot's REST calls on that channel's message routes (POST 
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from bench.streaming_child import AnswerTimeline, Collected, shows_final
+from bench.streaming_child import AnswerTimeline, shows_final
+from bench.streaming_drivers import Driver
 
 if TYPE_CHECKING:
-    from tests.emulators.discord_server import DiscordEmulator, Message
+    from tests.emulators.discord_server import Message
 
 
 @dataclass(frozen=True)
@@ -27,46 +26,8 @@ class Asked:
     dispatched_at: float
 
 
-class MentionDriver:
-    """The child's commands (see ``bench.streaming_child``) for questions asked by mention."""
-
-    def __init__(
-        self,
-        emu: DiscordEmulator,
-        collected: Callable[[list[AnswerTimeline], float, float], Collected],
-    ) -> None:
-        self._emu = emu
-        self._collected = collected
-        self._asked: list[Asked] = []
-        self._started = (0.0, 0.0)
-
-    async def handle(self, command: str, *args: Any) -> Any:
-        if command == "ask":  # one question, awaited (the warm-up)
-            channel_id, user_id, prompt, timeout = args
-            one = await self.post(channel_id, user_id, prompt)
-            try:
-                await self._emu.wait_for(lambda: self.ended(one), timeout)
-            except TimeoutError:
-                shown = [m.content for m in self.bot_messages(channel_id)]
-                raise TimeoutError(f"no final answer in {timeout} s: {shown!r}") from None
-            return self.bot_messages(channel_id)[-1].content
-        if command == "invoke":
-            (questions,) = args
-            self._started = (time.process_time(), time.monotonic())
-            self._asked = [await self.post(*question) for question in questions]
-            return None
-        if command == "wait_done":
-            (timeout,) = args
-            try:
-                await self._emu.wait_for(lambda: all(map(self.ended, self._asked)), timeout)
-            except TimeoutError:
-                return False
-            return True
-        if command == "collect":
-            cpu = time.process_time() - self._started[0]
-            wall = time.monotonic() - self._started[1]
-            return self._collected(self.timelines(self._asked), cpu, wall)
-        raise ValueError(f"unknown command {command!r}")
+class MentionDriver(Driver):
+    """Asks by mention (the bot needs MENTION_CHAT on)."""
 
     def bot_messages(self, channel_id: int) -> list[Message]:
         bot = self._emu.bot_user_id
@@ -80,8 +41,11 @@ class MentionDriver:
         # (as an interaction's dispatched_at is).
         return Asked(channel_id, msg.id, msg.created_at)
 
+    def shown(self, asked: Asked) -> list[Message]:
+        return self.bot_messages(asked.channel_id)
+
     def ended(self, asked: Asked) -> bool:
-        return shows_final(self.bot_messages(asked.channel_id))
+        return shows_final(self.shown(asked))
 
     def timelines(self, asked: list[Asked]) -> list[AnswerTimeline]:
         writes: dict[int, int] = {}
@@ -105,7 +69,7 @@ class MentionDriver:
                 channel_id=a.channel_id,
                 dispatched_at=a.dispatched_at,
                 acked_at=None,  # nothing to acknowledge
-                messages=[list(m.edits) for m in self.bot_messages(a.channel_id)],
+                messages=[list(m.edits) for m in self.shown(a)],
                 writes=writes.get(a.channel_id, 0),
                 rate_limited=limited.get(a.channel_id, 0),
                 errors=errors.get(a.channel_id, []),

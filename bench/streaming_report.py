@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import math
 import statistics
 
@@ -113,6 +114,27 @@ def print_mention_targets(results: list[RoundResult]) -> None:
             f"{_verdict(done == r.n and r.finished)}"
         )
     print_cpu_target(by_n.get(TARGET_N))
+    print_global_load(results)
+
+
+GLOBAL_LIMIT = 50  # requests per second per bot, Discord's (interactions exempt)
+
+
+def global_peak(times: list[float]) -> int:
+    """The most calls in any 1 s."""
+    ordered = sorted(times)
+    return max((bisect.bisect_left(ordered, t + 1.0) - i for i, t in enumerate(ordered)), default=0)
+
+
+def print_global_load(results: list[RoundResult]) -> None:
+    """Not a target of its own, but 0 429s on the real Discord needs it under the limit."""
+    for r in results:
+        peak = global_peak(r.collected.global_calls)
+        over = "over" if peak > GLOBAL_LIMIT else "within"
+        print(
+            f"  N={r.n} requests under Discord's global limit: {len(r.collected.global_calls)}, "
+            f"at most {peak} in 1 s ({over} its {GLOBAL_LIMIT}/s; not enforced by the emulator)"
+        )
 
 
 def print_cpu_target(r: RoundResult | None, *, verdict: bool = True) -> None:
@@ -180,6 +202,7 @@ def print_targets(results: list[RoundResult]) -> None:
             f"{_verdict(done == full.n and full.finished)}"
         )
     print_cpu_target(at, verdict=False)
+    print_global_load(results)
 
 
 def print_notes(results: list[RoundResult]) -> None:

@@ -51,4 +51,5 @@ def test_the_mention_path_runs_and_every_answer_is_the_models() -> None:
     assert row[row.index("2/2") - 1] == "0"
     assert "not every answer reached its final content" not in out
     assert "targets (mention path):" in out
+    assert "N=2 requests under Discord's global limit:" in out
     assert "N=50 not run" in out
