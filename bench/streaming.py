@@ -206,11 +206,16 @@ def main() -> None:
     python = os.path.relpath(sys.executable)
     print("$ " + shlex.join([python, "-m", "bench.streaming", *sys.argv[1:]]))
     how = "ask /ask" if args.path == "ask" else "post '<@bot> q###: …' (MENTION_CHAT)"
+    buckets = (
+        "bucket (the interaction's webhook)"
+        if args.path == "ask"
+        else "bucket (per channel: one for message creates, one for edits; no global limit)"
+    )
     print(
         f"setup: N users {how} at once in N channels; each answer {args.tokens} tokens "
         f"(~{len(sample)} chars{code}) at "
         f"{args.rate:g} tok/s; Discord emulator: {EDIT_LIMIT} edits per {EDIT_WINDOW:g} s per "
-        f"bucket; MAX_CONCURRENT_REQUESTS=N and Ollama num_parallel=N+1, so all N stream at "
+        f"{buckets}; MAX_CONCURRENT_REQUESTS=N and Ollama num_parallel=N+1, so all N stream at "
         f"once; discord.py {discord.__version__}; the bot runs in this process, both emulators "
         f"in one child process: 'bot CPU' is time.process_time() here (bot + light harness "
         f"driving, incl. a 20 Hz loop-lag probe, ~4 ms CPU/s), emulators excluded ('emu % core' "
