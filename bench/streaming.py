@@ -13,7 +13,11 @@ and it prints, p50 and p95 across the N answers:
 - longest gap between visible updates of the answer's messages, first content to final;
 - last token -> final: Ollama wrote the last token -> the final content (with the footer)
   was visible in the Discord emulator;
-- edits per answer (successful REST writes), 429s, complete answers, the bot's CPU time;
+- edits per answer (successful REST writes), 429s, complete answers, the bot's CPU time
+  (also per answer);
+- how many REST calls would count against Discord's global limit of 50/s (the mention
+  path's writes do; /ask's interaction webhooks are exempt), which the emulator does not
+  enforce;
 - where the time goes: the phases of those two latencies (the Discord callback, the bot's
   SessionStore calls, the Ollama request, its first token...) and the bot's event-loop lag.
 
