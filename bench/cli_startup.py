@@ -29,7 +29,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from bench.emulator_process import ollama_emulator_process
-from bot.config import Settings
+from bot.core.config import Settings
 
 MODEL = "llama3.2"
 QUESTION = "hi"

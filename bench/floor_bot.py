@@ -13,7 +13,7 @@ import discord
 import ollama
 from discord import app_commands
 
-from bot.config import Settings
+from bot.core.config import Settings
 
 NO_MENTIONS = discord.AllowedMentions.none()
 PAGE = 1990

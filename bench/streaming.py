@@ -68,8 +68,8 @@ from bench.streaming_report import (
     print_targets,
     print_worst,
 )
-from bot.app import OllacordBot, create_bot, point_discord_at
-from bot.config import Settings
+from bot.core.config import Settings
+from bot.discord_app.app import OllacordBot, create_bot, point_discord_at
 from tests.emulators.discord_server import running_client
 
 EDIT_LIMIT = 5

@@ -18,9 +18,9 @@ from typing import Any
 
 import aiohttp
 
-from bot.discord_reply import ChannelSink, InteractionSink
+from bot.discord_app.replies import ChannelSink, InteractionSink
+from bot.presentation.streaming import StreamingReply
 from bot.storage import SessionStore
-from bot.streaming import StreamingReply
 
 
 class RttRecorder:

@@ -1,6 +1,6 @@
 """ollacord: a Discord bot for chatting with local LLMs served by Ollama.
 
-The request manager is the public core API; the Discord bot is built by ``bot.app``.
+The request manager is the public core API; the Discord bot is built by ``bot.discord_app.app``.
 Names are imported on first use, so ``python -m bot`` and the CLI start without paying
 for SQLAlchemy and the Ollama client until they need them.
 """
@@ -11,17 +11,17 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from bot.datatypes import GenerationConfig, OllamaQueryResult
-    from bot.history import ConversationHistory
-    from bot.manager import OllamaRequestManager
+    from bot.core.history import ConversationHistory
+    from bot.core.manager import OllamaRequestManager
+    from bot.core.types import GenerationConfig, OllamaQueryResult
 
 __all__ = ["ConversationHistory", "GenerationConfig", "OllamaQueryResult", "OllamaRequestManager"]
 
 _HOMES = {
-    "ConversationHistory": "bot.history",
-    "GenerationConfig": "bot.datatypes",
-    "OllamaQueryResult": "bot.datatypes",
-    "OllamaRequestManager": "bot.manager",
+    "ConversationHistory": "bot.core.history",
+    "GenerationConfig": "bot.core.types",
+    "OllamaQueryResult": "bot.core.types",
+    "OllamaRequestManager": "bot.core.manager",
 }
 
 

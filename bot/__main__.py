@@ -6,9 +6,9 @@ import asyncio
 import logging
 import sys
 
-from bot.config import Settings
-from bot.errors import ConfigError
-from bot.logging_setup import setup_logging
+from bot.core.config import Settings
+from bot.core.errors import ConfigError
+from bot.ops.logging_setup import setup_logging
 
 log = logging.getLogger("bot")
 
@@ -20,7 +20,7 @@ def main() -> int:
         print(f"ollacord: {exc}", file=sys.stderr)
         return 2
     setup_logging(settings.log_level, secrets=settings.secrets)
-    from bot.app import run_bot  # imported late: discord.py is slow to import
+    from bot.discord_app.app import run_bot  # imported late: discord.py is slow to import
 
     try:
         return asyncio.run(run_bot(settings))

@@ -10,7 +10,7 @@ from discord import app_commands
 from discord.ext import commands
 
 if TYPE_CHECKING:
-    from bot.app import OllacordBot
+    from bot.discord_app.app import OllacordBot
 
 log = logging.getLogger(__name__)
 

@@ -9,14 +9,15 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.answering import MAX_PROMPT_CHARS, AnswerRun
-from bot.conversations import Place
-from bot.discord_reply import NO_MENTIONS, ChannelSink, InteractionSink, acknowledging
-from bot.errors import OllacordError
-from bot.shutdown import RESTARTING
+from bot.core.errors import OllacordError
+from bot.discord_app.replies import NO_MENTIONS, ChannelSink, acknowledging
+from bot.discord_app.routing import Place
+from bot.presentation.answering import MAX_PROMPT_CHARS, AnswerRun
+from bot.presentation.shutdown import RESTARTING
+from cogs.shared import interaction_sink, model_choices, place_of
 
 if TYPE_CHECKING:
-    from bot.app import OllacordBot
+    from bot.discord_app.app import OllacordBot
 
 log = logging.getLogger(__name__)
 
@@ -46,14 +47,6 @@ class StopView(discord.ui.View):
         self.stop()
 
 
-def place_of(interaction: discord.Interaction) -> Place:
-    return Place(
-        channel_id=interaction.channel_id or 0,
-        user_id=interaction.user.id,
-        guild_id=interaction.guild_id,
-    )
-
-
 class Chat(commands.Cog):
     def __init__(self, bot: OllacordBot) -> None:
         self.bot = bot
@@ -77,13 +70,8 @@ class Chat(commands.Cog):
         view = StopView(interaction.user.id)
         async with acknowledging(interaction, ephemeral=private) as acknowledged:
             target = await self.bot.router.target(place_of(interaction))
-            sink = InteractionSink(
-                interaction,
-                self.bot.rate_limits,
-                ephemeral=private,
-                view=view,
-                acknowledged=acknowledged,
-                live=self.bot.live_replies,
+            sink = interaction_sink(
+                self.bot, interaction, private=private, view=view, acknowledged=acknowledged
             )
             run = self.bot.answer_run(sink)
             view.run = run
@@ -136,18 +124,6 @@ class Chat(commands.Cog):
         except discord.HTTPException:
             return False
         return parent.author.id == self.bot.user.id
-
-
-async def model_choices(bot: OllacordBot, current: str) -> list[app_commands.Choice[str]]:
-    """Model names from the (cached) tags list that contain what was typed."""
-    try:
-        models = await bot.manager.list_models()
-    except Exception:  # autocomplete must answer quickly whatever happens
-        log.debug("model autocomplete failed", exc_info=True)
-        return []
-    needle = current.lower()
-    names = [m.name for m in models if needle in m.name.lower()]
-    return [app_commands.Choice(name=n, value=n) for n in names[:25]]
 
 
 async def setup(bot: OllacordBot) -> None:

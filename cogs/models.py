@@ -9,14 +9,14 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.datatypes import PullProgress
-from bot.discord_reply import NO_MENTIONS
-from bot.errors import InvalidRequestError
-from bot.ollama_client import normalize_model_name
-from cogs.chat import model_choices, place_of
+from bot.core.errors import InvalidRequestError
+from bot.core.ollama_client import normalize_model_name
+from bot.core.types import PullProgress
+from bot.discord_app.replies import NO_MENTIONS
+from cogs.shared import model_choices, place_of
 
 if TYPE_CHECKING:
-    from bot.app import OllacordBot
+    from bot.discord_app.app import OllacordBot
 
 # Pull progress is cosmetic: an edit per second is plenty and stays far from rate limits.
 PULL_EDIT_INTERVAL = 1.0

@@ -8,12 +8,13 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.context_window import FROM_DEFAULT, ContextWindow
-from bot.conversations import MAX_SYSTEM_PROMPT_CHARS, Scope
-from cogs.chat import place_of
+from bot.core.context_window import FROM_DEFAULT, ContextWindow
+from bot.core.types import Scope
+from bot.discord_app.routing import MAX_SYSTEM_PROMPT_CHARS
+from cogs.shared import place_of
 
 if TYPE_CHECKING:
-    from bot.app import OllacordBot
+    from bot.discord_app.app import OllacordBot
 
 NO_MENTIONS = discord.AllowedMentions.none()
 

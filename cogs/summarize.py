@@ -9,14 +9,13 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.discord_reply import InteractionSink
-from bot.errors import InvalidRequestError
-from bot.summarizing import STYLES, Summarizer, SummaryRequest
-from bot.text_decoding import decode_text
-from cogs.chat import model_choices, place_of
+from bot.core.errors import InvalidRequestError
+from bot.core.text_decoding import decode_text
+from bot.presentation.summarizing import STYLES, Summarizer, SummaryRequest
+from cogs.shared import interaction_sink, model_choices, place_of
 
 if TYPE_CHECKING:
-    from bot.app import OllacordBot
+    from bot.discord_app.app import OllacordBot
 
 MAX_FILE_BYTES = 2 * 1024 * 1024
 DEFAULT_HISTORY_MESSAGES = 50
@@ -83,9 +82,7 @@ class Summarize(commands.Cog):
             transcript = await self._history(interaction, messages or DEFAULT_HISTORY_MESSAGES)
             source = "chat conversation"
         target = await self.bot.router.target(place_of(interaction))
-        sink = InteractionSink(
-            interaction, self.bot.rate_limits, ephemeral=private, live=self.bot.live_replies
-        )
+        sink = interaction_sink(self.bot, interaction, private=private)
         run = self.bot.answer_run(sink)
         request = SummaryRequest(
             transcript, style, model or target.model, source, target.options.get("num_ctx")

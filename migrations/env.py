@@ -37,7 +37,7 @@ def _database_url() -> str:
         url = None
     if url:
         return url
-    from bot.config import Settings
+    from bot.core.config import Settings
 
     return Settings.load(require_discord=False).database_url
 

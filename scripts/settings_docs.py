@@ -1,4 +1,4 @@
-"""Print or write the settings documentation generated from bot/config.py.
+"""Print or write the settings documentation generated from bot/core/config.py.
 
 python scripts/settings_docs.py --env-example   # print .env.example
 python scripts/settings_docs.py --markdown      # print the README's settings table
@@ -15,7 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bot.config import env_example, settings_table  # noqa: E402
+from bot.core.config import env_example, settings_table  # noqa: E402
 
 ENV_EXAMPLE = ROOT / ".env.example"
 README = ROOT / "README.md"

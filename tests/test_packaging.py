@@ -1,5 +1,5 @@
 """The deployment files: .env.example and the README's settings table (generated from
-bot/config.py), docker-compose.yml, the Dockerfile and .dockerignore.
+bot/core/config.py), docker-compose.yml, the Dockerfile and .dockerignore.
 
 Docker itself may be absent: these tests read the files, run the health check commands
 against a local HTTP server, and use hadolint / `docker compose config` only when installed.
@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 import yaml
 
-from bot.config import SETTING_DOCS, Settings, env_example, settings_table
+from bot.core.config import SETTING_DOCS, Settings, env_example, settings_table
 from tests.emulators.discord_server import DiscordEmulator
 from tests.emulators.ollama_server import OllamaEmulator
 
@@ -177,8 +177,8 @@ def test_compose_volumes_keep_models_and_data() -> None:
 
 def test_compose_stop_grace_covers_the_bots_own() -> None:
     """Docker must not kill the bot while it still drains: the grace plus the interruptions."""
-    from bot.config import DEFAULT_SHUTDOWN_GRACE
-    from bot.shutdown import INTERRUPT_WAIT
+    from bot.core.config import DEFAULT_SHUTDOWN_GRACE
+    from bot.presentation.shutdown import INTERRUPT_WAIT
 
     period = compose()["services"]["bot"]["stop_grace_period"]
     match = re.fullmatch(r"(?:(\d+)m)?(?:(\d+)s)?", period)

@@ -20,10 +20,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.cli.context import first_line
 from bot.cli.database import DATABASE_ERRORS, redact_url, sqlite_path
 from bot.cli.output import Console
-from bot.config import Settings
-from bot.errors import OllamaError, StorageError
-from bot.model_catalog import ModelCatalog
-from bot.ollama_client import OllamaClient, normalize_model_name
+from bot.core.config import Settings
+from bot.core.errors import OllamaError, StorageError
+from bot.core.model_catalog import ModelCatalog
+from bot.core.ollama_client import OllamaClient, normalize_model_name
 from bot.storage import create_engine, upgrade_database
 from bot.storage.engine import alembic_config
 from bot.storage.models import ChatSession

@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING, Any
 from bot.cli.context import UsageError, open_manager
 from bot.cli.options import chosen_options
 from bot.cli.output import Console, StatusLine
-from bot.config import Settings
-from bot.datatypes import NANOSECONDS, OllamaQueryResult
-from bot.errors import InvalidRequestError
-from bot.events import FallbackEvent, QueryEvent, RetryEvent
+from bot.core.config import Settings
+from bot.core.errors import InvalidRequestError
+from bot.core.events import FallbackEvent, QueryEvent, RetryEvent
+from bot.core.types import NANOSECONDS, OllamaQueryResult
 
 if TYPE_CHECKING:
-    from bot.manager import OllamaRequestManager
+    from bot.core.manager import OllamaRequestManager
 
 log = logging.getLogger(__name__)
 

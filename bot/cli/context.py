@@ -11,11 +11,11 @@ import logging
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
-from bot.config import Settings
-from bot.errors import ModelNotFoundError, OllacordError, StorageError
+from bot.core.config import Settings
+from bot.core.errors import ModelNotFoundError, OllacordError, StorageError
 
 if TYPE_CHECKING:
-    from bot.manager import OllamaRequestManager
+    from bot.core.manager import OllamaRequestManager
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ async def open_manager(
     a manager without a database: they work where the real one is missing or unwritable,
     never create data/ by surprise, and start without loading SQLAlchemy at all.
     """
-    from bot.manager import OllamaRequestManager
+    from bot.core.manager import OllamaRequestManager
 
     url = settings.database_url if persistent else None
     manager = OllamaRequestManager.from_settings(settings, database_url=url)

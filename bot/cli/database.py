@@ -12,7 +12,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.cli.context import CliError
-from bot.config import Settings
+from bot.core.config import Settings
 
 # What opening a database can raise: the driver's errors, the file system's, and an
 # ImportError when DATABASE_URL names a driver that is not installed (asyncpg).

@@ -12,9 +12,9 @@ from collections.abc import Callable, Iterable, Iterator
 from bot.cli.context import UsageError, error_message
 from bot.cli.output import Console
 from bot.cli.parser import build_parser, usage_error
-from bot.config import Settings
-from bot.errors import ConfigError, OllacordError
-from bot.logging_setup import QUIET_LOGGERS, setup_logging
+from bot.core.config import Settings
+from bot.core.errors import ConfigError, OllacordError
+from bot.ops.logging_setup import QUIET_LOGGERS, setup_logging
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ import logging
 
 from bot.cli.context import CliError, open_manager
 from bot.cli.output import Console, PullProgressPrinter, human_age, human_bytes, table
-from bot.config import Settings
+from bot.core.config import Settings
 
 log = logging.getLogger(__name__)
 

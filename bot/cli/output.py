@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TextIO
 
-from bot.datatypes import PullProgress
+from bot.core.types import PullProgress
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,9 @@ from bot.cli.context import SessionNotFoundError, UsageError, open_manager
 from bot.cli.database import redact_url, require_database
 from bot.cli.options import chosen_options
 from bot.cli.output import Console, local_time, table
-from bot.config import Settings
-from bot.datatypes import GenerationConfig
-from bot.history import ChatMessage
+from bot.core.config import Settings
+from bot.core.history import ChatMessage
+from bot.core.types import GenerationConfig
 from bot.storage import SessionRecord, SessionSettings
 
 log = logging.getLogger(__name__)

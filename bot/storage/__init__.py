@@ -2,6 +2,10 @@
 
 Names are imported on first use: the records (SessionSettings) are plain dataclasses that
 the core uses without a database, and a manager without one never loads SQLAlchemy.
+
+May import: SQLAlchemy, Alembic (for migrations), and the core's errors and plain types
+(``bot.core.errors``, ``bot.core.history``). Never the core's services (the manager, the
+executor, the Ollama client...), nor any layer above the core.
 """
 
 from __future__ import annotations

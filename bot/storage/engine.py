@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlalchemy.ext.asyncio import AsyncSession as DbSession
 
 import migrations
-from bot.errors import StorageError
+from bot.core.errors import StorageError
 
 if TYPE_CHECKING:  # alembic takes longer to import than SQLAlchemy: loaded only to migrate
     from alembic.config import Config

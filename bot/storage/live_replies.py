@@ -12,7 +12,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession as DbSession
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from bot.errors import StorageError
+from bot.core.errors import StorageError
 from bot.storage.models import LiveReply, utcnow
 
 log = logging.getLogger(__name__)

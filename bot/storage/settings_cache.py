@@ -21,7 +21,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 
-from bot.errors import StorageError
+from bot.core.errors import StorageError
 from bot.storage.records import SessionSettings
 
 SETTINGS_CACHE_SIZE = 10_000

@@ -23,8 +23,8 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession as DbSession
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from bot.errors import StorageError
-from bot.history import ChatMessage
+from bot.core.errors import StorageError
+from bot.core.history import ChatMessage
 from bot.storage.models import ChatSession, StoredMessage, utcnow
 from bot.storage.records import SessionRecord, SessionSettings
 from bot.storage.settings_cache import SettingsCache

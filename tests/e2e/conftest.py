@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from bot.app import OllacordBot, create_bot
-from bot.config import Settings
+from bot.core.config import Settings
+from bot.discord_app.app import OllacordBot, create_bot
 from tests.emulators.discord_server import (
     DEFAULT_PERMISSIONS,
     Channel,

@@ -11,7 +11,7 @@ import sqlite3
 from contextlib import closing
 from pathlib import Path
 
-from bot.shutdown import INTERRUPTED, RESTARTING
+from bot.presentation.shutdown import INTERRUPTED, RESTARTING
 from tests.e2e.conftest import World, world
 from tests.emulators.discord_server import InteractionRecord
 

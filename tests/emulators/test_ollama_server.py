@@ -484,7 +484,7 @@ async def test_stall_mid_stream_pauses_after_n_tokens(
     emu: OllamaEmulator, client: ollama.AsyncClient
 ) -> None:
     emu.set_reply("a b c d e f")
-    emu.stall_mid_stream(after_tokens=3, seconds=0.25)
+    emu.stall_mid_stream(after_tokens=3, seconds=0.5)
     stamps: list[float] = []
     chunks = []
     async for chunk in await client.chat("llama3.2", USER_HI, stream=True):
@@ -492,7 +492,9 @@ async def test_stall_mid_stream_pauses_after_n_tokens(
         chunks.append(chunk)
     assert "".join(c.message.content or "" for c in chunks) == "a b c d e f"
     gaps = [later - earlier for earlier, later in itertools.pairwise(stamps)]
-    assert gaps[2] >= 0.25  # between the 3rd and 4th chunk
+    # Between the 3rd and 4th chunk. The 3rd may reach us a little late on a busy machine,
+    # which shortens the gap we see: a margin keeps this about the stall, not the scheduler.
+    assert gaps[2] >= 0.4
     assert gaps[2] == max(gaps)
 
 

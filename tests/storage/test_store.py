@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import event
 
-from bot.errors import StorageError
+from bot.core.errors import StorageError
 from bot.storage import (
     SessionSettings,
     SessionStore,

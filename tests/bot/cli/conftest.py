@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from bot.cli import main
-from bot.config import Settings
+from bot.core.config import Settings
 from tests.emulators.ollama_server import OllamaEmulator
 
 

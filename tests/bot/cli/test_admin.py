@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from alembic.script import ScriptDirectory
 
-from bot.config import Settings
+from bot.core.config import Settings
 from bot.storage.engine import alembic_config
 from tests.bot.cli.conftest import RunCli, assert_one_line_error
 from tests.emulators.ollama_server import OllamaEmulator
@@ -106,7 +106,7 @@ async def test_run_without_a_token_is_a_settings_error(run_cli: RunCli, argv: li
 async def test_run_starts_the_bot_with_the_settings(
     run_cli: RunCli, cli_env: pytest.MonkeyPatch, ollama_emu: OllamaEmulator
 ) -> None:
-    import bot.app
+    import bot.discord_app.app
 
     started: list[Settings] = []
 
@@ -114,7 +114,7 @@ async def test_run_starts_the_bot_with_the_settings(
         started.append(settings)
         return 0
 
-    cli_env.setattr(bot.app, "run_bot", fake_run_bot)
+    cli_env.setattr(bot.discord_app.app, "run_bot", fake_run_bot)
     cli_env.setenv("DISCORD_TOKEN", "a-token-for-the-test")
     run = await run_cli("run")
     assert run.code == 0, run

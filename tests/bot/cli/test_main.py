@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from bot.cli import main, models
-from bot.config import Settings
+from bot.core.config import Settings
 from tests.bot.cli.conftest import RunCli, assert_one_line_error
 from tests.emulators.ollama_server import OllamaEmulator
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.cli.output import PullProgressPrinter, StatusLine, human_age, human_bytes, table
-from bot.datatypes import PullProgress
+from bot.core.types import PullProgress
 from tests.bot.cli.conftest import FakeTerminal
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)

@@ -17,7 +17,7 @@ from alembic import command
 from alembic.script import ScriptDirectory
 
 from bot import OllamaRequestManager
-from bot.errors import InvalidRequestError
+from bot.core.errors import InvalidRequestError
 from bot.storage.engine import alembic_config, head_revision
 from tests.bot.cli.conftest import RunCli
 from tests.bot.cli.test_main import run_process

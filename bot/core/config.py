@@ -1,0 +1,335 @@
+"""Settings read from the environment and ``.env``, validated all at once."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from bot.core.errors import ConfigError
+
+DEFAULT_OLLAMA_HOST = "http://localhost:11434"
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///data/ollacord.db"
+# How long a stop (SIGTERM, SIGINT) waits for answers in flight; the manager's default too.
+DEFAULT_SHUTDOWN_GRACE = 60.0
+# The context window asked of Ollama when a channel chose none. Twice Ollama's own default
+# (4096), so a conversation keeps some history and a summary works on ~18k characters at a
+# time, yet small enough for small GPUs: the KV cache of a 3B model at 8192 tokens takes
+# about 0.9 GB, of an 8B model about 1 GB (f16), on top of the weights.
+DEFAULT_NUM_CTX = 8192
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the bot, the CLI and the request manager are configured with."""
+
+    discord_token: str | None = field(default=None, repr=False)
+    ollama_host: str = DEFAULT_OLLAMA_HOST
+    default_model: str = "llama3.2"
+    fallback_models: tuple[str, ...] = ()
+    database_url: str = DEFAULT_DATABASE_URL
+    system_prompt: str | None = None
+    max_history_messages: int = 50
+    max_history_tokens: int | None = None
+    default_num_ctx: int = DEFAULT_NUM_CTX
+    request_timeout: float = 300.0
+    first_token_timeout: float = 120.0
+    stream_idle_timeout: float = 60.0
+    max_retries: int = 3
+    retry_backoff: float = 1.0
+    keep_alive: str = "5m"
+    max_concurrent_requests: int = 4
+    log_level: str = "INFO"
+    discord_api_base: str | None = None
+    discord_gateway_url: str | None = None
+    dev_guild_id: int | None = None
+    mention_chat: bool = False
+    message_content_intent: bool = False
+    http_host: str = "127.0.0.1"
+    http_port: int | None = None
+    admin_token: str | None = field(default=None, repr=False)
+    shutdown_grace_seconds: float = DEFAULT_SHUTDOWN_GRACE
+
+    @property
+    def secrets(self) -> tuple[str | None, ...]:
+        """Values that must never appear in logs."""
+        return (self.discord_token, self.admin_token)
+
+    @property
+    def wants_message_content(self) -> bool:
+        """Mention chat reads messages, so it needs the privileged intent too."""
+        return self.mention_chat or self.message_content_intent
+
+    @classmethod
+    def load(
+        cls,
+        env: Mapping[str, str] | None = None,
+        *,
+        dotenv_path: str | Path | None = ".env",
+        require_discord: bool = True,
+    ) -> Settings:
+        """Read settings: real environment variables win over ``.env`` values.
+
+        Raises ConfigError naming every bad key, so an admin fixes them in one go.
+        """
+        merged: dict[str, str] = {}
+        if dotenv_path is not None and Path(dotenv_path).is_file():
+            from dotenv import dotenv_values  # only with a .env: the CLI starts faster without
+
+            merged.update({k: v for k, v in dotenv_values(dotenv_path).items() if v is not None})
+        merged.update(os.environ if env is None else env)
+        return cls.from_mapping(merged, require_discord=require_discord)
+
+    @classmethod
+    def from_mapping(cls, env: Mapping[str, str], *, require_discord: bool = True) -> Settings:
+        values: dict[str, Any] = {}
+        problems: list[str] = []
+        for f in fields(cls):
+            key = f.name.upper()
+            raw = env.get(key)
+            if raw is None or raw.strip() == "":
+                continue
+            parser = _PARSERS.get(f.name, _str)
+            try:
+                values[f.name] = parser(raw.strip())
+            except ValueError as exc:
+                problems.append(f"{key}: {exc}")
+        if require_discord and not values.get("discord_token"):
+            problems.append("DISCORD_TOKEN: required to connect to Discord")
+        if problems:
+            raise ConfigError(problems)
+        return cls(**values)
+
+
+def _str(raw: str) -> str:
+    return raw
+
+
+def _int(minimum: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ValueError(f"expected a whole number, got {raw!r}") from None
+        if value < minimum:
+            raise ValueError(f"must be at least {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def _float(minimum: float, *, inclusive: bool) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ValueError(f"expected a number, got {raw!r}") from None
+        if value < minimum or (value == minimum and not inclusive) or value != value:
+            bound = "at least" if inclusive else "greater than"
+            raise ValueError(f"must be {bound} {minimum:g}, got {raw}")
+        return value
+
+    return parse
+
+
+_positive_float = _float(0, inclusive=False)
+_non_negative_float = _float(0, inclusive=True)
+
+
+def _url(*schemes: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if not raw.startswith(tuple(f"{s}://" for s in schemes)):
+            raise ValueError(f"expected a {'/'.join(schemes)} URL, got {raw!r}")
+        return raw.rstrip("/")
+
+    return parse
+
+
+def _database_url(raw: str) -> str:
+    if "+" not in raw.split("://", 1)[0] or "://" not in raw:
+        raise ValueError(
+            "expected an async SQLAlchemy URL such as sqlite+aiosqlite:///data/ollacord.db"
+        )
+    return raw
+
+
+def _models(raw: str) -> tuple[str, ...]:
+    return tuple(m.strip() for m in raw.split(",") if m.strip())
+
+
+def _port(raw: str) -> int:
+    value = _int(0)(raw)
+    if value > 65535:
+        raise ValueError(f"expected a port from 0 to 65535, got {value}")
+    return value
+
+
+def _bool(raw: str) -> bool:
+    value = raw.lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"expected true or false, got {raw!r}")
+
+
+def _log_level(raw: str) -> str:
+    level = raw.upper()
+    if level not in LOG_LEVELS:
+        raise ValueError(f"expected one of {', '.join(LOG_LEVELS)}, got {raw!r}")
+    return level
+
+
+_PARSERS: dict[str, Callable[[str], Any]] = {
+    "ollama_host": _url("http", "https"),
+    "fallback_models": _models,
+    "database_url": _database_url,
+    "max_history_messages": _int(1),
+    "max_history_tokens": _int(1),
+    "default_num_ctx": _int(256),
+    "request_timeout": _positive_float,
+    "first_token_timeout": _positive_float,
+    "stream_idle_timeout": _positive_float,
+    "max_retries": _int(0),
+    "retry_backoff": _non_negative_float,
+    "max_concurrent_requests": _int(1),
+    "log_level": _log_level,
+    "discord_api_base": _url("http", "https"),
+    "discord_gateway_url": _url("ws", "wss"),
+    "dev_guild_id": _int(1),
+    "http_port": _port,
+    "mention_chat": _bool,
+    "message_content_intent": _bool,
+    "shutdown_grace_seconds": _non_negative_float,
+}
+
+
+# --- Documentation of every setting -------------------------------------------------------
+# The one source for .env.example and the README's settings table; both are generated
+# (`python scripts/settings_docs.py --write`) and tests/test_packaging.py keeps them in sync.
+
+
+@dataclass(frozen=True, slots=True)
+class SettingDoc:
+    """One line about a setting; ``empty`` says in words what an empty default means."""
+
+    text: str
+    empty: str = "none"
+
+
+SETTING_DOCS: dict[str, SettingDoc] = {
+    "discord_token": SettingDoc(
+        "Bot token from the Discord developer portal, required to run the bot; never logged"
+    ),
+    "ollama_host": SettingDoc("URL of the Ollama server"),
+    "default_model": SettingDoc("Model used where a channel or server has not chosen one"),
+    "fallback_models": SettingDoc(
+        "Comma-separated models tried in order when the chosen one is missing"
+    ),
+    "database_url": SettingDoc(
+        "Async SQLAlchemy URL of the database; a relative SQLite path starts in the working "
+        "directory"
+    ),
+    "system_prompt": SettingDoc("System prompt for conversations that have none of their own"),
+    "max_history_messages": SettingDoc("Most earlier messages sent along with a question"),
+    "max_history_tokens": SettingDoc(
+        "Approximate token budget for system prompt, history and question", empty="no limit"
+    ),
+    "default_num_ctx": SettingDoc(
+        "Context window in tokens asked of Ollama where a channel has not set num_ctx (capped "
+        "at the model's maximum); larger windows cost the server memory"
+    ),
+    "request_timeout": SettingDoc("Longest an answer may take, in seconds"),
+    "first_token_timeout": SettingDoc(
+        "Longest wait for the first token, model loading included, in seconds"
+    ),
+    "stream_idle_timeout": SettingDoc("Longest silence between two tokens, in seconds"),
+    "max_retries": SettingDoc("Retries after connection errors, timeouts and 5xx answers"),
+    "retry_backoff": SettingDoc("Base of the exponential backoff between retries, in seconds"),
+    "keep_alive": SettingDoc(
+        "How long Ollama keeps a model loaded after a request (0 unloads at once, -1 forever)"
+    ),
+    "max_concurrent_requests": SettingDoc(
+        "Questions answered at once across all channels; more wait in a fair queue"
+    ),
+    "log_level": SettingDoc("DEBUG, INFO, WARNING, ERROR or CRITICAL"),
+    "discord_api_base": SettingDoc(
+        "A REST proxy in front of Discord, e.g. http://proxy:8080/api/v10", empty="Discord"
+    ),
+    "discord_gateway_url": SettingDoc(
+        "The gateway websocket URL, e.g. ws://proxy:8081/", empty="Discord"
+    ),
+    "dev_guild_id": SettingDoc(
+        "Sync slash commands to this server only, instantly (for trying the bot out)",
+        empty="global sync",
+    ),
+    "mention_chat": SettingDoc(
+        "Answer when the bot is mentioned or replied to, like /ask (needs the Message Content "
+        "intent)"
+    ),
+    "message_content_intent": SettingDoc(
+        "Request the privileged Message Content intent, needed to summarize channel history"
+    ),
+    "http_host": SettingDoc(
+        "Address the HTTP server (/healthz, stats, metrics) binds to; 127.0.0.1 is this machine "
+        "only"
+    ),
+    "http_port": SettingDoc(
+        "Port of the HTTP server; empty turns it off (the Docker image sets 8080)", empty="off"
+    ),
+    "admin_token": SettingDoc(
+        "Bearer token for the HTTP admin routes (pull, cleanup); empty disables them; never logged",
+        empty="admin routes off",
+    ),
+    "shutdown_grace_seconds": SettingDoc(
+        "On SIGTERM or SIGINT, how long answers in flight may take to finish before they are "
+        "interrupted (with a notice, what was written kept), in seconds"
+    ),
+}
+
+ENV_EXAMPLE_HEADER = """\
+# ollacord settings. Copy to .env and fill in DISCORD_TOKEN; everything else has a default.
+# Real environment variables override this file.
+# Generated from bot/core/config.py (python scripts/settings_docs.py --write): edit it there.
+"""
+
+
+def setting_docs() -> list[tuple[str, str, SettingDoc]]:
+    """(ENV_NAME, default as written in .env, doc) for every setting, in declaration order."""
+    missing = [f.name for f in fields(Settings) if f.name not in SETTING_DOCS]
+    if missing:
+        raise LookupError(f"settings without a SETTING_DOCS entry: {', '.join(missing)}")
+    return [(f.name.upper(), _env_value(f.default), SETTING_DOCS[f.name]) for f in fields(Settings)]
+
+
+def _env_value(default: object) -> str:
+    if default is None:
+        return ""
+    if isinstance(default, bool):
+        return "true" if default else "false"
+    if isinstance(default, tuple):
+        return ",".join(str(item) for item in default)
+    if isinstance(default, float) and default.is_integer():
+        return str(int(default))
+    return str(default)
+
+
+def env_example() -> str:
+    """The text of .env.example: every setting with a one-line comment and its default."""
+    blocks = [ENV_EXAMPLE_HEADER, "\n"]
+    for name, value, doc in setting_docs():
+        blocks.append(f"# {doc.text}. Default: {value or doc.empty}.\n{name}={value}\n")
+    return "".join(blocks)
+
+
+def settings_table() -> str:
+    """The README's settings table (markdown): setting, default, description."""
+    rows = ["| setting | default | description |", "|---|---|---|"]
+    for name, value, doc in setting_docs():
+        default = f"`{value}`" if value else f"*{doc.empty}*"
+        text = doc.text.replace("|", r"\|")
+        rows.append(f"| `{name}` | {default} | {text}. |")
+    return "\n".join(rows) + "\n"

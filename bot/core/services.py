@@ -1,0 +1,94 @@
+"""What the request manager opens at start and releases at close, built in one place."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from bot.core.execution import QueryDefaults, QueryExecutor
+from bot.core.model_catalog import ModelCatalog
+from bot.core.ollama_client import OllamaClient
+from bot.core.queueing import RequestQueue
+from bot.core.stats import RequestStats
+
+if TYPE_CHECKING:  # a manager without a database never loads SQLAlchemy
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from bot.storage import SessionStore
+    from bot.storage.state import BotStateStore
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    # The database's three are None when the manager was started without one.
+    engine: AsyncEngine | None
+    store: SessionStore | None
+    state: BotStateStore | None
+    client: OllamaClient
+    catalog: ModelCatalog
+    executor: QueryExecutor
+    upkeep: asyncio.Task[None] | None  # keeps the store's index of sessions fresh
+    session_count: int  # at start
+
+
+async def open_services(
+    database_url: str | None,
+    host: str,
+    *,
+    request_timeout: float,
+    queue: RequestQueue,
+    stats: RequestStats,
+    defaults: QueryDefaults,
+    on_session_created: Callable[[], None],
+) -> Services:
+    """Open the database (migrated to head; none without a URL) and the pooled Ollama client."""
+    engine, store, state, session_count = None, None, None, 0
+    if database_url is not None:
+        engine, store, state, session_count = await _open_database(database_url)
+    client = OllamaClient(host, timeout=request_timeout, max_streams=queue.capacity)
+    catalog = ModelCatalog(client)
+    executor = QueryExecutor(
+        store, client, queue, stats, defaults, on_session_created, catalog=catalog
+    )
+    upkeep = None
+    if store is not None:
+        upkeep = asyncio.create_task(store.keep_index_fresh(), name="session-index")
+    return Services(
+        engine,
+        store,
+        state,
+        client,
+        catalog,
+        executor,
+        upkeep,
+        session_count,
+    )
+
+
+async def _open_database(
+    database_url: str,
+) -> tuple[AsyncEngine, SessionStore, BotStateStore, int]:
+    from bot.storage import SessionStore, create_sessionmaker, open_engine, upgrade_database
+    from bot.storage.state import BotStateStore
+
+    engine = open_engine(database_url)
+    try:
+        await upgrade_database(engine)
+        sessionmaker = create_sessionmaker(engine)
+        store = SessionStore(sessionmaker)
+        session_count = await store.count()
+    except Exception:
+        await engine.dispose()
+        raise
+    return engine, store, BotStateStore(sessionmaker), session_count
+
+
+async def close_services(services: Services) -> None:
+    if services.upkeep is not None:
+        services.upkeep.cancel()
+        await asyncio.gather(services.upkeep, return_exceptions=True)
+    await services.client.close()
+    if services.engine is not None:
+        await services.engine.dispose()

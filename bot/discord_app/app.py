@@ -1,0 +1,304 @@
+"""create_bot(settings): the discord.py bot, its shared services, extensions and error handling."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import os
+from typing import Any
+
+import aiohttp
+import discord
+import yarl
+from discord import app_commands
+from discord.ext import commands
+
+from bot.core.config import Settings
+from bot.core.errors import OllacordError, StorageError
+from bot.core.manager import OllamaRequestManager
+from bot.discord_app.live_replies import LiveReplies
+from bot.discord_app.rate_limits import RateLimitTracker
+from bot.discord_app.replies import WRITTEN
+from bot.discord_app.routing import ConversationRouter
+from bot.discord_app.unfinished_replies import finish_unfinished
+from bot.ops.http_api import DiscordStatus, HttpServer, start_http_server
+from bot.presentation.answering import AnswerRun
+from bot.presentation.shutdown import RESTARTING, InFlight, drain, install_stop_signals
+from bot.presentation.streaming import ReplySink
+from bot.storage.engine import create_sessionmaker
+from bot.storage.live_replies import LiveReplyRecord, LiveReplyStore
+
+log = logging.getLogger(__name__)
+
+EXTENSIONS = ("cogs.chat", "cogs.summarize", "cogs.session", "cogs.models", "cogs.admin")
+COMMAND_HASH_KEY = "command_tree_hash"
+
+
+class OllacordBot(commands.Bot):
+    """The bot; cogs reach the shared services through its typed attributes."""
+
+    def __init__(self, settings: Settings, manager: OllamaRequestManager, **options: Any) -> None:
+        intents = discord.Intents.none()
+        intents.guilds = True
+        if settings.wants_message_content:
+            intents.guild_messages = intents.dm_messages = True
+            intents.message_content = True
+        self.rate_limits = RateLimitTracker()
+        # The bot never joins voice: discord.py's start-up warnings about voice libraries
+        # would only send admins looking for a problem that isn't there.
+        discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=intents,
+            help_command=None,
+            allowed_mentions=discord.AllowedMentions.none(),
+            http_trace=self.rate_limits.trace_config,
+            **options,
+        )
+        self.settings = settings
+        self.manager = manager
+        self.router = ConversationRouter(manager)
+        self.http_server: HttpServer | None = None  # with HTTP_PORT=0, .port is the bound one
+        self.tree.on_error = self.on_app_command_error
+        self.tree.interaction_check = self.accepting
+        self.in_flight = InFlight()
+        self._hurry = asyncio.Event()  # a second stop signal: interrupt answers now
+        self._closing_down: asyncio.Future[None] | None = None
+        self._stop_requested = False
+        self._starting = True  # until setup_hook is through: a stop then waits for it
+        self.live_replies: LiveReplies | None = None  # once setup_hook opened the database
+        self._unfinished: list[LiveReplyRecord] | None = None  # a crash's, ended when ready
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def on_message(self, message: discord.Message, /) -> None:
+        """Nothing: the bot has no prefix commands, so messages skip command parsing (which
+        took every mention for an unknown command). Cogs' listeners still see each message."""
+
+    async def setup_hook(self) -> None:
+        await self.manager.start()
+        await self._open_live_replies()
+        if self.settings.http_port is not None:
+            self.http_server = await start_http_server(
+                self.manager,
+                self.discord_status,
+                host=self.settings.http_host,
+                port=self.settings.http_port,
+                admin_token=self.settings.admin_token,
+                discord_429=lambda: self.rate_limits.seen_429,
+            )
+        for extension in EXTENSIONS:
+            await self.load_extension(extension)
+        await self.sync_commands()
+        self._starting = False
+        if self._stop_requested:
+            # Asked to stop while starting: closing then would have cut migrations or the
+            # command sync in the middle.
+            await self.close()
+
+    async def _open_live_replies(self) -> None:
+        store = LiveReplyStore(create_sessionmaker(self.manager.services.engine))
+        try:
+            self._unfinished = await store.all()
+        except StorageError:
+            self._unfinished = []  # logged; start-up goes on without them
+        self.live_replies = LiveReplies(store)
+        self.live_replies.start()
+
+    def answer_run(self, sink: ReplySink) -> AnswerRun:
+        """An answer the bot's stop waits for (and interrupts if it outlasts the grace)."""
+        return AnswerRun(self.manager, sink, in_flight=self.in_flight)
+
+    async def accepting(self, interaction: discord.Interaction) -> bool:
+        """Every command's first check: while the bot stops, none starts (buttons still work)."""
+        if not self.in_flight.draining:
+            return True
+        if interaction.type is discord.InteractionType.application_command:
+            await send_ephemeral(interaction, RESTARTING)
+        return False
+
+    def stop_soon(self, signal_name: str) -> None:
+        """SIGTERM or SIGINT: a graceful stop; the same signal again interrupts answers now."""
+        if self._stop_requested:
+            if not self._hurry.is_set():
+                log.info("%s again: interrupting the answers in flight now", signal_name)
+                self._hurry.set()
+            return
+        self._stop_requested = True
+        log.info(
+            "%s: stopping; answers in flight get up to %g s to finish (%s again: at once)",
+            signal_name,
+            self.settings.shutdown_grace_seconds,
+            signal_name,
+        )
+        if not self._starting:
+            self._closing_down = asyncio.ensure_future(self._close_down())
+
+    async def close(self) -> None:
+        """Turn new questions away, let answers in flight finish (up to SHUTDOWN_GRACE_SECONDS),
+        interrupt the rest, then disconnect. Later calls wait for the first one."""
+        if self._closing_down is None:
+            self._closing_down = asyncio.ensure_future(self._close_down())
+        await asyncio.shield(self._closing_down)
+
+    async def _close_down(self) -> None:
+        try:
+            # While answers finish, Discord stays connected: they edit, and Stop still works.
+            await drain(
+                self.in_flight, self.manager, self.settings.shutdown_grace_seconds, self._hurry
+            )
+            await super().close()
+        finally:
+            for task in self._background:
+                task.cancel()
+            await asyncio.gather(*self._background, return_exceptions=True)
+            if self.http_server is not None:
+                await self.http_server.stop()
+            if self.live_replies is not None:
+                await self.live_replies.close()  # what is still unfinished stays recorded
+            await self.manager.close(grace=0)
+
+    def discord_status(self) -> DiscordStatus:
+        return DiscordStatus(self.is_ready() and not self.is_closed(), self.latency)
+
+    async def sync_commands(self, *, force: bool = False) -> bool:
+        """Sync the command tree only when it changed since the last sync (hash in the DB)."""
+        guild = discord.Object(self.settings.dev_guild_id) if self.settings.dev_guild_id else None
+        if guild is not None:
+            self.tree.copy_global_to(guild=guild)
+        payload = [c.to_dict(self.tree) for c in self.tree.get_commands(guild=guild)]
+        digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+        key = f"{COMMAND_HASH_KEY}:{guild.id if guild else 'global'}"
+        if not force and await self.manager.state.get(key) == digest:
+            log.info("slash commands unchanged; not syncing")
+            return False
+        synced = await self.tree.sync(guild=guild)
+        await self.manager.state.set(key, digest)
+        log.info("synced %d slash commands (%s)", len(synced), key.split(":", 1)[1])
+        return True
+
+    async def on_ready(self) -> None:
+        log.info(
+            "connected as %s (%s) to %d servers",
+            self.user,
+            self.user.id if self.user else "?",
+            len(self.guilds),
+        )
+        if self._unfinished and self.live_replies is not None:
+            records, self._unfinished = self._unfinished, None
+            task = asyncio.create_task(
+                finish_unfinished(self, records, self.live_replies.store), name="unfinished"
+            )
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def on_app_command_error(
+        self, interaction: discord.Interaction, error: app_commands.AppCommandError
+    ) -> None:
+        """The one place errors become ephemeral messages; unexpected ones are logged."""
+        original = getattr(error, "original", error)
+        if isinstance(original, OllacordError):
+            message = original.user_message
+        elif isinstance(error, app_commands.MissingPermissions):
+            needed = permission_names(error.missing_permissions)
+            message = f"You need the {needed} permission to use this command."
+        elif isinstance(error, app_commands.BotMissingPermissions):
+            needed = permission_names(error.missing_permissions)
+            message = f"I need the {needed} permission here to do that."
+        elif isinstance(error, app_commands.NoPrivateMessage):
+            message = "This command only works in a server."
+        elif isinstance(error, app_commands.CommandOnCooldown):
+            message = f"Slow down: try again in {error.retry_after:.0f} s."
+        elif isinstance(error, app_commands.CheckFailure):
+            message = "You are not allowed to use this command here."
+        else:
+            command = interaction.command.qualified_name if interaction.command else "?"
+            log.error("unexpected error in /%s", command, exc_info=original)
+            message = "Something went wrong on my side; the error was logged."
+        await send_ephemeral(interaction, message)
+
+
+# Discord's interface names a few permissions differently from the API.
+PERMISSION_LABELS = {
+    "manage_guild": "Manage Server",
+    "read_message_history": "Read Message History",
+}
+
+
+def permission_names(permissions: list[str]) -> str:
+    return ", ".join(PERMISSION_LABELS.get(p, p.replace("_", " ").title()) for p in permissions)
+
+
+async def send_ephemeral(interaction: discord.Interaction, message: str) -> None:
+    """Tell only the user. After a defer, the "thinking…" placeholder is removed first: the
+    first follow-up would otherwise replace it, as public as the placeholder was."""
+    try:
+        if not interaction.response.is_done():
+            await interaction.response.send_message(message, ephemeral=True)
+            return
+        if not interaction.extras.get(WRITTEN):
+            with contextlib.suppress(discord.HTTPException):
+                await interaction.delete_original_response()
+        await interaction.followup.send(message, ephemeral=True)
+    except discord.HTTPException as exc:
+        log.warning("could not tell the user about an error: %s", exc)
+
+
+def create_bot(settings: Settings, **options: Any) -> OllacordBot:
+    """Build the bot and its services, without connecting to anything.
+
+    ``options`` go to discord.py's Bot (tests shorten ``guild_ready_timeout``).
+    """
+    return OllacordBot(settings, OllamaRequestManager.from_settings(settings), **options)
+
+
+def point_discord_at(api_base: str | None, gateway_url: str | None) -> None:
+    """Send discord.py's REST calls and gateway connection elsewhere (a proxy, the emulator).
+
+    These are discord.py internals, pinned by its minor version; a contract test guards them.
+    """
+    if api_base:
+        discord.http.Route.BASE = api_base
+    if gateway_url:
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway_url)
+
+
+async def run_bot(settings: Settings) -> int:
+    point_discord_at(settings.discord_api_base, settings.discord_gateway_url)
+    bot = create_bot(settings)
+    assert settings.discord_token is not None
+    restore_signals = install_stop_signals(bot.stop_soon)
+    try:
+        async with bot:
+            await bot.start(settings.discord_token)
+    except aiohttp.ClientConnectorError as exc:
+        # No retries here: a supervisor (compose's restart policy, systemd) restarts the bot
+        # with its own growing delay and shows the failure, where a loop in here would hide
+        # a wrong DISCORD_API_BASE or a missing network. Once connected, discord.py itself
+        # reconnects with backoff.
+        log.error("cannot reach Discord at %s:%s: %s", exc.host, exc.port, reason(exc.os_error))
+        return 1
+    except discord.LoginFailure:
+        log.error("Discord rejected DISCORD_TOKEN: check the token in .env")
+        return 1
+    except discord.PrivilegedIntentsRequired:
+        log.error(
+            "MENTION_CHAT/MESSAGE_CONTENT_INTENT need the Message Content intent: enable it "
+            "in the Discord developer portal (Bot > Privileged Gateway Intents)"
+        )
+        return 1
+    except OllacordError as exc:
+        log.error("%s", exc.user_message)
+        return 1
+    finally:
+        restore_signals()
+    return 0
+
+
+def reason(error: OSError) -> str:
+    """An OS error in words: "Connection refused", not "Connect call failed ('host', 1)"."""
+    if error.strerror and not error.strerror.startswith("Connect call failed"):
+        return error.strerror
+    return os.strerror(error.errno) if error.errno else str(error)

@@ -1,0 +1,147 @@
+"""Where a Discord message's conversation lives, and which settings apply to it.
+
+Session ids: ``guild:<id>`` holds a server's defaults, ``channel:<id>`` a channel's
+conversation and settings, ``channel:<id>:user:<id>`` one member's conversation when the
+channel is per-user, ``dm:<id>`` a direct-message conversation. Settings resolve
+channel over guild; the manager's defaults fill the rest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from bot.core.errors import InvalidRequestError
+from bot.core.manager import OllamaRequestManager
+from bot.core.types import ChatTarget, GenerationConfig, Scope
+from bot.storage import SessionSettings
+
+MAX_SYSTEM_PROMPT_CHARS = 4000
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    """Where a request comes from, without any discord.py type."""
+
+    channel_id: int
+    user_id: int
+    guild_id: int | None = None
+
+    @property
+    def is_dm(self) -> bool:
+        return self.guild_id is None
+
+
+def guild_key(guild_id: int) -> str:
+    return f"guild:{guild_id}"
+
+
+def channel_key(channel_id: int) -> str:
+    return f"channel:{channel_id}"
+
+
+def member_key(channel_id: int, user_id: int) -> str:
+    return f"channel:{channel_id}:user:{user_id}"
+
+
+def dm_key(user_id: int) -> str:
+    return f"dm:{user_id}"
+
+
+class ConversationRouter:
+    def __init__(self, manager: OllamaRequestManager) -> None:
+        self._manager = manager
+
+    async def _settings(self, place: Place) -> tuple[SessionSettings, SessionSettings]:
+        """(guild settings, channel settings) for a place; empty ones where none are stored."""
+        if place.is_dm:
+            found = await self._manager.store.settings_of([dm_key(place.user_id)])
+            return SessionSettings(), found.get(dm_key(place.user_id), SessionSettings())
+        keys = [guild_key(place.guild_id or 0), channel_key(place.channel_id)]
+        found = await self._manager.store.settings_of(keys)
+        return found.get(keys[0], SessionSettings()), found.get(keys[1], SessionSettings())
+
+    async def target(self, place: Place) -> ChatTarget:
+        guild, channel = await self._settings(place)
+        scope = Scope(channel.scope or Scope.CHANNEL)
+        if place.is_dm:
+            session_id = dm_key(place.user_id)
+        elif scope is Scope.USER:
+            session_id = member_key(place.channel_id, place.user_id)
+        else:
+            session_id = channel_key(place.channel_id)
+        return ChatTarget(
+            session_id=session_id,
+            scope=scope,
+            model=channel.model or guild.model,
+            system_prompt=channel.system_prompt or guild.system_prompt,
+            options={**guild.options, **channel.options},
+        )
+
+    def settings_key(self, place: Place) -> str:
+        return dm_key(place.user_id) if place.is_dm else channel_key(place.channel_id)
+
+    async def channel_settings(self, place: Place) -> tuple[SessionSettings, SessionSettings]:
+        return await self._settings(place)
+
+    async def set_scope(self, place: Place, scope: Scope) -> None:
+        if place.is_dm:
+            raise InvalidRequestError("Direct messages are always one conversation per user.")
+        await self._manager.update_session_settings(channel_key(place.channel_id), scope=scope)
+
+    async def set_model(self, place: Place, model: str | None, *, guild_default: bool) -> None:
+        if guild_default:
+            if place.guild_id is None:
+                raise InvalidRequestError("A server default can only be set in a server.")
+            await self._manager.update_session_settings(guild_key(place.guild_id), model=model)
+        else:
+            await self._manager.update_session_settings(self.settings_key(place), model=model)
+
+    async def set_system_prompt(self, place: Place, prompt: str | None) -> None:
+        if prompt is not None and len(prompt) > MAX_SYSTEM_PROMPT_CHARS:
+            raise InvalidRequestError(
+                f"The system prompt is too long (at most {MAX_SYSTEM_PROMPT_CHARS} characters)."
+            )
+        await self._manager.update_session_settings(
+            self.settings_key(place), system_prompt=prompt or None
+        )
+
+    async def set_options(self, place: Place, options: dict[str, Any]) -> dict[str, Any]:
+        """Merge generation options into the channel's; a None value removes that option."""
+        unknown = set(options) - set(GenerationConfig.field_names())
+        if unknown:
+            raise InvalidRequestError(f"Unknown options: {', '.join(sorted(unknown))}.")
+        _, current = await self._settings(place)
+        merged = {**current.options, **options}
+        merged = {k: v for k, v in merged.items() if v is not None}
+        settings = await self._manager.update_session_settings(
+            self.settings_key(place), options=merged
+        )
+        return settings.options
+
+    async def reset_settings(self, place: Place) -> None:
+        await self._manager.update_session_settings(
+            self.settings_key(place), model=None, system_prompt=None, options={}, scope=None
+        )
+
+    async def forget(self, place: Place, *, only_mine: bool) -> int:
+        """Forget a conversation; returns how many messages were dropped.
+
+        ``only_mine`` forgets the caller's own session of a per-user channel; otherwise the
+        whole channel forgets, every member's session included. Settings are kept.
+        """
+        target = await self.target(place)
+        store = self._manager.store
+        if place.is_dm:
+            return await store.clear_messages(target.session_id)
+        if only_mine:
+            if target.scope is not Scope.USER:
+                raise InvalidRequestError(
+                    "This channel shares one conversation, so there is no session of your own "
+                    "to reset: use `/reset` with the scope `channel`."
+                )
+            return await store.clear_messages(target.session_id)
+        channel = channel_key(place.channel_id)
+        return await store.clear_messages(channel) + await store.clear_messages_prefix(
+            f"{channel}:user:"
+        )

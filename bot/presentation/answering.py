@@ -1,0 +1,219 @@
+"""One streamed answer: query events become status lines, text becomes a StreamingReply.
+
+Discord-agnostic: the cog supplies the sink (where the reply goes) and a stop signal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.core.errors import OllacordError
+from bot.core.events import FallbackEvent, QueryEvent, QueuedEvent, RetryEvent, ThinkingEvent
+from bot.core.manager import OllamaRequestManager
+from bot.core.query import QueryStream
+from bot.core.types import ChatTarget, OllamaQueryResult
+from bot.presentation.shutdown import InFlight
+from bot.presentation.streaming import ReplySink, StreamingReply
+
+log = logging.getLogger(__name__)
+
+MAX_PROMPT_CHARS = 6000  # Discord's own cap on a slash-command string option
+STOPPED_EARLY = "⏹️ Stopped before the model answered."
+
+
+def status_line(event: QueryEvent) -> str | None:
+    if isinstance(event, QueuedEvent):
+        if event.reason == "session":
+            return f"⏳ Waiting for the previous answer in this conversation (#{event.position})…"
+        return f"⏳ Queued: position {event.position}…"
+    if isinstance(event, ThinkingEvent):
+        return "💭 Thinking…"
+    if isinstance(event, RetryEvent):
+        return f"🔁 {event.error} Retrying (attempt {event.attempt + 1})…"
+    if isinstance(event, FallbackEvent):
+        return f"↪️ `{event.requested}` is not available; asking `{event.model}`…"
+    return None
+
+
+def footer(result: OllamaQueryResult, *, stopped: bool = False) -> str:
+    parts = [result.model]
+    if result.eval_count:
+        parts.append(f"{result.eval_count} tokens")
+    if result.tokens_per_second:
+        parts.append(f"{result.tokens_per_second:.1f} tok/s")
+    if result.fallback_from:
+        parts.append(f"fallback for {result.fallback_from}")
+    if stopped:
+        parts.append("stopped")
+    elif result.done_reason == "length":
+        parts.append("cut at the length limit")
+    return " · ".join(parts)
+
+
+@dataclass(slots=True)
+class Answer:
+    """How an answer ended: ``result`` on success or stop, ``error`` on failure."""
+
+    result: OllamaQueryResult | None = None
+    error: OllacordError | None = None
+    stopped: bool = False
+    text: str = ""
+    events: list[QueryEvent] = field(default_factory=list)
+
+
+class AnswerRun:
+    """Streams one query into a reply; ``stop()`` ends it early and keeps what was written.
+
+    With ``in_flight``, a stop of the bot waits for it while it runs, or interrupts it.
+    """
+
+    def __init__(
+        self,
+        manager: OllamaRequestManager,
+        sink: ReplySink,
+        *,
+        in_flight: InFlight | None = None,
+    ) -> None:
+        self._manager = manager
+        self.reply = StreamingReply(sink)
+        self._stream: QueryStream | None = None
+        self._consumer: asyncio.Task[None] | None = None
+        self._in_flight = in_flight
+        self._interrupted: str | None = None  # the notice, once interrupt() was called
+        self.answer = Answer()
+
+    def _on_event(self, event: QueryEvent) -> None:
+        self.answer.events.append(event)
+        line = status_line(event)
+        if line is not None and not self.reply.has_text:
+            self.reply.set_status(line)
+
+    def stop(self) -> bool:
+        """Stop generating; False if the answer had already ended."""
+        if self._consumer is None or self._consumer.done() or self._stream is None:
+            return False
+        self._stream.request_stop()
+        self._consumer.cancel()
+        return True
+
+    def interrupt(self, notice: str) -> None:
+        """Stop like ``stop()`` (what was written is kept), ending with ``notice``; also
+        when the query has not started yet: it then stops as soon as it does."""
+        self._interrupted = notice
+        self.stop()
+
+    def _tracked(self) -> contextlib.AbstractContextManager[None]:
+        if self._in_flight is None:
+            return contextlib.nullcontext()
+        return self._in_flight.tracking(self)
+
+    async def ask(self, prompt: str, target: ChatTarget, **overrides: Any) -> Answer:
+        """A chat question in a conversation; ``overrides`` (model, temperature...) win."""
+        options = {**target.options, **{k: v for k, v in overrides.items() if v is not None}}
+        model = options.pop("model", None) or target.model
+        with self._tracked():
+            if "think" not in options:
+                # Asked to think, a reasoning model sends its reasoning apart from the answer:
+                # shown as a status, never stored. Unasked, some mix it into the answer text.
+                name = model or self._manager.default_model
+                if "thinking" in await self._manager.catalog.capabilities(name):
+                    options["think"] = True
+            return await self._run(
+                prompt,
+                session_id=target.session_id,
+                model=model,
+                system_prompt=target.system_prompt,
+                options=options,
+            )
+
+    async def run(
+        self,
+        prompt: str,
+        *,
+        session_id: str | None = None,
+        model: str | None = None,
+        system_prompt: str | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> Answer:
+        with self._tracked():
+            return await self._run(
+                prompt,
+                session_id=session_id,
+                model=model,
+                system_prompt=system_prompt,
+                options=options,
+            )
+
+    async def _run(
+        self,
+        prompt: str,
+        *,
+        session_id: str | None,
+        model: str | None,
+        system_prompt: str | None,
+        options: dict[str, Any] | None,
+    ) -> Answer:
+        self.reply.start()
+        try:
+            self._stream = await self._manager.query(
+                prompt=prompt,
+                session_id=session_id,
+                model=model,
+                system_prompt=system_prompt,
+                stream=True,
+                on_event=self._on_event,
+                **(options or {}),
+            )
+            self._stream.on_result = self._on_result
+            self._consumer = asyncio.create_task(self._consume(self._stream))
+            if self._interrupted is not None:
+                self.stop()
+            await self._consumer
+        except asyncio.CancelledError:
+            if self._stream is None or not self._stream.stop_requested:
+                await self.reply.cancel()
+                raise
+            self.answer.stopped = True
+        except OllacordError as exc:
+            self.answer.error = exc
+        except BaseException:
+            await self.reply.cancel()  # don't leave the pump waiting for an end that won't come
+            raise
+        self.answer.result = self._stream.result if self._stream else None
+        await self._deliver()
+        return self.answer
+
+    def _on_result(self, result: OllamaQueryResult) -> None:
+        # Show the final answer at once; the manager stores the turn meanwhile.
+        text, notice = self._ending(result)
+        self.reply.close(text, notice=notice)
+
+    def _ending(self, result: OllamaQueryResult) -> tuple[str, str | None]:
+        """The footer and notice an answer ends with."""
+        stopped = self._stream is not None and self._stream.stop_requested
+        if stopped and self._interrupted is not None:
+            return footer(result), self._interrupted
+        return footer(result, stopped=stopped), None
+
+    async def _consume(self, stream: QueryStream) -> None:
+        async for chunk in stream:
+            self.answer.text += chunk
+            self.reply.push(chunk)
+
+    async def _deliver(self) -> None:
+        answer = self.answer
+        if answer.error is not None and self.reply.closed:
+            # Shown already; only storing the turn failed (the cause is in the log).
+            log.warning("answer shown but not remembered: %s", answer.error.user_message)
+            await self.reply.finish()
+        elif answer.error is not None:
+            await self.reply.finish(notice=f"⚠️ {answer.error.user_message}")
+        elif answer.result is not None:
+            text, notice = self._ending(answer.result)
+            await self.reply.finish(text, notice=notice)
+        else:
+            await self.reply.finish(notice=self._interrupted or STOPPED_EARLY)

@@ -1,0 +1,61 @@
+"""What the cogs share: the place of an interaction, model autocomplete, and the reply sink of
+an interaction with its privacy. No cog imports another cog; they all import this module."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+
+from bot.discord_app.replies import InteractionSink
+from bot.discord_app.routing import Place
+
+if TYPE_CHECKING:
+    from bot.discord_app.app import OllacordBot
+
+log = logging.getLogger(__name__)
+
+MAX_AUTOCOMPLETE_CHOICES = 25  # Discord's limit
+
+
+def place_of(interaction: discord.Interaction) -> Place:
+    return Place(
+        channel_id=interaction.channel_id or 0,
+        user_id=interaction.user.id,
+        guild_id=interaction.guild_id,
+    )
+
+
+def interaction_sink(
+    bot: OllacordBot,
+    interaction: discord.Interaction,
+    *,
+    private: bool,
+    view: discord.ui.View | None = None,
+    acknowledged: asyncio.Future[object] | None = None,
+) -> InteractionSink:
+    """Where an answer to ``interaction`` is written: every page as private as ``private``,
+    recorded while live (so a crash can't leave it with a cursor)."""
+    return InteractionSink(
+        interaction,
+        bot.rate_limits,
+        ephemeral=private,
+        view=view,
+        acknowledged=acknowledged,
+        live=bot.live_replies,
+    )
+
+
+async def model_choices(bot: OllacordBot, current: str) -> list[app_commands.Choice[str]]:
+    """Model names from the (cached) tags list that contain what was typed."""
+    try:
+        models = await bot.manager.list_models()
+    except Exception:  # autocomplete must answer quickly whatever happens
+        log.debug("model autocomplete failed", exc_info=True)
+        return []
+    needle = current.lower()
+    names = [m.name for m in models if needle in m.name.lower()]
+    return [app_commands.Choice(name=n, value=n) for n in names[:MAX_AUTOCOMPLETE_CHOICES]]
