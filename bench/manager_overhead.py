@@ -119,6 +119,10 @@ class _CannedChat:
     async def close(self) -> None:
         pass
 
+    async def show(self, model: str) -> ollama.ShowResponse:
+        # The manager asks for the model's context length before its first question.
+        return ollama.ShowResponse(model_info={"general.architecture": "llama"})
+
     async def chat(self, **_: object) -> AsyncIterator[ollama.ChatResponse]:
         async def stream() -> AsyncIterator[ollama.ChatResponse]:
             for part in self.parts:
