@@ -1,4 +1,8 @@
-"""One generation against Ollama: timeouts, retries with backoff and jitter, model fallback."""
+"""One generation against Ollama: timeouts, retries with backoff and jitter, model fallback.
+
+It gets a complete ``GenerationRequest`` and streams the answer's text; it knows nothing of
+conversations, the queue or storage (``bot.core.execution`` runs it in the query's turn).
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +30,7 @@ from bot.core.events import (
 )
 from bot.core.history import ChatMessage
 from bot.core.ollama_client import OllamaClient, final_stats, normalize_model_name, tool_calls
+from bot.core.types import OllamaQueryResult
 from bot.core.watchdog import Watchdog
 
 log = logging.getLogger(__name__)
@@ -37,12 +41,14 @@ MAX_BACKOFF_SECONDS = 30.0
 JITTER_RANGE = (0.5, 1.5)
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class GenerationRequest:
-    model: str
+    """Everything one generation needs, complete before it starts (``plan_request`` builds
+    it once the query's turn has come)."""
+
+    models: tuple[str, ...]  # the model to ask, then the fallbacks to try while it is missing
     messages: list[ChatMessage]
     options: dict[str, Any]
-    fallbacks: tuple[str, ...] = ()
     format: str | dict[str, Any] | None = None
     keep_alive: str | float | None = None
     tools: list[Mapping[str, Any]] | None = None
@@ -55,28 +61,51 @@ class GenerationRequest:
     # True when nothing reaches the caller before the end, so a failure midway can restart.
     restartable: bool = False
 
+    @property
+    def model(self) -> str:
+        return self.models[0]
+
 
 @dataclass(slots=True)
-class GenerationOutcome:
-    """Filled in while the generation runs; complete once the iterator is exhausted."""
+class GenerationProgress:
+    """What a generation has produced so far; ``done`` once the model's final chunk arrived
+    (the stats are in then, though the connection may still be winding down)."""
 
     parts: list[str] = field(default_factory=list)
     thinking: list[str] = field(default_factory=list)
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     model: str = ""
+    done: bool = False
     done_reason: str | None = None
     stats: dict[str, int | None] = field(default_factory=dict)
     fallback_from: str | None = None
     attempts: int = 0
     retries: int = 0
     first_token_seconds: float | None = None
-    # Called once the final chunk is read, before the rest of the body is drained: the
-    # answer can be shown complete without waiting for the connection to wind down.
-    on_complete: Callable[[], None] | None = None
 
     @property
     def content(self) -> str:
         return "".join(self.parts)
+
+    def result(self, requested: str, metadata: Mapping[str, Any]) -> OllamaQueryResult:
+        """The answer as the core reports it: text, model, figures, how it was obtained."""
+        stats = self.stats
+        return OllamaQueryResult(
+            content=self.content,
+            model=self.model or requested,
+            done=True,
+            total_duration=stats.get("total_duration"),
+            load_duration=stats.get("load_duration"),
+            prompt_eval_count=stats.get("prompt_eval_count"),
+            prompt_eval_duration=stats.get("prompt_eval_duration"),
+            eval_count=stats.get("eval_count"),
+            eval_duration=stats.get("eval_duration"),
+            metadata={**metadata, "attempts": self.attempts, "retries": self.retries},
+            done_reason=self.done_reason,
+            tool_calls=list(self.tool_calls),
+            fallback_from=self.fallback_from,
+            thinking="".join(self.thinking),
+        )
 
     def restart(self) -> None:
         self.parts.clear()
@@ -91,148 +120,147 @@ def backoff_delay(attempt: int, base: float) -> float:
     return min(MAX_BACKOFF_SECONDS, base * 2**attempt) * random.uniform(*JITTER_RANGE)
 
 
-def model_chain(model: str, fallbacks: tuple[str, ...]) -> list[str]:
+def model_chain(model: str, fallbacks: Sequence[str]) -> tuple[str, ...]:
+    """``model``, then each fallback not already in the chain (``llama3.2`` is ``:latest``)."""
     chain = [model]
     seen = {normalize_model_name(model)}
     for name in fallbacks:
         if normalize_model_name(name) not in seen:
             seen.add(normalize_model_name(name))
             chain.append(name)
-    return chain
+    return tuple(chain)
 
 
 async def generate(
     client: OllamaClient,
-    session: Callable[[], AbstractAsyncContextManager[GenerationRequest]],
-    outcome: GenerationOutcome,
+    request: GenerationRequest,
+    progress: GenerationProgress,
     on_event: EventCallback | None = None,
 ) -> AsyncIterator[str]:
     """Yield the answer's text chunks; raise an OllamaError carrying any partial text.
 
-    ``session()`` opens the query's turn (its place in the queue, its context) and gives the
-    request; it is closed after the last chunk, normally or by the exception that ended the
-    stream. It wraps this generator instead of being another one around it: a generator
-    layer costs about as much per token as all of our own per-token work.
+    The chunk that completes the answer is always yielded, empty if the model's final chunk
+    had no text, with ``progress.done`` set: a consumer can show the answer complete at once,
+    while the rest of the response body is still being read.
     """
-    async with session() as request:
-        chain = model_chain(request.model, request.fallbacks)
-        index = 0
-        started = time.monotonic()
-        done = False
-        while True:
-            model = chain[index]
-            outcome.attempts += 1
-            try:
-                # One attempt, inlined rather than delegated to a helper generator: every
-                # generator layer costs about as much per token as all of our own work.
-                with client.translating(model):
-                    stream = await client.open_chat(
-                        model=model,
-                        messages=request.messages,
-                        options=request.options,
-                        format=request.format,
-                        keep_alive=request.keep_alive,
-                        tools=request.tools,
-                        think=request.think,
-                    )
-                    overall = asyncio.get_running_loop().time() + request.timeout
-                    watchdog = Watchdog(request.first_token_timeout, not_after=overall)
-                    first, done = True, False
-                    parts = outcome.parts
-                    try:
-                        async for part in stream:
-                            watchdog.waiting = False
-                            if first:
-                                first = False
-                                watchdog.set_limit(request.idle_timeout)
-                                outcome.first_token_seconds = time.monotonic() - started
-                            message = part.message
-                            if part.done or message.thinking or message.tool_calls:
-                                done = await _special(part, model, outcome, on_event)
-                            content = message.content
-                            if content:
-                                parts.append(content)
-                                yield content
-                            if done and outcome.on_complete is not None:
-                                outcome.on_complete()
-                                outcome.on_complete = None
-                            # After the final chunk, read on to the end of the body so httpx
-                            # returns the connection to its pool (closing it midway drops it).
-                            watchdog.ticks += 1
-                            watchdog.waiting = True
-                        if not done:
-                            raise OllamaConnectionLostError()
-                    except asyncio.CancelledError:
-                        if not watchdog.check_cancelled():
-                            raise
-                        if not done:
-                            raise _timeout_error(request, first, watchdog.overall_expired) from None
-                    finally:
-                        watchdog.close()
-                        await stream.aclose()
-                outcome.model = outcome.model or model
+    chain = request.models
+    index = 0
+    started = time.monotonic()
+    done = False
+    while True:
+        model = chain[index]
+        progress.attempts += 1
+        try:
+            # One attempt, inlined rather than delegated to a helper generator: every
+            # generator layer costs about as much per token as all of our own work.
+            with client.translating(model):
+                stream = await client.open_chat(
+                    model=model,
+                    messages=request.messages,
+                    options=request.options,
+                    format=request.format,
+                    keep_alive=request.keep_alive,
+                    tools=request.tools,
+                    think=request.think,
+                )
+                overall = asyncio.get_running_loop().time() + request.timeout
+                watchdog = Watchdog(request.first_token_timeout, not_after=overall)
+                first, done = True, False
+                parts = progress.parts
+                try:
+                    async for part in stream:
+                        watchdog.waiting = False
+                        if first:
+                            first = False
+                            watchdog.set_limit(request.idle_timeout)
+                            progress.first_token_seconds = time.monotonic() - started
+                        message = part.message
+                        if part.done or message.thinking or message.tool_calls:
+                            done = await _special(part, model, progress, on_event)
+                        content = message.content
+                        if content:
+                            parts.append(content)
+                            yield content
+                        elif done:
+                            yield ""  # the end, to be shown before the body winds down
+                        # After the final chunk, read on to the end of the body so httpx
+                        # returns the connection to its pool (closing it midway drops it).
+                        watchdog.ticks += 1
+                        watchdog.waiting = True
+                    if not done:
+                        raise OllamaConnectionLostError()
+                except asyncio.CancelledError:
+                    if not watchdog.check_cancelled():
+                        raise
+                    if not done:
+                        raise _timeout_error(request, first, watchdog.overall_expired) from None
+                finally:
+                    watchdog.close()
+                    await stream.aclose()
+            progress.model = progress.model or model
+            return
+        except OllamaError as exc:
+            if done:  # the answer was complete: only winding down the connection failed
+                log.debug("ignored after the final chunk: %s", exc.user_message)
+                progress.model = progress.model or model
                 return
-            except OllamaError as exc:
-                if done:  # the answer was complete: only winding down the connection failed
-                    log.debug("ignored after the final chunk: %s", exc.user_message)
-                    outcome.model = outcome.model or model
-                    return
-                if not isinstance(exc, ModelNotFoundError):
-                    await _retry_or_raise(exc, request, outcome, model, on_event)
-                    continue
-                if outcome.parts or index + 1 >= len(chain):
-                    exc.partial_content = outcome.content
-                    raise
-                index += 1
-                outcome.fallback_from = request.model
-                log.warning("model %s not found; falling back to %s", model, chain[index])
-                await emit(on_event, FallbackEvent(requested=request.model, model=chain[index]))
+            if not isinstance(exc, ModelNotFoundError):
+                await _retry_or_raise(exc, request, progress, model, on_event)
+                continue
+            if progress.parts or index + 1 >= len(chain):
+                exc.partial_content = progress.content
+                raise
+            index += 1
+            progress.fallback_from = request.model
+            log.warning("model %s not found; falling back to %s", model, chain[index])
+            await emit(on_event, FallbackEvent(requested=request.model, model=chain[index]))
 
 
 async def _retry_or_raise(
     exc: OllamaError,
     request: GenerationRequest,
-    outcome: GenerationOutcome,
+    progress: GenerationProgress,
     model: str,
     on_event: EventCallback | None,
 ) -> None:
     """Wait before the next attempt, or raise ``exc`` (with the partial text) if none is due."""
-    delivered = bool(outcome.parts) and not request.restartable
-    if not exc.retryable or delivered or outcome.retries >= request.max_retries:
-        exc.partial_content = outcome.content
+    delivered = bool(progress.parts) and not request.restartable
+    if not exc.retryable or delivered or progress.retries >= request.max_retries:
+        exc.partial_content = progress.content
         raise exc
-    delay = backoff_delay(outcome.retries, request.retry_backoff)
-    outcome.retries += 1
-    outcome.restart()
+    delay = backoff_delay(progress.retries, request.retry_backoff)
+    progress.retries += 1
+    progress.restart()
     log.info(
         "retry %d/%d for %s in %.2fs after: %s",
-        outcome.retries,
+        progress.retries,
         request.max_retries,
         model,
         delay,
         exc.user_message,
     )
-    await emit(on_event, RetryEvent(outcome.retries, delay, exc.user_message))
+    await emit(on_event, RetryEvent(progress.retries, delay, exc.user_message))
     await asyncio.sleep(delay)
 
 
 async def _special(
-    part: Any, model: str, outcome: GenerationOutcome, on_event: EventCallback | None
+    part: Any, model: str, progress: GenerationProgress, on_event: EventCallback | None
 ) -> bool:
     """The rare chunks: thinking, tool calls, the final one (True) with the stats."""
     message = part.message
     if message.thinking:
-        outcome.thinking.append(message.thinking)
+        progress.thinking.append(message.thinking)
         await emit(on_event, ThinkingEvent(message.thinking))
     if message.tool_calls:
         calls = tool_calls(message)
-        outcome.tool_calls.extend(calls)
+        progress.tool_calls.extend(calls)
         await emit(on_event, ToolCallEvent(tuple(calls)))
     if not part.done:
         return False
-    outcome.model = part.model or model
-    outcome.done_reason = part.done_reason
-    outcome.stats = final_stats(part)
+    progress.model = part.model or model
+    progress.done = True
+    progress.done_reason = part.done_reason
+    progress.stats = final_stats(part)
     return True
 
 

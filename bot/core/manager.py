@@ -3,27 +3,26 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Unpack, overload
 
-from bot.core.config import (
-    DEFAULT_DATABASE_URL,
-    DEFAULT_NUM_CTX,
-    DEFAULT_OLLAMA_HOST,
-    DEFAULT_SHUTDOWN_GRACE,
-    Settings,
-)
+from bot.core.config import Settings
 from bot.core.context_window import ContextWindow, TokenEstimator
 from bot.core.errors import InvalidRequestError
-from bot.core.events import EventCallback
-from bot.core.execution import QueryDefaults
-from bot.core.generation import GenerationRequest
 from bot.core.history import ChatMessage, ConversationHistory
 from bot.core.model_catalog import ModelCatalog
 from bot.core.ollama_client import OllamaClient
+from bot.core.planning import (
+    QUERY_ARGS,
+    Query,
+    QueryArgs,
+    QueryDefaults,
+    validate_options,
+    validate_query,
+)
 from bot.core.prompting import check_size, normalize_messages, user_content
-from bot.core.query import QueryPlan, validate_options, validate_query
+from bot.core.query_stream import QueryStream
 from bot.core.queueing import RequestQueue
 from bot.core.services import Services, close_services, open_services
 from bot.core.stats import RequestStats
@@ -32,6 +31,7 @@ from bot.core.types import (
     HealthStatus,
     ModelDetails,
     ModelInfo,
+    OllamaQueryResult,
     PullProgress,
 )
 from bot.storage.records import SessionSettings
@@ -42,7 +42,8 @@ if TYPE_CHECKING:  # a manager without a database never loads SQLAlchemy
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TIMEOUT_MS = 120_000
+# Every default is the settings' own: a manager built directly behaves like the bot's.
+DEFAULTS = Settings()
 NO_DATABASE = "This request manager was started without a database: it keeps no sessions."
 
 
@@ -51,23 +52,23 @@ class OllamaRequestManager:
 
     def __init__(
         self,
-        host: str = DEFAULT_OLLAMA_HOST,
-        default_model: str = "llama3.2",
-        default_system_prompt: str | None = None,
-        max_history_length: int = 50,
-        max_history_tokens: int | None = None,
-        database_url: str | None = DEFAULT_DATABASE_URL,  # None: no database, no sessions
-        fallback_models: Sequence[str] = (),
-        max_concurrent_requests: int = 4,
-        request_timeout: float = DEFAULT_TIMEOUT_MS / 1000,
-        first_token_timeout: float = 120.0,
-        stream_idle_timeout: float = 60.0,
-        max_retries: int = 3,
-        retry_backoff: float = 1.0,
-        keep_alive: str | float = "5m",
+        host: str = DEFAULTS.ollama_host,
+        default_model: str = DEFAULTS.default_model,
+        default_system_prompt: str | None = DEFAULTS.system_prompt,
+        max_history_length: int = DEFAULTS.max_history_messages,
+        max_history_tokens: int | None = DEFAULTS.max_history_tokens,
+        database_url: str | None = DEFAULTS.database_url,  # None: no database, no sessions
+        fallback_models: Sequence[str] = DEFAULTS.fallback_models,
+        max_concurrent_requests: int = DEFAULTS.max_concurrent_requests,
+        request_timeout: float = DEFAULTS.request_timeout,
+        first_token_timeout: float = DEFAULTS.first_token_timeout,
+        stream_idle_timeout: float = DEFAULTS.stream_idle_timeout,
+        max_retries: int = DEFAULTS.max_retries,
+        retry_backoff: float = DEFAULTS.retry_backoff,
+        keep_alive: str | float = DEFAULTS.keep_alive,
         generation_defaults: GenerationConfig | None = None,
-        default_num_ctx: int = DEFAULT_NUM_CTX,
-        shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE,
+        default_num_ctx: int = DEFAULTS.default_num_ctx,
+        shutdown_grace: float = DEFAULTS.shutdown_grace_seconds,
     ) -> None:
         self.host = host
         self.default_model = default_model
@@ -125,6 +126,7 @@ class OllamaRequestManager:
             max_history_length=self.max_history_length,
             max_history_tokens=self.max_history_tokens,
             generation=self.generation_defaults,
+            fallbacks=self.fallback_models,
             num_ctx=self.default_num_ctx,
         )
         self._services = await open_services(
@@ -195,100 +197,94 @@ class OllamaRequestManager:
         return self.services.catalog
 
     # queries -------------------------------------------------------------------------------
+    @overload
     async def query(
-        self,
-        model: str | None = None,
-        messages: Sequence[Mapping[str, Any]] | None = None,
-        prompt: str | None = None,
-        system_prompt: str | None = None,
-        temperature: float | None = None,
-        top_p: float | None = None,
-        top_k: int | None = None,
-        num_predict: int | None = None,
-        stop: list[str] | None = None,
-        repeat_penalty: float | None = None,
-        seed: int | None = None,
-        format: Literal["text", "json"] | dict[str, Any] | None = None,
-        stream: bool = False,
-        keep_alive: str | int | None = None,
-        session_id: str | None = None,
-        timeout_ms: int | None = None,
-        max_retries: int | None = None,
-        retry_backoff: float | None = None,
-        metadata: dict[str, Any] | None = None,
-        tools: list[dict[str, Any]] | None = None,
-        tool_choice: str | None = None,
-        extra_context: str | None = None,
-        documents: list[str] | None = None,
-        think: bool | Literal["low", "medium", "high"] | None = None,
-        on_event: EventCallback | None = None,
-        num_ctx: int | None = None,
-    ) -> Any:
-        """Ask a model. Returns an OllamaQueryResult, or a QueryStream of text when streaming.
+        self, *, stream: Literal[False] = False, **args: Unpack[QueryArgs]
+    ) -> OllamaQueryResult: ...
+
+    @overload
+    async def query(self, *, stream: Literal[True], **args: Unpack[QueryArgs]) -> QueryStream: ...
+
+    async def query(
+        self, *, stream: bool = False, **args: Unpack[QueryArgs]
+    ) -> OllamaQueryResult | QueryStream:
+        """Ask a model (seed 000's API): the result, or with ``stream=True`` a QueryStream of
+        its text. The same as ``ask()`` and ``stream()``.
 
         With ``session_id`` the session's history, model, system prompt and options apply,
         and the turn is stored once it completes (never a partial one).
         """
-        overrides = {
-            "temperature": temperature,
-            "top_p": top_p,
-            "top_k": top_k,
-            "num_predict": num_predict,
-            "stop": stop,
-            "repeat_penalty": repeat_penalty,
-            "seed": seed,
-            "num_ctx": num_ctx,
-        }
+        if stream:
+            return self.stream(**args)
+        return await self.ask(**args)
+
+    async def ask(self, **args: Unpack[QueryArgs]) -> OllamaQueryResult:
+        """Ask and wait for the whole answer; a failure midway is retried from the start."""
+        return await self._stream(args, restartable=True).collect()
+
+    def stream(self, **args: Unpack[QueryArgs]) -> QueryStream:
+        """Ask; the answer's text streams as the model writes it (see QueryStream).
+
+        Checked at once (a bad argument raises here); the query joins its conversation's
+        queue when the stream is first iterated, in call order.
+        """
+        return self._stream(args, restartable=False)
+
+    def _stream(self, args: QueryArgs, *, restartable: bool) -> QueryStream:
+        unknown = set(args) - QUERY_ARGS
+        if unknown:
+            raise TypeError(f"query() got unexpected arguments: {', '.join(sorted(unknown))}")
+        query = self._query(args, restartable=restartable)
+        return self.services.executor.stream(query, args.get("on_event"))
+
+    def _query(self, args: QueryArgs, *, restartable: bool) -> Query:
+        """The checked ``Query``: the options object with the keyword options over it, and
+        the manager's defaults for what the call leaves out."""
+        config = (args.get("options") or GenerationConfig()).merged(
+            {name: args.get(name) for name in GenerationConfig.field_names()}
+        )
+        prompt, messages = args.get("prompt"), args.get("messages")
+        timeout_ms, max_retries = args.get("timeout_ms"), args.get("max_retries")
+        retry_backoff, tool_choice = args.get("retry_backoff"), args.get("tool_choice")
+        format_ = args.get("format")
         validate_query(
             prompt=prompt,
             messages=messages,
-            overrides=overrides,
-            format=format,
+            overrides=config.to_options(),
+            format=format_,
             timeout_ms=timeout_ms,
             max_retries=max_retries,
             retry_backoff=retry_backoff,
             tool_choice=tool_choice,
         )
+        session_id = args.get("session_id")
         if session_id is not None and self.database_url is None:
             raise InvalidRequestError(NO_DATABASE)
         new_messages = normalize_messages(messages or [])
-        content = user_content(prompt, extra_context, documents)
+        content = user_content(prompt, args.get("extra_context"), args.get("documents"))
         if content is not None:
             new_messages.append({"role": "user", "content": content})
         check_size(new_messages)
-        plan = QueryPlan(
-            session_id=session_id,
-            model=model,
-            system_prompt=system_prompt,
+        keep_alive = args.get("keep_alive")
+        return Query(
             new_messages=new_messages,
+            config=config,
+            session_id=session_id,
+            model=args.get("model"),
+            system_prompt=args.get("system_prompt"),
             use_history=messages is None,
-            overrides=overrides,
-            request=GenerationRequest(
-                model="",
-                messages=[],
-                options={},
-                fallbacks=self.fallback_models,
-                format=None if format in (None, "text") else format,
-                keep_alive=self.keep_alive if keep_alive is None else keep_alive,
-                tools=None if tool_choice == "none" else tools,
-                think=think,
-                timeout=(timeout_ms / 1000) if timeout_ms else self.request_timeout,
-                first_token_timeout=self.first_token_timeout,
-                idle_timeout=self.stream_idle_timeout,
-                max_retries=self.max_retries if max_retries is None else max_retries,
-                retry_backoff=self.retry_backoff if retry_backoff is None else retry_backoff,
-                restartable=not stream,
-            ),
-            metadata=dict(metadata or {}),
+            format=None if format_ in (None, "text") else format_,
+            keep_alive=self.keep_alive if keep_alive is None else keep_alive,
+            tools=None if tool_choice == "none" else args.get("tools"),
+            think=args.get("think"),
+            timeout=(timeout_ms / 1000) if timeout_ms else self.request_timeout,
+            first_token_timeout=self.first_token_timeout,
+            idle_timeout=self.stream_idle_timeout,
+            max_retries=self.max_retries if max_retries is None else max_retries,
+            retry_backoff=self.retry_backoff if retry_backoff is None else retry_backoff,
+            restartable=restartable,
+            metadata=dict(args.get("metadata") or {}),
         )
-        # Nothing above awaited: the query joins its session's queue in call order.
-        query_stream = self.services.executor.stream(plan, on_event)
-        if stream:
-            return query_stream
-        async for _ in query_stream:
-            pass
-        assert query_stream.result is not None
-        return query_stream.result
 
     # sessions ------------------------------------------------------------------------------
     def _history(self, session_id: str, system_prompt: str | None, messages: list[ChatMessage]):
@@ -368,12 +364,14 @@ class OllamaRequestManager:
     ) -> ContextWindow:
         """The window a query on ``model`` runs with: ``num_ctx``, else the default, capped
         at the model's maximum."""
-        return await self.services.executor.context_window(model or self.default_model, num_ctx)
+        return await self.services.executor.planner.context_window(
+            model or self.default_model, num_ctx
+        )
 
     @property
     def tokens(self) -> TokenEstimator:
         """Token estimates per model, learned from the answers so far."""
-        return self.services.executor.tokens
+        return self.services.executor.planner.tokens
 
     async def show_model(self, name: str) -> ModelDetails:
         return await self.client.show(name)

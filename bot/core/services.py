@@ -7,9 +7,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from bot.core.execution import QueryDefaults, QueryExecutor
+from bot.core.execution import QueryExecutor
 from bot.core.model_catalog import ModelCatalog
 from bot.core.ollama_client import OllamaClient
+from bot.core.planning import QueryDefaults
 from bot.core.queueing import RequestQueue
 from bot.core.stats import RequestStats
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime
 from enum import StrEnum
@@ -30,7 +31,7 @@ class GenerationConfig:
     def to_options(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None and v != []}
 
-    def merged(self, overrides: dict[str, Any]) -> GenerationConfig:
+    def merged(self, overrides: Mapping[str, Any]) -> GenerationConfig:
         """A copy with the known, non-None keys of ``overrides`` applied."""
         known = {f.name for f in fields(self)}
         return replace(self, **{k: v for k, v in overrides.items() if k in known and v is not None})

@@ -14,12 +14,14 @@ from typing import Any
 from bot.core.errors import OllacordError
 from bot.core.events import FallbackEvent, QueryEvent, QueuedEvent, RetryEvent, ThinkingEvent
 from bot.core.manager import OllamaRequestManager
-from bot.core.query import QueryStream
+from bot.core.query_stream import QueryStream
 from bot.core.types import ChatTarget, OllamaQueryResult
 from bot.presentation.shutdown import InFlight
 from bot.presentation.streaming import ReplySink, StreamingReply
 
 log = logging.getLogger(__name__)
+
+FIRST = asyncio.FIRST_COMPLETED
 
 MAX_PROMPT_CHARS = 6000  # Discord's own cap on a slash-command string option
 STOPPED_EARLY = "⏹️ Stopped before the model answered."
@@ -61,7 +63,6 @@ class Answer:
     result: OllamaQueryResult | None = None
     error: OllacordError | None = None
     stopped: bool = False
-    text: str = ""
     events: list[QueryEvent] = field(default_factory=list)
 
 
@@ -159,19 +160,21 @@ class AnswerRun:
     ) -> Answer:
         self.reply.start()
         try:
-            self._stream = await self._manager.query(
+            self._stream = self._manager.stream(
                 prompt=prompt,
                 session_id=session_id,
                 model=model,
                 system_prompt=system_prompt,
-                stream=True,
                 on_event=self._on_event,
                 **(options or {}),
             )
-            self._stream.on_result = self._on_result
             self._consumer = asyncio.create_task(self._consume(self._stream))
             if self._interrupted is not None:
                 self.stop()
+            # The answer's end: shown as soon as it is complete, while the core stores it.
+            await asyncio.wait((self._consumer, self._stream.completed), return_when=FIRST)
+            if self._stream.completed.done():
+                self._show_complete(self._stream.completed.result())
             await self._consumer
         except asyncio.CancelledError:
             if self._stream is None or not self._stream.stop_requested:
@@ -187,11 +190,6 @@ class AnswerRun:
         await self._deliver()
         return self.answer
 
-    def _on_result(self, result: OllamaQueryResult) -> None:
-        # Show the final answer at once; the manager stores the turn meanwhile.
-        text, notice = self._ending(result)
-        self.reply.close(text, notice=notice)
-
     def _ending(self, result: OllamaQueryResult) -> tuple[str, str | None]:
         """The footer and notice an answer ends with."""
         stopped = self._stream is not None and self._stream.stop_requested
@@ -199,10 +197,14 @@ class AnswerRun:
             return footer(result), self._interrupted
         return footer(result, stopped=stopped), None
 
+    def _show_complete(self, result: OllamaQueryResult) -> None:
+        text, notice = self._ending(result)
+        self.reply.close(text, notice=notice)
+
     async def _consume(self, stream: QueryStream) -> None:
+        push = self.reply.push
         async for chunk in stream:
-            self.answer.text += chunk
-            self.reply.push(chunk)
+            push(chunk)
 
     async def _deliver(self) -> None:
         answer = self.answer
