@@ -10,6 +10,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.core.errors import OllacordError
+from bot.discord_app.advice import explain
 from bot.discord_app.replies import NO_MENTIONS, ChannelSink, acknowledging
 from bot.discord_app.routing import Place
 from bot.presentation.answering import MAX_PROMPT_CHARS, AnswerRun
@@ -103,7 +104,7 @@ class Chat(commands.Cog):
         try:
             target = await self.bot.router.target(place)
         except OllacordError as exc:
-            await message.reply(exc.user_message, allowed_mentions=NO_MENTIONS)
+            await message.reply(explain(exc), allowed_mentions=NO_MENTIONS)
             return
         sink = ChannelSink(message, self.bot.rate_limits, live=self.bot.live_replies)
         run = self.bot.answer_run(sink)

@@ -158,7 +158,7 @@ async def migrate(args: argparse.Namespace, settings: Settings, console: Console
     try:
         engine = create_engine(settings.database_url)
     except DATABASE_ERRORS as exc:
-        raise StorageError(f"Cannot migrate {url}: {first_line(exc)}") from None
+        raise StorageError(f"Cannot migrate {url}: {first_line(exc)}") from exc
     try:
         async with engine.connect() as conn:
             before = await conn.run_sync(_current_revision)
@@ -166,7 +166,7 @@ async def migrate(args: argparse.Namespace, settings: Settings, console: Console
         async with engine.connect() as conn:
             after = await conn.run_sync(_current_revision)
     except (*DATABASE_ERRORS, CommandError) as exc:  # CommandError: a revision from the future
-        raise StorageError(f"Cannot migrate {url}: {first_line(exc)}") from None
+        raise StorageError(f"Cannot migrate {url}: {first_line(exc)}") from exc
     finally:
         await engine.dispose()
     if before == after:

@@ -71,7 +71,7 @@ async def _start_with_database(manager: OllamaRequestManager, url: str) -> None:
         log.debug("could not open %s", redact_url(url), exc_info=True)
         raise StorageError(
             f"Cannot open the database {redact_url(url)}: {first_line(exc)}"
-        ) from None
+        ) from exc
 
 
 def first_line(exc: BaseException) -> str:
@@ -82,7 +82,7 @@ def first_line(exc: BaseException) -> str:
 
 
 def error_message(exc: OllacordError, settings: Settings | None) -> str:
-    """The one line the user sees. The core's advice is written for Discord users."""
+    """The one line the user sees: the core's neutral message, with the CLI's advice."""
     if isinstance(exc, ModelNotFoundError):
         where = f" at {settings.ollama_host}" if settings else ""
         return (

@@ -1,6 +1,25 @@
-"""Our typed errors: library errors are translated into these once, at the boundary.
+"""Our typed errors: library errors are translated into these once, at the boundary
+(``bot.core.ollama_client`` for Ollama, ``bot.storage`` for the database), keeping the cause
+(``raise ... from exc``).
 
-Every error carries ``user_message``, a sentence fit to show a Discord user or print on the CLI.
+Each carries its data (the model, the host, the window...) and ``user_message``, a neutral
+sentence about what happened. Advice naming a front end's commands is added by that front
+end: ``bot.discord_app.advice`` for Discord, ``bot.cli.context.error_message`` for the CLI.
+
+    OllacordError
+    ├── ConfigError                   settings missing or invalid (every bad key named)
+    ├── StorageError                  the database failed
+    ├── InvalidRequestError           refused before asking anyone (bad option, empty prompt)
+    └── OllamaError                   talking to Ollama failed; partial_content, retryable
+        ├── OllamaUnavailableError    cannot connect (retried)
+        ├── OllamaConnectionLostError the stream broke mid-answer (retried)
+        ├── OllamaTimeoutError        first token, silence or the whole answer too slow (retried)
+        ├── OllamaBusyError           429/503: the server's queue is full (retried)
+        ├── OllamaServerError         5xx or an error inside the stream (retried)
+        ├── OllamaRequestError        the server refused the request itself (not retried)
+        │   └── ContextOverflowError  the prompt does not fit the window
+        ├── ModelLoadError            the model cannot be loaded (memory; not retried)
+        └── ModelNotFoundError        no such model (the fallbacks are tried)
 """
 
 from __future__ import annotations
@@ -105,8 +124,7 @@ class ContextOverflowError(OllamaRequestError):
             size = f"about {tokens:,} tokens" if tokens else "too many tokens"
             limit = f"; the window is {window:,}" if window else ""
             message = (
-                f"The request is too long for the model's context window ({size}{limit}). "
-                "Shorten it, or choose a larger num_ctx."
+                f"The request is too long for the model's context window ({size}{limit})."
             )
         super().__init__(message, partial_content=partial_content)
 
@@ -119,11 +137,6 @@ class ModelNotFoundError(OllamaError):
     def __init__(self, model: str, *, partial_content: str = "") -> None:
         self.model = model
         super().__init__(
-            f"The model `{model}` is not available on the server. "
-            "An admin can pull it with `/model pull`.",
+            f"The model `{model}` is not available on the server.",
             partial_content=partial_content,
         )
-
-
-class GenerationCancelledError(OllamaError):
-    user_message = "The answer was stopped."

@@ -193,6 +193,7 @@ async def generate(
                     if not watchdog.check_cancelled():
                         raise
                     if not done:
+                        # The cancellation was our own watchdog's: it is no cause worth keeping.
                         raise _timeout_error(request, first, watchdog.overall_expired) from None
                 finally:
                     watchdog.close()

@@ -83,17 +83,17 @@ class OllamaClient:
         try:
             yield
         except ollama.ResponseError as exc:
-            raise _from_response_error(exc, model) from None
-        except (ConnectionError, httpx.ConnectError):
-            raise OllamaUnavailableError(self.host) from None
-        except httpx.TimeoutException:
-            raise OllamaTimeoutError() from None
+            raise _from_response_error(exc, model) from exc
+        except (ConnectionError, httpx.ConnectError) as exc:
+            raise OllamaUnavailableError(self.host) from exc
+        except httpx.TimeoutException as exc:
+            raise OllamaTimeoutError() from exc
         except httpx.TransportError as exc:
             log.debug("transport error from %s: %r", self.host, exc)
-            raise OllamaConnectionLostError() from None
+            raise OllamaConnectionLostError() from exc
         except (json.JSONDecodeError, ValidationError) as exc:
             log.warning("malformed answer from %s: %s", self.host, exc)
-            raise OllamaServerError("The model server sent a malformed answer.") from None
+            raise OllamaServerError("The model server sent a malformed answer.") from exc
 
     def translating(self, model: str | None = None) -> contextlib.AbstractContextManager[None]:
         """Translate the library's errors, raised inside this block, into ours."""
@@ -159,7 +159,7 @@ class OllamaClient:
             except ollama.ResponseError as exc:
                 if exc.status_code == -1 or exc.status_code >= 500:
                     # An unknown name fails inside the stream ("file does not exist").
-                    raise OllamaServerError(f"The pull of `{model}` failed: {exc.error}") from None
+                    raise OllamaServerError(f"The pull of `{model}` failed: {exc.error}") from exc
                 raise
 
     async def embed(self, model: str, texts: Sequence[str]) -> list[list[float]]:

@@ -19,6 +19,7 @@ from discord.ext import commands
 from bot.core.config import Settings
 from bot.core.errors import OllacordError, StorageError
 from bot.core.manager import OllamaRequestManager
+from bot.discord_app.advice import explain
 from bot.discord_app.live_replies import LiveReplies
 from bot.discord_app.rate_limits import RateLimitTracker
 from bot.discord_app.replies import WRITTEN
@@ -109,7 +110,7 @@ class OllacordBot(commands.Bot):
 
     def answer_run(self, sink: ReplySink) -> AnswerRun:
         """An answer the bot's stop waits for (and interrupts if it outlasts the grace)."""
-        return AnswerRun(self.manager, sink, in_flight=self.in_flight)
+        return AnswerRun(self.manager, sink, in_flight=self.in_flight, explain=explain)
 
     async def accepting(self, interaction: discord.Interaction) -> bool:
         """Every command's first check: while the bot stops, none starts (buttons still work)."""
@@ -200,7 +201,7 @@ class OllacordBot(commands.Bot):
         """The one place errors become ephemeral messages; unexpected ones are logged."""
         original = getattr(error, "original", error)
         if isinstance(original, OllacordError):
-            message = original.user_message
+            message = explain(original)
         elif isinstance(error, app_commands.MissingPermissions):
             needed = permission_names(error.missing_permissions)
             message = f"You need the {needed} permission to use this command."

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,10 @@ FIRST = asyncio.FIRST_COMPLETED
 
 MAX_PROMPT_CHARS = 6000  # Discord's own cap on a slash-command string option
 STOPPED_EARLY = "⏹️ Stopped before the model answered."
+
+
+def neutral(error: OllacordError) -> str:
+    return error.user_message
 
 
 def status_line(event: QueryEvent) -> str | None:
@@ -78,8 +83,10 @@ class AnswerRun:
         sink: ReplySink,
         *,
         in_flight: InFlight | None = None,
+        explain: Callable[[OllacordError], str] = neutral,
     ) -> None:
         self._manager = manager
+        self._explain = explain  # the front end's wording of an error
         self.reply = StreamingReply(sink)
         self._stream: QueryStream | None = None
         self._consumer: asyncio.Task[None] | None = None
@@ -92,6 +99,10 @@ class AnswerRun:
         line = status_line(event)
         if line is not None and not self.reply.has_text:
             self.reply.set_status(line)
+
+    def explain(self, error: OllacordError) -> str:
+        """``error`` as this answer's front end words it."""
+        return self._explain(error)
 
     def stop(self) -> bool:
         """Stop generating; False if the answer had already ended."""
@@ -213,7 +224,7 @@ class AnswerRun:
             log.warning("answer shown but not remembered: %s", answer.error.user_message)
             await self.reply.finish()
         elif answer.error is not None:
-            await self.reply.finish(notice=f"⚠️ {answer.error.user_message}")
+            await self.reply.finish(notice=f"⚠️ {self._explain(answer.error)}")
         elif answer.result is not None:
             text, notice = self._ending(answer.result)
             await self.reply.finish(text, notice=notice)

@@ -111,7 +111,7 @@ class Summarizer:
                 text, request, run, budget, on_progress, window.tokens
             )
         except OllacordError as exc:
-            await run.reply.finish(notice=f"⚠️ {exc.user_message}")
+            await run.reply.finish(notice=f"⚠️ {run.explain(exc)}")
             return Answer(error=exc)
         run.reply.set_status("📝 Writing the summary…")
         return await run.run(

@@ -67,7 +67,7 @@ def open_engine(database_url: str) -> AsyncEngine:
     try:
         return create_engine(database_url)
     except (ArgumentError, ImportError, OSError) as exc:
-        raise StorageError(f"Cannot open the database {safe_url(database_url)}: {exc}") from None
+        raise StorageError(f"Cannot open the database {safe_url(database_url)}: {exc}") from exc
 
 
 async def upgrade_database(engine: AsyncEngine, revision: str = "head") -> None:
@@ -94,7 +94,7 @@ async def upgrade_database(engine: AsyncEngine, revision: str = "head") -> None:
     except (DBAPIError, OSError) as exc:
         detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]
         url = safe_url(engine.url.render_as_string(hide_password=False))
-        raise StorageError(f"Cannot open the database {url}: {detail}") from None
+        raise StorageError(f"Cannot open the database {url}: {detail}") from exc
     log.debug("database upgraded to %s", revision)
 
 

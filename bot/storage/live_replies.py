@@ -53,7 +53,7 @@ class LiveReplyStore:
                 ]
         except (OperationalError, DBAPIError) as exc:
             log.error("database read failed: %s", exc)
-            raise StorageError() from None
+            raise StorageError() from exc
 
     async def apply(self, save: Sequence[LiveReplyRecord], forget: Sequence[int]) -> None:
         """Write ``save`` (replacing rows with the same id) and delete ``forget``, at once."""
@@ -79,4 +79,4 @@ class LiveReplyStore:
                     )
         except (OperationalError, DBAPIError) as exc:
             log.error("database write failed: %s", exc)
-            raise StorageError() from None
+            raise StorageError() from exc

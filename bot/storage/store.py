@@ -103,7 +103,7 @@ class SessionStore:
                 yield db
         except (OperationalError, DBAPIError) as exc:
             log.error("database read failed: %s", exc)
-            raise StorageError() from None
+            raise StorageError() from exc
 
     @contextlib.asynccontextmanager
     async def _writing(self, *invalidate: str) -> AsyncIterator[DbSession]:
@@ -112,7 +112,7 @@ class SessionStore:
                 yield db
         except (OperationalError, DBAPIError) as exc:
             log.error("database write failed: %s", exc)
-            raise StorageError() from None
+            raise StorageError() from exc
         finally:
             self._cache.forget(*invalidate)
 

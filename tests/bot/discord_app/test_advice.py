@@ -1,0 +1,46 @@
+"""The core's errors are neutral; the Discord side adds advice in the bot's own commands."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.core import errors
+from bot.discord_app.advice import explain
+
+
+def every_error() -> list[errors.OllacordError]:
+    return [
+        errors.ConfigError(["DISCORD_TOKEN: required"]),
+        errors.StorageError(),
+        errors.InvalidRequestError("The prompt is empty."),
+        errors.OllamaUnavailableError("http://localhost:11434"),
+        errors.OllamaConnectionLostError(),
+        errors.OllamaTimeoutError(),
+        errors.OllamaBusyError(),
+        errors.OllamaServerError(),
+        errors.OllamaRequestError("refused"),
+        errors.ContextOverflowError(tokens=9000, window=4096),
+        errors.ModelLoadError("out of memory"),
+        errors.ModelNotFoundError("ghost"),
+    ]
+
+
+@pytest.mark.parametrize("error", every_error(), ids=lambda e: type(e).__name__)
+def test_the_core_names_no_front_end_command(error: errors.OllacordError) -> None:
+    assert "`/" not in error.user_message and "ollacord " not in error.user_message
+    assert explain(error).startswith(error.user_message)
+
+
+def test_a_missing_model_is_explained_with_the_pull_command() -> None:
+    error = errors.ModelNotFoundError("ghost")
+    assert error.model == "ghost"
+    assert explain(error) == (
+        "The model `ghost` is not available on the server. "
+        "An admin can pull it with `/model pull`."
+    )
+
+
+def test_a_context_overflow_suggests_reset_and_a_larger_window() -> None:
+    text = explain(errors.ContextOverflowError(tokens=9000, window=4096))
+    assert "9,000" in text and "4,096" in text
+    assert "`/reset`" in text and "num_ctx" in text
