@@ -15,13 +15,12 @@ from bot.core.model_catalog import ModelCatalog
 from bot.core.ollama_client import OllamaClient
 from bot.core.planning import (
     QUERY_ARGS,
-    Query,
     QueryArgs,
     QueryDefaults,
+    RequestLimits,
+    build_query,
     validate_options,
-    validate_query,
 )
-from bot.core.prompting import check_size, normalize_messages, user_content
 from bot.core.query_stream import QueryStream
 from bot.core.queueing import RequestQueue
 from bot.core.services import Services, close_services, open_services
@@ -234,57 +233,18 @@ class OllamaRequestManager:
         unknown = set(args) - QUERY_ARGS
         if unknown:
             raise TypeError(f"query() got unexpected arguments: {', '.join(sorted(unknown))}")
-        query = self._query(args, restartable=restartable)
-        return self.services.executor.stream(query, args.get("on_event"))
-
-    def _query(self, args: QueryArgs, *, restartable: bool) -> Query:
-        """The checked ``Query``: the options object with the keyword options over it, and
-        the manager's defaults for what the call leaves out."""
-        config = (args.get("options") or GenerationConfig()).merged(
-            {name: args.get(name) for name in GenerationConfig.field_names()}
-        )
-        prompt, messages = args.get("prompt"), args.get("messages")
-        timeout_ms, max_retries = args.get("timeout_ms"), args.get("max_retries")
-        retry_backoff, tool_choice = args.get("retry_backoff"), args.get("tool_choice")
-        format_ = args.get("format")
-        validate_query(
-            prompt=prompt,
-            messages=messages,
-            overrides=config.to_options(),
-            format=format_,
-            timeout_ms=timeout_ms,
-            max_retries=max_retries,
-            retry_backoff=retry_backoff,
-            tool_choice=tool_choice,
-        )
-        session_id = args.get("session_id")
-        if session_id is not None and self.database_url is None:
+        if args.get("session_id") is not None and self.database_url is None:
             raise InvalidRequestError(NO_DATABASE)
-        new_messages = normalize_messages(messages or [])
-        content = user_content(prompt, args.get("extra_context"), args.get("documents"))
-        if content is not None:
-            new_messages.append({"role": "user", "content": content})
-        check_size(new_messages)
-        keep_alive = args.get("keep_alive")
-        return Query(
-            new_messages=new_messages,
-            config=config,
-            session_id=session_id,
-            model=args.get("model"),
-            system_prompt=args.get("system_prompt"),
-            use_history=messages is None,
-            format=None if format_ in (None, "text") else format_,
-            keep_alive=self.keep_alive if keep_alive is None else keep_alive,
-            tools=None if tool_choice == "none" else args.get("tools"),
-            think=args.get("think"),
-            timeout=(timeout_ms / 1000) if timeout_ms else self.request_timeout,
+        limits = RequestLimits(
+            keep_alive=self.keep_alive,
+            timeout=self.request_timeout,
             first_token_timeout=self.first_token_timeout,
             idle_timeout=self.stream_idle_timeout,
-            max_retries=self.max_retries if max_retries is None else max_retries,
-            retry_backoff=self.retry_backoff if retry_backoff is None else retry_backoff,
-            restartable=restartable,
-            metadata=dict(args.get("metadata") or {}),
+            max_retries=self.max_retries,
+            retry_backoff=self.retry_backoff,
         )
+        query = build_query(args, limits, restartable=restartable)
+        return self.services.executor.stream(query, args.get("on_event"))
 
     # sessions ------------------------------------------------------------------------------
     def _history(self, session_id: str, system_prompt: str | None, messages: list[ChatMessage]):

@@ -23,7 +23,7 @@ from bot.core.events import EventCallback
 from bot.core.generation import GenerationRequest, model_chain
 from bot.core.history import ChatMessage
 from bot.core.model_catalog import ModelCatalog
-from bot.core.prompting import assemble
+from bot.core.prompting import assemble, check_size, normalize_messages, user_content
 from bot.core.types import GenerationConfig, OllamaQueryResult
 from bot.storage.records import SessionSettings
 
@@ -166,6 +166,65 @@ class Query:
         if result.tool_calls:
             answer["tool_calls"] = result.tool_calls
         return [*asked, answer]
+
+
+@dataclass(frozen=True, slots=True)
+class RequestLimits:
+    """The manager's defaults for what a call leaves out: timeouts, retries, keep-alive."""
+
+    keep_alive: str | float
+    timeout: float
+    first_token_timeout: float
+    idle_timeout: float
+    max_retries: int
+    retry_backoff: float
+
+
+def build_query(args: QueryArgs, limits: RequestLimits, *, restartable: bool) -> Query:
+    """The checked ``Query`` of a call: the options object with the keyword options over it,
+    the manager's limits for what the call leaves out. Raises InvalidRequestError."""
+    config = (args.get("options") or GenerationConfig()).merged(
+        {name: args.get(name) for name in GenerationConfig.field_names()}
+    )
+    prompt, messages = args.get("prompt"), args.get("messages")
+    timeout_ms, max_retries = args.get("timeout_ms"), args.get("max_retries")
+    retry_backoff, tool_choice = args.get("retry_backoff"), args.get("tool_choice")
+    format_ = args.get("format")
+    validate_query(
+        prompt=prompt,
+        messages=messages,
+        overrides=config.to_options(),
+        format=format_,
+        timeout_ms=timeout_ms,
+        max_retries=max_retries,
+        retry_backoff=retry_backoff,
+        tool_choice=tool_choice,
+    )
+    new_messages = normalize_messages(messages or [])
+    content = user_content(prompt, args.get("extra_context"), args.get("documents"))
+    if content is not None:
+        new_messages.append({"role": "user", "content": content})
+    check_size(new_messages)
+    keep_alive = args.get("keep_alive")
+    return Query(
+        new_messages=new_messages,
+        config=config,
+        session_id=args.get("session_id"),
+        model=args.get("model"),
+        system_prompt=args.get("system_prompt"),
+        use_history=messages is None,
+        format=None if format_ in (None, "text") else format_,
+        keep_alive=limits.keep_alive if keep_alive is None else keep_alive,
+        tools=None if tool_choice == "none" else args.get("tools"),
+        think=args.get("think"),
+        timeout=(timeout_ms / 1000) if timeout_ms else limits.timeout,
+        first_token_timeout=limits.first_token_timeout,
+        idle_timeout=limits.idle_timeout,
+        max_retries=limits.max_retries if max_retries is None else max_retries,
+        retry_backoff=limits.retry_backoff if retry_backoff is None else retry_backoff,
+        restartable=restartable,
+        metadata=dict(args.get("metadata") or {}),
+    )
 
 
 @dataclass(frozen=True, slots=True)
