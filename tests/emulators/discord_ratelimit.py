@@ -33,10 +33,35 @@ class ForcedLimit:
     route_contains: str
 
 
+# Discord's global limit: 50 requests per second per bot, across every route but interaction
+# callbacks and webhooks (interaction replies and follow-ups go through webhooks).
+GLOBAL_LIMIT = 50
+GLOBAL_WINDOW = 1.0
+
+
 @dataclass
 class RateLimiter:
     windows: dict[tuple[str, str], _Window] = field(default_factory=dict)
     forced: list[ForcedLimit] = field(default_factory=list)
+    global_limit: int | None = GLOBAL_LIMIT  # None: not enforced
+    global_window: _Window = field(default_factory=_Window)
+    global_429s: int = 0
+
+    def check_global(self) -> float | None:
+        """Seconds to wait if the bot's global limit is spent this second, else None (and
+        the request counts)."""
+        if self.global_limit is None:
+            return None
+        now = time.monotonic()
+        win = self.global_window
+        if now >= win.reset_at:
+            win.count = 0
+            win.reset_at = now + GLOBAL_WINDOW
+        if win.count >= self.global_limit:
+            self.global_429s += 1
+            return max(win.reset_at - now, 0.001)
+        win.count += 1
+        return None
 
     def _window(self, spec: BucketSpec, major: str, now: float) -> _Window:
         win = self.windows.setdefault((spec.name, major), _Window())
@@ -86,5 +111,15 @@ def too_many_headers(retry_after: float) -> dict[str, str]:
         "Retry-After": str(max(1, math.ceil(retry_after))),
         "X-RateLimit-Scope": "user",
         # Without Via discord.py takes a 429 for a Cloudflare ban and raises.
+        "Via": "1.1 google",
+    }
+
+
+def global_too_many_headers(retry_after: float) -> dict[str, str]:
+    """A global 429 names no bucket: discord.py then holds every request of the bot."""
+    return {
+        "Retry-After": str(max(1, math.ceil(retry_after))),
+        "X-RateLimit-Global": "true",
+        "X-RateLimit-Scope": "global",
         "Via": "1.1 google",
     }

@@ -27,7 +27,12 @@ from .discord_messages import (
     form_error,
     read_body,
 )
-from .discord_ratelimit import BucketSpec, RateLimiter, too_many_headers
+from .discord_ratelimit import (
+    BucketSpec,
+    RateLimiter,
+    global_too_many_headers,
+    too_many_headers,
+)
 from .discord_state import Channel, Message, Permission, RecordedCall, has_permission
 from .discord_world import World
 
@@ -90,6 +95,14 @@ class RestConfig:
     token_ttl: float
 
 
+def _too_many(retry_after: float, *, scope_global: bool) -> dict[str, Any]:
+    return {
+        "message": "You are being rate limited.",
+        "retry_after": round(retry_after, 3),
+        "global": scope_global,
+    }
+
+
 def _missing_access() -> ApiError:
     return ApiError(403, 50001, "Missing Access")
 
@@ -150,21 +163,21 @@ class RestApi:
             bucket_hash = spec.hash
             body = await read_body(request)
             forced = self.limiter.take_forced(path, is_callback=route.is_callback)
-            wait = forced if forced is not None else self.limiter.check(spec, major)
-            headers.update(self.limiter.headers(spec, major))
-            if wait is not None:
+            exempt = route.is_callback or path.startswith(("/webhooks/", "/interactions/"))
+            global_wait = None if forced is not None or exempt else self.limiter.check_global()
+            wait = global_wait
+            if wait is None:
+                wait = forced if forced is not None else self.limiter.check(spec, major)
+                headers.update(self.limiter.headers(spec, major))
+            if global_wait is not None:
+                headers.update(global_too_many_headers(global_wait))
+                reply = Reply(429, _too_many(global_wait, scope_global=True))
+            elif wait is not None:
                 headers.update(too_many_headers(wait))
                 headers["X-RateLimit-Remaining"] = "0"
                 headers["X-RateLimit-Reset-After"] = f"{wait:.3f}"
                 headers["X-RateLimit-Reset"] = f"{time.time() + wait:.3f}"
-                reply = Reply(
-                    429,
-                    {
-                        "message": "You are being rate limited.",
-                        "retry_after": round(wait, 3),
-                        "global": False,
-                    },
-                )
+                reply = Reply(429, _too_many(wait, scope_global=False))
             else:
                 reply = await route.handler(Ctx(request, params, body, request.query))
         except ApiError as exc:

@@ -42,7 +42,7 @@ from .discord_driver import InteractionDriver
 from .discord_gateway import Gateway
 from .discord_interactions import InteractionApi
 from .discord_messages import ALL_PARSE, Body, create_message
-from .discord_ratelimit import ForcedLimit
+from .discord_ratelimit import GLOBAL_LIMIT, ForcedLimit
 from .discord_rest import RestApi, RestConfig
 from .discord_state import (
     ALL_PERMISSIONS,
@@ -89,6 +89,7 @@ class DiscordEmulator(InteractionDriver):
         token_ttl: float = 15 * 60,
         allowed_privileged_intents: int = PRIVILEGED_INTENTS,
         bot_name: str = "Ollacord",
+        global_limit: int | None = GLOBAL_LIMIT,
     ) -> None:
         self.world = World(bot_name)
         self.gateway = Gateway(
@@ -108,6 +109,7 @@ class DiscordEmulator(InteractionDriver):
                 token_ttl=token_ttl,
             ),
         )
+        self.rest.limiter.global_limit = global_limit
         InteractionApi(self.rest)
         self.api_base = ""
         self.gateway_url = ""

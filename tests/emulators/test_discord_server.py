@@ -526,6 +526,38 @@ async def test_edit_burst_waits_on_headers_without_429() -> None:
         assert rec.original is not None and len(rec.original.edits) == 21
 
 
+async def test_the_global_limit_counts_bot_routes_not_webhooks() -> None:
+    # 50 requests per second per bot across its routes; interaction webhooks are exempt.
+    async with DiscordEmulator() as emu, aiohttp.ClientSession() as session:
+        guild = emu.add_guild()
+        channel = emu.add_channel(guild.id)
+        auth = {"Authorization": f"Bot {emu.token}"}
+        statuses, global_flags = [], []
+        for _ in range(60):
+            async with session.get(f"{emu.api_base}/channels/{channel.id}", headers=auth) as r:
+                statuses.append(r.status)
+                if r.status == 429:
+                    body = await r.json()
+                    global_flags.append((body["global"], r.headers.get("X-RateLimit-Global")))
+                    assert r.headers["X-RateLimit-Scope"] == "global"
+        assert statuses.count(200) == 50
+        assert statuses.count(429) == 10
+        assert set(global_flags) == {(True, "true")}
+        # A webhook route is not held back by the spent global limit.
+        async with session.get(f"{emu.api_base}/webhooks/1/nope") as r:
+            assert r.status != 429
+
+
+async def test_the_global_limit_can_be_lifted() -> None:
+    async with DiscordEmulator(global_limit=None) as emu, aiohttp.ClientSession() as session:
+        channel = emu.add_channel(emu.add_guild().id)
+        auth = {"Authorization": f"Bot {emu.token}"}
+        # 60 requests over two routes: within each route's bucket, over the global limit.
+        for route in ("/users/@me", f"/channels/{channel.id}") * 30:
+            async with session.get(f"{emu.api_base}{route}", headers=auth) as r:
+                assert r.status == 200
+
+
 # ----- gateway resume ---------------------------------------------------------------
 
 
