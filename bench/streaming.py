@@ -15,9 +15,9 @@ and it prints, p50 and p95 across the N answers:
   was visible in the Discord emulator;
 - edits per answer (successful REST writes), 429s, complete answers, the bot's CPU time
   (also per answer);
-- how many REST calls would count against Discord's global limit of 50/s (the mention
-  path's writes do; /ask's interaction webhooks are exempt), which the emulator does not
-  enforce;
+- how many REST calls count against Discord's global limit of 50/s (the mention path's
+  writes do; /ask's interaction webhooks are exempt), which the emulator enforces as
+  Discord does (a global 429);
 - where the time goes: the phases of those two latencies (the Discord callback, the bot's
   SessionStore calls, the Ollama request, its first token...) and the bot's event-loop lag.
 
@@ -125,7 +125,8 @@ async def run_round(
         async with running_bot(settings, rtts, floor):
             # Warm-up in a channel of its own: imports, connection pools, the database.
             await ctl.call("ask", setup.warmup_channel, setup.users[0], WARMUP_PROMPT, 20.0)
-            await asyncio.sleep(0.2)
+            # Long enough for the warm-up's writes to leave Discord's global one-second window.
+            await asyncio.sleep(1.2)
             rtts.samples.clear()
             db.clear()
             replies.clear()
@@ -213,7 +214,8 @@ def main() -> None:
     buckets = (
         "bucket (the interaction's webhook)"
         if args.path == "ask"
-        else "bucket (per channel: one for message creates, one for edits; no global limit)"
+        else "bucket (per channel: one for message creates, one for edits), and the global "
+        "limit of 50 requests/s per bot"
     )
     print(
         f"setup: N users {how} at once in N channels; each answer {args.tokens} tokens "

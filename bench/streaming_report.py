@@ -133,7 +133,7 @@ def print_global_load(results: list[RoundResult]) -> None:
         over = "over" if peak > GLOBAL_LIMIT else "within"
         print(
             f"  N={r.n} requests under Discord's global limit: {len(r.collected.global_calls)}, "
-            f"at most {peak} in 1 s ({over} its {GLOBAL_LIMIT}/s; not enforced by the emulator)"
+            f"at most {peak} in 1 s ({over} its {GLOBAL_LIMIT}/s, counted where they arrived)"
         )
 
 

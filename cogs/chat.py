@@ -106,7 +106,9 @@ class Chat(commands.Cog):
         except OllacordError as exc:
             await message.reply(explain(exc), allowed_mentions=NO_MENTIONS)
             return
-        sink = ChannelSink(message, self.bot.rate_limits, live=self.bot.live_replies)
+        sink = ChannelSink(
+            message, self.bot.rate_limits, budget=self.bot.write_budget, live=self.bot.live_replies
+        )
         run = self.bot.answer_run(sink)
         await run.ask(prompt[:MAX_PROMPT_CHARS], target)
 

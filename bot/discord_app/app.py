@@ -22,7 +22,7 @@ from bot.core.errors import OllacordError, StorageError
 from bot.core.manager import OllamaRequestManager
 from bot.discord_app.advice import explain
 from bot.discord_app.live_replies import LiveReplies
-from bot.discord_app.rate_limits import RateLimitTracker
+from bot.discord_app.rate_limits import GlobalWriteBudget, RateLimitTracker
 from bot.discord_app.replies import WRITTEN
 from bot.discord_app.routing import ConversationRouter
 from bot.discord_app.unfinished_replies import finish_unfinished
@@ -48,7 +48,9 @@ class OllacordBot(commands.Bot):
         if settings.wants_message_content:
             intents.guild_messages = intents.dm_messages = True
             intents.message_content = True
-        self.rate_limits = RateLimitTracker()
+        # Mention replies write through channel routes, under Discord's global limit.
+        self.write_budget = GlobalWriteBudget()
+        self.rate_limits = RateLimitTracker(budget=self.write_budget)
         # The bot never joins voice: discord.py's start-up warnings about voice libraries
         # would only send admins looking for a problem that isn't there.
         discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False

@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 import discord
 
 from bot.discord_app.live_replies import LiveReplies
-from bot.discord_app.rate_limits import RateLimitTracker
-from bot.presentation.pacing import RateLimitInfo
+from bot.discord_app.rate_limits import GlobalWriteBudget, RateLimitTracker
+from bot.presentation.pacing import FLOOR_INTERVAL, RateLimitInfo
 from bot.storage.live_replies import LiveReplyRecord
 
 NO_MENTIONS = discord.AllowedMentions.none()
@@ -100,6 +100,9 @@ class InteractionSink(Recorded):
     def rate_limit(self) -> RateLimitInfo | None:
         return self._tracker.get(f"webhook:{self._interaction.token}")
 
+    def edit_interval(self) -> float:
+        return FLOOR_INTERVAL  # interaction webhooks are outside Discord's global limit
+
     def _record(self, message_ids: tuple[int, ...]) -> LiveReplyRecord:
         # The token is what edits a private reply; it lasts 15 minutes from the interaction.
         return LiveReplyRecord(
@@ -159,30 +162,37 @@ class ChannelSink(Recorded):
         reply_to: discord.Message,
         tracker: RateLimitTracker,
         *,
+        budget: GlobalWriteBudget,
         live: LiveReplies | None = None,
     ) -> None:
         super().__init__(live)
         self._reply_to = reply_to
         self._tracker = tracker
+        self._budget = budget  # channel writes count against the bot's global limit
         self._messages: dict[int, discord.Message] = {}
 
     def rate_limit(self) -> RateLimitInfo | None:
         return self._tracker.get(f"channel:{self._reply_to.channel.id}")
+
+    def edit_interval(self) -> float:
+        return self._budget.edit_interval(FLOOR_INTERVAL)
 
     def _record(self, message_ids: tuple[int, ...]) -> LiveReplyRecord:
         return LiveReplyRecord(self._reply_to.channel.id, message_ids)
 
     async def write(self, index: int, content: str, *, final: bool) -> None:
         message = self._messages.get(index)
-        if message is not None:
-            await message.edit(content=content, allowed_mentions=NO_MENTIONS)
-        elif index == 0:
-            self._messages[0] = await self._reply_to.reply(
-                content, allowed_mentions=NO_MENTIONS, mention_author=False
-            )
-            self._created(self._messages[0].id)
-        else:
-            self._messages[index] = await self._reply_to.channel.send(
-                content, allowed_mentions=NO_MENTIONS
-            )
-            self._created(self._messages[index].id)
+        await self._budget.acquire(id(self), urgent=final or message is None)
+        with self._budget.granted():
+            if message is not None:
+                await message.edit(content=content, allowed_mentions=NO_MENTIONS)
+            elif index == 0:
+                self._messages[0] = await self._reply_to.reply(
+                    content, allowed_mentions=NO_MENTIONS, mention_author=False
+                )
+                self._created(self._messages[0].id)
+            else:
+                self._messages[index] = await self._reply_to.channel.send(
+                    content, allowed_mentions=NO_MENTIONS
+                )
+                self._created(self._messages[index].id)

@@ -30,21 +30,24 @@ def edit_delay(
     *,
     final: bool,
     stretch: float = 1.0,
+    floor: float = FLOOR_INTERVAL,
 ) -> float:
     """Seconds to wait before the next request on this bucket (0 = send now).
 
     ``stretch`` (>= 1) lengthens the spacing of non-final edits: replies that started
     together drift apart instead of editing in lockstep, in waves that delay each other.
+    ``floor`` is the shortest spacing of non-final edits (longer when many replies share a
+    budget, such as Discord's global limit).
     """
     if info is None or now >= info.reset_at:
-        floor = 0.0 if final or last_sent is None else FLOOR_INTERVAL * stretch - (now - last_sent)
-        return max(0.0, floor)
+        wait = 0.0 if final or last_sent is None else floor * stretch - (now - last_sent)
+        return max(0.0, wait)
     if info.remaining <= 0:
         return info.reset_at - now
     if final:
         return 0.0
     if info.remaining == 1 and info.limit > 1:
         return info.reset_at - now  # the last request of the window is the final's
-    spacing = stretch * max(FLOOR_INTERVAL, (info.reset_at - now) / max(1, info.remaining - 1))
+    spacing = stretch * max(floor, (info.reset_at - now) / max(1, info.remaining - 1))
     since = now - last_sent if last_sent is not None else spacing
     return max(0.0, spacing - since)

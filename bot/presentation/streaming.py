@@ -41,6 +41,10 @@ class ReplySink(Protocol):
     def rate_limit(self) -> RateLimitInfo | None:
         """The latest rate-limit state of the bucket these writes go to, if known."""
 
+    def edit_interval(self) -> float:
+        """The shortest spacing of this reply's non-final edits now (FLOOR_INTERVAL, or more
+        while many replies share a budget)."""
+
     def settled(self) -> None:
         """Every message is final and shown: nothing of this reply will change again."""
 
@@ -188,6 +192,7 @@ class StreamingReply:
                     self._last_sent,
                     final=final,
                     stretch=self._stretch,
+                    floor=self._sink.edit_interval(),
                 )
                 if delay > 0:
                     await self._sleep_unless_finishing(delay, final)

@@ -106,3 +106,30 @@ async def test_mentions_are_questions_never_prefix_commands(
     problems = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert problems == [], [r.getMessage() for r in problems]
     assert not any("CommandNotFound" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_burst_of_mentions_stays_within_discords_global_limit(tmp_path: Path) -> None:
+    # Replies to mentions go through channel routes, which share the bot's 50 requests per
+    # second (interaction replies don't); a global 429 holds every request of the bot.
+    async with world(tmp_path, MENTION_CHAT="true") as w:
+        w.ollama.set_reply("A short answer for everyone.")
+        channels = [w.discord.add_channel(w.guild.id, f"burst-{i}") for i in range(40)]
+        for channel in channels:
+            await w.discord.send_user_message(
+                channel.id, w.alice.id, "hello?", mentions=[w.discord.bot_user_id]
+            )
+
+        def answered_everywhere() -> bool:
+            return all(
+                any(
+                    m.author_id == w.discord.bot_user_id and "-# " in m.content
+                    for m in w.discord.channel_messages(channel.id)
+                )
+                for channel in channels
+            )
+
+        await w.discord.wait_for(answered_everywhere, timeout=30)
+        limited = [(c.method, c.path, c.response) for c in w.discord.calls if c.status == 429]
+        assert limited == []
+        writes = [c for c in w.discord.calls if c.path.startswith("/channels/")]
+        assert len(writes) >= 80  # a reply and its final edit in each channel

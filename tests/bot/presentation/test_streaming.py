@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from bot.presentation.pacing import RateLimitInfo
+from bot.presentation.pacing import FLOOR_INTERVAL, RateLimitInfo
 from bot.presentation.splitting import split_message
 from bot.presentation.streaming import EMPTY_ANSWER, StreamingReply, WriteFailedError
 
@@ -27,6 +27,9 @@ class BucketSink:
 
     def settled(self) -> None:
         self.was_settled = True
+
+    def edit_interval(self) -> float:
+        return FLOOR_INTERVAL
 
     def rate_limit(self) -> RateLimitInfo | None:
         if not self.seen:
