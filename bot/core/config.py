@@ -104,6 +104,11 @@ class Settings:
         return cls(**values)
 
 
+# The defaults as values, for code that takes them as parameters (the request manager, the
+# conversation history): a manager built directly behaves like the bot's.
+DEFAULTS = Settings()
+
+
 def _str(raw: str) -> str:
     return raw
 

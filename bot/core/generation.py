@@ -49,17 +49,18 @@ class GenerationRequest:
     models: tuple[str, ...]  # the model to ask, then the fallbacks to try while it is missing
     messages: list[ChatMessage]
     options: dict[str, Any]
-    format: str | dict[str, Any] | None = None
-    keep_alive: str | float | None = None
-    tools: list[Mapping[str, Any]] | None = None
-    think: bool | str | None = None
-    timeout: float = 300.0
-    first_token_timeout: float = 120.0
-    idle_timeout: float = 60.0
-    max_retries: int = 3
-    retry_backoff: float = 1.0
+    format: str | dict[str, Any] | None
+    keep_alive: str | float | None
+    tools: list[Mapping[str, Any]] | None
+    think: bool | str | None
+    # Limits have no defaults here: they come from the settings, through the query.
+    timeout: float
+    first_token_timeout: float
+    idle_timeout: float
+    max_retries: int
+    retry_backoff: float
     # True when nothing reaches the caller before the end, so a failure midway can restart.
-    restartable: bool = False
+    restartable: bool
 
     @property
     def model(self) -> str:

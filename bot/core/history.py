@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, TypedDict
 
+from bot.core.config import DEFAULTS
+
 Role = Literal["system", "user", "assistant", "tool"]
 
 # A characters-per-token ratio that errs on the safe side: English averages about four
@@ -92,8 +94,8 @@ class ConversationHistory:
     def __init__(
         self,
         session_id: str,
-        max_length: int = 50,
-        max_tokens: int | None = None,
+        max_length: int = DEFAULTS.max_history_messages,
+        max_tokens: int | None = DEFAULTS.max_history_tokens,
         system_prompt: str | None = None,
         messages: Iterable[ChatMessage] = (),
         created_at: datetime | None = None,

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, Unpack, overload
 
-from bot.core.config import Settings
+from bot.core.config import DEFAULTS, Settings
 from bot.core.context_window import ContextWindow, TokenEstimator
 from bot.core.errors import InvalidRequestError
 from bot.core.history import ChatMessage, ConversationHistory
@@ -41,8 +41,6 @@ if TYPE_CHECKING:  # a manager without a database never loads SQLAlchemy
 
 log = logging.getLogger(__name__)
 
-# Every default is the settings' own: a manager built directly behaves like the bot's.
-DEFAULTS = Settings()
 NO_DATABASE = "This request manager was started without a database: it keeps no sessions."
 
 

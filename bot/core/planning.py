@@ -143,20 +143,21 @@ class Query:
 
     new_messages: list[ChatMessage]
     config: GenerationConfig  # the options the caller chose; None fields are unchosen
-    session_id: str | None = None
-    model: str | None = None
-    system_prompt: str | None = None
-    use_history: bool = True  # False when the caller gave the whole conversation
-    format: str | dict[str, Any] | None = None
-    keep_alive: str | float | None = None
-    tools: list[Mapping[str, Any]] | None = None
-    think: bool | str | None = None
-    timeout: float = 300.0
-    first_token_timeout: float = 120.0
-    idle_timeout: float = 60.0
-    max_retries: int = 3
-    retry_backoff: float = 1.0
-    restartable: bool = False  # nothing reaches the caller before the end (not streamed)
+    session_id: str | None
+    model: str | None
+    system_prompt: str | None
+    use_history: bool  # False when the caller gave the whole conversation
+    format: str | dict[str, Any] | None
+    keep_alive: str | float | None
+    tools: list[Mapping[str, Any]] | None
+    think: bool | str | None
+    # Limits have no defaults here: build_query() takes them from the manager's settings.
+    timeout: float
+    first_token_timeout: float
+    idle_timeout: float
+    max_retries: int
+    retry_backoff: float
+    restartable: bool  # nothing reaches the caller before the end (not streamed)
     metadata: dict[str, Any] = field(default_factory=dict)
 
     def turn(self, result: OllamaQueryResult) -> list[ChatMessage]:
