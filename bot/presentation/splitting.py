@@ -48,7 +48,10 @@ class Fence:
 
     @property
     def opener(self) -> str:
-        return self.char * self.length + self.info + "\n"
+        # An info string that starts with the fence's own character ("~~~ ~~x") would merge
+        # into the run and make a longer fence than the closer: keep them apart.
+        sep = " " if self.info.startswith(self.char) else ""
+        return self.char * self.length + sep + self.info + "\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +96,7 @@ def _clamp(state: Fence, limit: int) -> Fence:
     # Reopen + close must leave at least half a page for text, or pages could not progress.
     room = limit // 2 - 2
     length = min(state.length, room // 2)
-    return Fence(state.char, length, state.info[: room - 2 * length])
+    return Fence(state.char, length, state.info[: max(0, room - 2 * length - 1)])
 
 
 class _Window:
