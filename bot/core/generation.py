@@ -42,6 +42,20 @@ JITTER_RANGE = (0.5, 1.5)
 
 
 @dataclass(frozen=True, slots=True)
+class GenerationLimits:
+    """How long a generation may take, and how it is tried again. No defaults here: they
+    come from the settings, through the manager (a call may override some)."""
+
+    timeout: float  # the whole answer
+    first_token_timeout: float  # model loading included
+    idle_timeout: float  # between two chunks
+    max_retries: int
+    retry_backoff: float
+    # True when nothing reaches the caller before the end, so a failure midway can restart.
+    restartable: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class GenerationRequest:
     """Everything one generation needs, complete before it starts (``plan_request`` builds
     it once the query's turn has come)."""
@@ -53,14 +67,7 @@ class GenerationRequest:
     keep_alive: str | float | None
     tools: list[Mapping[str, Any]] | None
     think: bool | str | None
-    # Limits have no defaults here: they come from the settings, through the query.
-    timeout: float
-    first_token_timeout: float
-    idle_timeout: float
-    max_retries: int
-    retry_backoff: float
-    # True when nothing reaches the caller before the end, so a failure midway can restart.
-    restartable: bool
+    limits: GenerationLimits
 
     @property
     def model(self) -> str:
@@ -145,6 +152,7 @@ async def generate(
     while the rest of the response body is still being read.
     """
     chain = request.models
+    limits = request.limits
     index = 0
     started = time.monotonic()
     done = False
@@ -164,8 +172,8 @@ async def generate(
                     tools=request.tools,
                     think=request.think,
                 )
-                overall = asyncio.get_running_loop().time() + request.timeout
-                watchdog = Watchdog(request.first_token_timeout, not_after=overall)
+                overall = asyncio.get_running_loop().time() + limits.timeout
+                watchdog = Watchdog(limits.first_token_timeout, not_after=overall)
                 first, done = True, False
                 parts = progress.parts
                 try:
@@ -173,7 +181,7 @@ async def generate(
                         watchdog.waiting = False
                         if first:
                             first = False
-                            watchdog.set_limit(request.idle_timeout)
+                            watchdog.set_limit(limits.idle_timeout)
                             progress.first_token_seconds = time.monotonic() - started
                         message = part.message
                         if part.done or message.thinking or message.tool_calls:
@@ -195,7 +203,7 @@ async def generate(
                         raise
                     if not done:
                         # The cancellation was our own watchdog's: it is no cause worth keeping.
-                        raise _timeout_error(request, first, watchdog.overall_expired) from None
+                        raise _timeout_error(limits, first, watchdog.overall_expired) from None
                 finally:
                     watchdog.close()
                     await stream.aclose()
@@ -226,17 +234,18 @@ async def _retry_or_raise(
     on_event: EventCallback | None,
 ) -> None:
     """Wait before the next attempt, or raise ``exc`` (with the partial text) if none is due."""
-    delivered = bool(progress.parts) and not request.restartable
-    if not exc.retryable or delivered or progress.retries >= request.max_retries:
+    limits = request.limits
+    delivered = bool(progress.parts) and not limits.restartable
+    if not exc.retryable or delivered or progress.retries >= limits.max_retries:
         exc.partial_content = progress.content
         raise exc
-    delay = backoff_delay(progress.retries, request.retry_backoff)
+    delay = backoff_delay(progress.retries, limits.retry_backoff)
     progress.retries += 1
     progress.restart()
     log.info(
         "retry %d/%d for %s in %.2fs after: %s",
         progress.retries,
-        request.max_retries,
+        limits.max_retries,
         model,
         delay,
         exc.user_message,
@@ -266,11 +275,11 @@ async def _special(
     return True
 
 
-def _timeout_error(request: GenerationRequest, first: bool, overall: bool) -> OllamaTimeoutError:
+def _timeout_error(limits: GenerationLimits, first: bool, overall: bool) -> OllamaTimeoutError:
     if overall:
-        return OllamaTimeoutError(f"The answer took longer than {request.timeout:g} s.")
+        return OllamaTimeoutError(f"The answer took longer than {limits.timeout:g} s.")
     if first:
         return OllamaTimeoutError(
-            f"The model did not start answering within {request.first_token_timeout:g} s."
+            f"The model did not start answering within {limits.first_token_timeout:g} s."
         )
-    return OllamaTimeoutError(f"The model stopped sending for {request.idle_timeout:g} s.")
+    return OllamaTimeoutError(f"The model stopped sending for {limits.idle_timeout:g} s.")

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal, Unpack, overload
 from bot.core.config import DEFAULTS, Settings
 from bot.core.context_window import ContextWindow, TokenEstimator
 from bot.core.errors import InvalidRequestError
+from bot.core.generation import GenerationLimits
 from bot.core.history import ChatMessage, ConversationHistory
 from bot.core.model_catalog import ModelCatalog
 from bot.core.ollama_client import OllamaClient
@@ -17,7 +18,6 @@ from bot.core.planning import (
     QUERY_ARGS,
     QueryArgs,
     QueryDefaults,
-    RequestLimits,
     build_query,
     validate_options,
 )
@@ -233,15 +233,14 @@ class OllamaRequestManager:
             raise TypeError(f"query() got unexpected arguments: {', '.join(sorted(unknown))}")
         if args.get("session_id") is not None and self.database_url is None:
             raise InvalidRequestError(NO_DATABASE)
-        limits = RequestLimits(
-            keep_alive=self.keep_alive,
+        limits = GenerationLimits(
             timeout=self.request_timeout,
             first_token_timeout=self.first_token_timeout,
             idle_timeout=self.stream_idle_timeout,
             max_retries=self.max_retries,
             retry_backoff=self.retry_backoff,
         )
-        query = build_query(args, limits, restartable=restartable)
+        query = build_query(args, limits, self.keep_alive, restartable=restartable)
         return self.services.executor.stream(query, args.get("on_event"))
 
     # sessions ------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ messages (system prompt, the history that fits, the question) and the options.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 from bot.core.config import DEFAULT_NUM_CTX
@@ -20,7 +20,7 @@ from bot.core.context_window import (
 )
 from bot.core.errors import ContextOverflowError, InvalidRequestError
 from bot.core.events import EventCallback
-from bot.core.generation import GenerationRequest, model_chain
+from bot.core.generation import GenerationLimits, GenerationRequest, model_chain
 from bot.core.history import ChatMessage
 from bot.core.model_catalog import ModelCatalog
 from bot.core.prompting import assemble, check_size, normalize_messages, user_content
@@ -151,13 +151,7 @@ class Query:
     keep_alive: str | float | None
     tools: list[Mapping[str, Any]] | None
     think: bool | str | None
-    # Limits have no defaults here: build_query() takes them from the manager's settings.
-    timeout: float
-    first_token_timeout: float
-    idle_timeout: float
-    max_retries: int
-    retry_backoff: float
-    restartable: bool  # nothing reaches the caller before the end (not streamed)
+    limits: GenerationLimits  # the manager's, with this call's overrides
     metadata: dict[str, Any] = field(default_factory=dict)
 
     def turn(self, result: OllamaQueryResult) -> list[ChatMessage]:
@@ -169,21 +163,12 @@ class Query:
         return [*asked, answer]
 
 
-@dataclass(frozen=True, slots=True)
-class RequestLimits:
-    """The manager's defaults for what a call leaves out: timeouts, retries, keep-alive."""
-
-    keep_alive: str | float
-    timeout: float
-    first_token_timeout: float
-    idle_timeout: float
-    max_retries: int
-    retry_backoff: float
-
-
-def build_query(args: QueryArgs, limits: RequestLimits, *, restartable: bool) -> Query:
+def build_query(
+    args: QueryArgs, limits: GenerationLimits, keep_alive: str | float, *, restartable: bool
+) -> Query:
     """The checked ``Query`` of a call: the options object with the keyword options over it,
-    the manager's limits for what the call leaves out. Raises InvalidRequestError."""
+    the manager's limits and keep-alive for what the call leaves out. Raises
+    InvalidRequestError."""
     config = (args.get("options") or GenerationConfig()).merged(
         {name: args.get(name) for name in GenerationConfig.field_names()}
     )
@@ -206,7 +191,7 @@ def build_query(args: QueryArgs, limits: RequestLimits, *, restartable: bool) ->
     if content is not None:
         new_messages.append({"role": "user", "content": content})
     check_size(new_messages)
-    keep_alive = args.get("keep_alive")
+    chosen_keep_alive = args.get("keep_alive")
     return Query(
         new_messages=new_messages,
         config=config,
@@ -215,15 +200,16 @@ def build_query(args: QueryArgs, limits: RequestLimits, *, restartable: bool) ->
         system_prompt=args.get("system_prompt"),
         use_history=messages is None,
         format=None if format_ in (None, "text") else format_,
-        keep_alive=limits.keep_alive if keep_alive is None else keep_alive,
+        keep_alive=keep_alive if chosen_keep_alive is None else chosen_keep_alive,
         tools=None if tool_choice == "none" else args.get("tools"),
         think=args.get("think"),
-        timeout=(timeout_ms / 1000) if timeout_ms else limits.timeout,
-        first_token_timeout=limits.first_token_timeout,
-        idle_timeout=limits.idle_timeout,
-        max_retries=limits.max_retries if max_retries is None else max_retries,
-        retry_backoff=limits.retry_backoff if retry_backoff is None else retry_backoff,
-        restartable=restartable,
+        limits=replace(
+            limits,
+            timeout=(timeout_ms / 1000) if timeout_ms else limits.timeout,
+            max_retries=limits.max_retries if max_retries is None else max_retries,
+            retry_backoff=limits.retry_backoff if retry_backoff is None else retry_backoff,
+            restartable=restartable,
+        ),
         metadata=dict(args.get("metadata") or {}),
     )
 
@@ -285,12 +271,7 @@ class QueryPlanner:
             keep_alive=query.keep_alive,
             tools=query.tools,
             think=query.think,
-            timeout=query.timeout,
-            first_token_timeout=query.first_token_timeout,
-            idle_timeout=query.idle_timeout,
-            max_retries=query.max_retries,
-            retry_backoff=query.retry_backoff,
-            restartable=query.restartable,
+            limits=query.limits,
         )
 
     def _fit(
