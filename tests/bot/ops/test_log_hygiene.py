@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
 import signal
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -72,24 +74,40 @@ def test_text_without_credentials_is_untouched() -> None:
     assert formatted(message).strip() == message
 
 
+@contextlib.asynccontextmanager
+async def bot_process(
+    tmp_path: Path, discord_emu: DiscordEmulator, ollama: OllamaEmulator, log_level: str
+) -> AsyncIterator[list[str]]:
+    """``python -m bot`` against the emulators, ready; on exit it is stopped with SIGINT and
+    the yielded list holds its log lines."""
+    guild = next(iter(discord_emu.world.guilds.values()))
+    env = {
+        "DISCORD_TOKEN": discord_emu.token,
+        "OLLAMA_HOST": ollama.url,
+        "DISCORD_API_BASE": discord_emu.api_base,
+        "DISCORD_GATEWAY_URL": discord_emu.gateway_url,
+        "DEV_GUILD_ID": str(guild.id),
+        "LOG_LEVEL": log_level,
+    }
+    proc = await run_bot_process(env, tmp_path)
+    lines: list[str] = []
+    try:
+        await discord_emu.wait_ready(timeout=60)
+        await discord_emu.wait_for(lambda: discord_emu.command_syncs, timeout=30)
+        yield lines
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = await asyncio.wait_for(proc.communicate(), 30)
+        lines.extend(err.decode().splitlines())
+
+
 async def test_a_429_on_an_interaction_reply_logs_no_token(tmp_path: Path) -> None:
     async with DiscordEmulator() as discord_emu, OllamaEmulator() as ollama:
         guild = discord_emu.add_guild()
         channel = discord_emu.add_channel(guild.id)
         alice = discord_emu.add_user("alice")
         discord_emu.add_member(guild.id, alice.id)
-        env = {
-            "DISCORD_TOKEN": discord_emu.token,
-            "OLLAMA_HOST": ollama.url,
-            "DISCORD_API_BASE": discord_emu.api_base,
-            "DISCORD_GATEWAY_URL": discord_emu.gateway_url,
-            "DEV_GUILD_ID": str(guild.id),
-            "LOG_LEVEL": "DEBUG",
-        }
-        proc = await run_bot_process(env, tmp_path)
-        try:
-            await discord_emu.wait_ready(timeout=60)
-            await discord_emu.wait_for(lambda: discord_emu.command_syncs, timeout=30)
+        async with bot_process(tmp_path, discord_emu, ollama, "DEBUG") as lines:
             ollama.set_reply("An answer that arrives despite the rate limit.")
             discord_emu.force_429(2, retry_after=0.2, route_contains="/webhooks/")
             rec = await discord_emu.invoke_slash(
@@ -102,10 +120,7 @@ async def test_a_429_on_an_interaction_reply_logs_no_token(tmp_path: Path) -> No
             await rec.wait_done(
                 lambda r: r.original is not None and "tokens" in r.original.content, timeout=30
             )
-        finally:
-            proc.send_signal(signal.SIGINT)
-            _, err = await asyncio.wait_for(proc.communicate(), 30)
-        log = err.decode()
+        log = "\n".join(lines)
         assert discord_emu.count_429() >= 1
         assert "429" in log  # the rate limit itself is still reported
         assert rec.token not in log
@@ -116,22 +131,8 @@ async def test_the_start_up_log_is_for_people(tmp_path: Path) -> None:
     async with DiscordEmulator() as discord_emu, OllamaEmulator() as ollama:
         guild = discord_emu.add_guild()
         discord_emu.add_channel(guild.id)
-        env = {
-            "DISCORD_TOKEN": discord_emu.token,
-            "OLLAMA_HOST": ollama.url,
-            "DISCORD_API_BASE": discord_emu.api_base,
-            "DISCORD_GATEWAY_URL": discord_emu.gateway_url,
-            "DEV_GUILD_ID": str(guild.id),
-            "LOG_LEVEL": "INFO",
-        }
-        proc = await run_bot_process(env, tmp_path)
-        try:
-            await discord_emu.wait_ready(timeout=60)
-            await discord_emu.wait_for(lambda: discord_emu.command_syncs, timeout=30)
-        finally:
-            proc.send_signal(signal.SIGINT)
-            _, err = await asyncio.wait_for(proc.communicate(), 30)
-    lines = err.decode().splitlines()
+        async with bot_process(tmp_path, discord_emu, ollama, "INFO") as lines:
+            pass
     assert any("request manager ready" in line for line in lines), lines
     assert any("Running upgrade" in line for line in lines)  # a new database: say so
     noise = ("setup plugin", "Context impl", "non-transactional DDL", "voice will NOT")
