@@ -206,7 +206,7 @@ def _from_response_error(exc: ollama.ResponseError, model: str | None) -> Ollama
     if any(pattern in text for pattern in CONTEXT_OVERFLOW_ERRORS):
         return ContextOverflowError(
             f"The model server refused the request: it does not fit the context window "
-            f"({detail}). Shorten it, or choose a larger num_ctx."
+            f"({detail})."
         )
     if status == 400 or any(pattern in text for pattern in INVALID_REQUEST_ERRORS):
         return OllamaRequestError(f"The model server refused the request: {detail}")

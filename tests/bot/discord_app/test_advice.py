@@ -44,3 +44,13 @@ def test_a_context_overflow_suggests_reset_and_a_larger_window() -> None:
     text = explain(errors.ContextOverflowError(tokens=9000, window=4096))
     assert "9,000" in text and "4,096" in text
     assert "`/reset`" in text and "num_ctx" in text
+
+
+def test_the_servers_own_overflow_refusal_gets_the_advice_once() -> None:
+    from bot.core.errors import ContextOverflowError
+
+    error = ContextOverflowError(
+        "The model server refused the request: it does not fit the context window "
+        "(Requested tokens (9000) exceed context window of 4096)."
+    )
+    assert explain(error).count("Shorten") == 1
