@@ -47,10 +47,11 @@ def test_a_context_overflow_suggests_reset_and_a_larger_window() -> None:
 
 
 def test_the_servers_own_overflow_refusal_gets_the_advice_once() -> None:
-    from bot.core.errors import ContextOverflowError
+    import ollama
 
-    error = ContextOverflowError(
-        "The model server refused the request: it does not fit the context window "
-        "(Requested tokens (9000) exceed context window of 4096)."
-    )
+    from bot.core.ollama_client import _from_response_error
+
+    refusal = ollama.ResponseError("Requested tokens (9000) exceed context window of 4096", 500)
+    error = _from_response_error(refusal, "llama3.2")
+    assert isinstance(error, errors.ContextOverflowError)
     assert explain(error).count("Shorten") == 1
