@@ -91,7 +91,8 @@ class QueryExecutor:
                         stream.complete(progress.result(model, query.metadata))
                     if chunk:
                         yield chunk
-                stream.complete(progress.result(model, query.metadata))  # if not yet
+                if not completed.done():  # a model that never sent its final chunk
+                    stream.complete(progress.result(model, query.metadata))
                 result = completed.result()
                 self.planner.tokens.learn(
                     result.model,

@@ -86,7 +86,7 @@ class AnswerRun:
         explain: Callable[[OllacordError], str] = neutral,
     ) -> None:
         self._manager = manager
-        self._explain = explain  # the front end's wording of an error
+        self.explain = explain  # how this answer's front end words an error
         self.reply = StreamingReply(sink)
         self._stream: QueryStream | None = None
         self._consumer: asyncio.Task[None] | None = None
@@ -99,10 +99,6 @@ class AnswerRun:
         line = status_line(event)
         if line is not None and not self.reply.has_text:
             self.reply.set_status(line)
-
-    def explain(self, error: OllacordError) -> str:
-        """``error`` as this answer's front end words it."""
-        return self._explain(error)
 
     def stop(self) -> bool:
         """Stop generating; False if the answer had already ended."""
@@ -224,7 +220,7 @@ class AnswerRun:
             log.warning("answer shown but not remembered: %s", answer.error.user_message)
             await self.reply.finish()
         elif answer.error is not None:
-            await self.reply.finish(notice=f"⚠️ {self._explain(answer.error)}")
+            await self.reply.finish(notice=f"⚠️ {self.explain(answer.error)}")
         elif answer.result is not None:
             text, notice = self._ending(answer.result)
             await self.reply.finish(text, notice=notice)
