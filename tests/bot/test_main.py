@@ -14,6 +14,20 @@ from tests.emulators.ollama_server import OllamaEmulator
 ROOT = Path(__file__).parents[2]
 
 
+def emulator_env(
+    discord_emu: DiscordEmulator, ollama: OllamaEmulator, guild_id: int, **extra: str
+) -> dict[str, str]:
+    """The settings that point a bot process at the emulators (and sync to ``guild_id``)."""
+    return {
+        "DISCORD_TOKEN": discord_emu.token,
+        "OLLAMA_HOST": ollama.url,
+        "DISCORD_API_BASE": discord_emu.api_base,
+        "DISCORD_GATEWAY_URL": discord_emu.gateway_url,
+        "DEV_GUILD_ID": str(guild_id),
+        **extra,
+    }
+
+
 async def run_bot_process(env: dict[str, str], cwd: Path) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         sys.executable,
@@ -43,18 +57,8 @@ async def test_settings_from_dotenv_run_the_bot(tmp_path: Path) -> None:
         channel = discord_emu.add_channel(guild.id)
         alice = discord_emu.add_user("alice")
         discord_emu.add_member(guild.id, alice.id)
-        (tmp_path / ".env").write_text(
-            "\n".join(
-                [
-                    f"DISCORD_TOKEN={discord_emu.token}",
-                    f"OLLAMA_HOST={ollama.url}",
-                    f"DISCORD_API_BASE={discord_emu.api_base}",
-                    f"DISCORD_GATEWAY_URL={discord_emu.gateway_url}",
-                    f"DEV_GUILD_ID={guild.id}",
-                    "LOG_LEVEL=DEBUG",
-                ]
-            )
-        )
+        env = emulator_env(discord_emu, ollama, guild.id, LOG_LEVEL="DEBUG")
+        (tmp_path / ".env").write_text("\n".join(f"{k}={v}" for k, v in env.items()))
         proc = await run_bot_process({}, tmp_path)
         try:
             await discord_emu.wait_ready(timeout=60)

@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager, closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.bot.test_main import run_bot_process
+from tests.bot.test_main import emulator_env, run_bot_process
 from tests.e2e.conftest import private_notes
 from tests.emulators.discord_server import (
     Channel,
@@ -111,16 +111,14 @@ async def setup(tmp_path: Path, *, tokens_per_second: float, **env: str) -> Asyn
         alice = discord_emu.add_user("alice")
         discord_emu.add_member(guild.id, alice.id)
         db = tmp_path / "bot.db"
-        values = {
-            "DISCORD_TOKEN": discord_emu.token,
-            "OLLAMA_HOST": ollama.url,
-            "DISCORD_API_BASE": discord_emu.api_base,
-            "DISCORD_GATEWAY_URL": discord_emu.gateway_url,
-            "DEV_GUILD_ID": str(guild.id),
-            "DATABASE_URL": f"sqlite+aiosqlite:///{db}",
-            "LOG_LEVEL": "INFO",
+        values = emulator_env(
+            discord_emu,
+            ollama,
+            guild.id,
+            DATABASE_URL=f"sqlite+aiosqlite:///{db}",
+            LOG_LEVEL="INFO",
             **env,
-        }
+        )
         yield Setup(discord_emu, ollama, guild, channels, alice, db, values)
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from bot.ops.logging_setup import REDACTED, SecretFilter
-from tests.bot.test_main import run_bot_process
+from tests.bot.test_main import emulator_env, run_bot_process
 from tests.emulators.discord_server import DiscordEmulator
 from tests.emulators.ollama_server import OllamaEmulator
 
@@ -81,14 +81,7 @@ async def bot_process(
     """``python -m bot`` against the emulators, ready; on exit it is stopped with SIGINT and
     the yielded list holds its log lines."""
     guild = next(iter(discord_emu.world.guilds.values()))
-    env = {
-        "DISCORD_TOKEN": discord_emu.token,
-        "OLLAMA_HOST": ollama.url,
-        "DISCORD_API_BASE": discord_emu.api_base,
-        "DISCORD_GATEWAY_URL": discord_emu.gateway_url,
-        "DEV_GUILD_ID": str(guild.id),
-        "LOG_LEVEL": log_level,
-    }
+    env = emulator_env(discord_emu, ollama, guild.id, LOG_LEVEL=log_level)
     proc = await run_bot_process(env, tmp_path)
     lines: list[str] = []
     try:
