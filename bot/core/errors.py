@@ -10,6 +10,9 @@ end: ``bot.discord_app.advice`` for Discord, ``bot.cli.context.error_message`` f
     ├── ConfigError                   settings missing or invalid (every bad key named)
     ├── StorageError                  the database failed
     ├── InvalidRequestError           refused before asking anyone (bad option, empty prompt)
+    │   ├── AttachmentError           an attached image or file cannot be used (filename)
+    │   └── VisionUnavailableError    images for a model that cannot see, and no VISION_MODEL
+    ├── StructuredOutputError         the answer did not match its format or schema (errors)
     └── OllamaError                   talking to Ollama failed; partial_content, retryable
         ├── OllamaUnavailableError    cannot connect (retried)
         ├── OllamaConnectionLostError the stream broke mid-answer (retried)
@@ -52,6 +55,57 @@ class StorageError(OllacordError):
 
 class InvalidRequestError(OllacordError):
     """The caller asked for something we refuse before contacting Ollama."""
+
+
+class AttachmentError(InvalidRequestError):
+    """An attached image or file cannot be used (too large, unreadable, of a kind we refuse).
+
+    ``reason`` is one of the ``AttachmentError.*`` constants, for front ends that word their
+    own advice; ``user_message`` says it neutrally, naming the file.
+    """
+
+    TOO_LARGE = "too_large"
+    UNSUPPORTED = "unsupported"
+    UNREADABLE = "unreadable"
+    TOO_LONG = "too_long"  # its text does not fit the model's context window
+
+    def __init__(self, filename: str, reason: str, message: str) -> None:
+        self.filename = filename
+        self.reason = reason
+        super().__init__(message)
+
+
+class VisionUnavailableError(InvalidRequestError):
+    """Images were attached for a model that cannot see them, and no vision model can stand in.
+
+    ``vision_model`` is the configured stand-in (None when unset, else it is not available).
+    """
+
+    def __init__(self, model: str, vision_model: str | None) -> None:
+        self.model = model
+        self.vision_model = vision_model
+        if vision_model is None:
+            message = f"The model `{model}` cannot see images, and no vision model is set."
+        else:
+            message = (
+                f"The model `{model}` cannot see images, and the vision model "
+                f"`{vision_model}` is not available on the server."
+            )
+        super().__init__(message)
+
+
+class StructuredOutputError(OllacordError):
+    """The model's answer did not match the requested format or schema, even on a retry.
+
+    ``errors`` lists what failed (at most a few lines); ``content`` is the last answer.
+    """
+
+    def __init__(self, errors: list[str], content: str) -> None:
+        self.errors = errors
+        self.content = content
+        super().__init__(
+            "The model's answer did not match the requested format: " + "; ".join(errors)
+        )
 
 
 class OllamaError(OllacordError):
