@@ -52,6 +52,10 @@ class Settings:
     http_port: int | None = None
     admin_token: str | None = field(default=None, repr=False)
     shutdown_grace_seconds: float = DEFAULT_SHUTDOWN_GRACE
+    vision_model: str | None = None
+    max_tool_rounds: int = 4
+    tool_timeout: float = 30.0
+    mcp_config: str | None = None
 
     @property
     def secrets(self) -> tuple[str | None, ...]:
@@ -209,6 +213,8 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "mention_chat": _bool,
     "message_content_intent": _bool,
     "shutdown_grace_seconds": _non_negative_float,
+    "max_tool_rounds": _int(1),
+    "tool_timeout": _positive_float,
 }
 
 
@@ -292,6 +298,22 @@ SETTING_DOCS: dict[str, SettingDoc] = {
     "shutdown_grace_seconds": SettingDoc(
         "On SIGTERM or SIGINT, how long answers in flight may take to finish before they are "
         "interrupted (with a notice, what was written kept), in seconds"
+    ),
+    "vision_model": SettingDoc(
+        "Model that answers questions with images when the channel's model cannot see them, "
+        "e.g. llava or gemma3",
+        empty="images need a vision model chosen with /model",
+    ),
+    "max_tool_rounds": SettingDoc(
+        "Most rounds of tool calls in one answer; the model then answers with what it has"
+    ),
+    "tool_timeout": SettingDoc(
+        "Longest a tool call (built-in or MCP) may take before the model is told it timed "
+        "out, in seconds"
+    ),
+    "mcp_config": SettingDoc(
+        "Path of a JSON file listing MCP servers in the mcpServers shape (see README)",
+        empty="no MCP servers",
     ),
 }
 

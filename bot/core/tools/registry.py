@@ -16,9 +16,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
+from bot.core.config import DEFAULTS
+
 log = logging.getLogger(__name__)
 
-DEFAULT_TOOL_TIMEOUT = 20.0
+DEFAULT_TOOL_TIMEOUT = DEFAULTS.tool_timeout
 MAX_TOOL_RESULT_CHARS = 8000
 MAX_TOOL_CALLS_PER_ROUND = 8
 TRUNCATED = "\n…(truncated)"
