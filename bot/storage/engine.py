@@ -45,6 +45,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     # In WAL mode NORMAL cannot corrupt the database; it only skips an fsync per commit.
     cursor.execute("PRAGMA synchronous=NORMAL")
+    # Deleted conversations (images included) are overwritten with zeros, not left in free
+    # pages where anyone with the file could read them.
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
 
 

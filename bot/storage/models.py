@@ -13,6 +13,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     TypeDecorator,
@@ -46,6 +47,7 @@ class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {
         dict[str, Any]: JSON,
         list[dict[str, Any]]: JSON,
+        list[str]: JSON,
     }
 
 
@@ -60,6 +62,11 @@ class ChatSession(Base):
     options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # For channel sessions: "channel" (one conversation) or "user" (one per member).
     scope: Mapped[str | None] = mapped_column(String(20))
+    # A named preset of generation options (bot.core.presets); explicit options win over it.
+    preset: Mapped[str | None] = mapped_column(String(40))
+    keep_alive: Mapped[str | None] = mapped_column(String(40))
+    # The tools the model may use here; None: the default ones.
+    tools: Mapped[list[str] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -82,10 +89,30 @@ class StoredMessage(Base):
     role: Mapped[str] = mapped_column(String(20), nullable=False)
     content: Mapped[str] = mapped_column(Text, nullable=False, default="")
     tool_calls: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    tool_name: Mapped[str | None] = mapped_column(String(200))  # of a "tool" message
+    # How many images came with the message (some may since have left the image budget);
+    # history reads the images table only for messages that had any.
+    image_count: Mapped[int | None] = mapped_column(Integer)
     model: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     session: Mapped[ChatSession] = relationship(back_populates="messages")
+
+
+class MessageImage(Base):
+    """An image a member attached, kept (within a budget) so follow-ups still see it."""
+
+    __tablename__ = "message_images"
+    __table_args__ = (Index("ix_message_images_session_id", "session_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    message_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("messages.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    session_id: Mapped[str] = mapped_column(
+        String(200), ForeignKey("sessions.id", ondelete="CASCADE"), nullable=False
+    )
+    data: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
 
 
 class BotState(Base):

@@ -15,6 +15,9 @@ class SessionSettings:
     system_prompt: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
     scope: str | None = None
+    preset: str | None = None
+    keep_alive: str | None = None
+    tools: tuple[str, ...] | None = None  # None: the default tools
 
 
 @dataclass(frozen=True, slots=True)

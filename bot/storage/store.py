@@ -13,12 +13,10 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Insert, delete, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession as DbSession
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -28,71 +26,47 @@ from bot.core.history import ChatMessage
 from bot.storage.models import ChatSession, StoredMessage, utcnow
 from bot.storage.records import SessionRecord, SessionSettings
 from bot.storage.settings_cache import SettingsCache
+from bot.storage.turns import (
+    IDS_PER_STATEMENT,
+    MESSAGE_COLUMNS,
+    TurnWriter,
+    chunks,
+    insert_ignore,
+    message_of,
+    with_images,
+)
 
 log = logging.getLogger(__name__)
 
 _UNSET: Any = object()
 _SETTINGS = select(
     ChatSession.id, ChatSession.model, ChatSession.system_prompt, ChatSession.options,
-    ChatSession.scope,
+    ChatSession.scope, ChatSession.preset, ChatSession.keep_alive, ChatSession.tools,
 )  # fmt: skip
-_MESSAGES = select(StoredMessage.role, StoredMessage.content, StoredMessage.tool_calls)
+SEARCH_EXCERPT_LIMIT = 50  # messages a search may return at most
 
 
 def _settings(row: Any) -> SessionSettings:
-    return SessionSettings(row.model, row.system_prompt, dict(row.options or {}), row.scope)
+    return SessionSettings(
+        row.model,
+        row.system_prompt,
+        dict(row.options or {}),
+        row.scope,
+        row.preset,
+        row.keep_alive,
+        None if row.tools is None else tuple(row.tools),
+    )
 
 
 def _record(row: ChatSession, count: int) -> SessionRecord:
     return SessionRecord(row.id, _settings(row), row.created_at, row.updated_at, count)
 
 
-def _message(row: Any) -> ChatMessage:
-    message: ChatMessage = {"role": row.role, "content": row.content}
-    if row.tool_calls:
-        message["tool_calls"] = row.tool_calls
-    return message
-
-
-def _insert_ignore(db: DbSession, **values: Any) -> Insert:
-    """INSERT a session unless it exists: race-free where get-then-add is not."""
-    return _insert_ignore_many(db, [values])
-
-
-def _insert_ignore_many(db: DbSession, sessions: Sequence[dict[str, Any]]) -> Insert:
-    now = utcnow()
-    rows = [{"options": {}, "created_at": now, "updated_at": now, **values} for values in sessions]
-    dialect = db.get_bind().dialect.name
-    module = postgresql if dialect == "postgresql" else sqlite
-    return module.insert(ChatSession).values(rows).on_conflict_do_nothing(index_elements=["id"])
-
-
-# SQLite allows 32766 bound parameters per statement (999 before 3.32).
-IDS_PER_STATEMENT = 150
-# Turns ending within this window share a transaction; it also keeps the write out of the
-# moment those answers send their final edits, which matter more to the people waiting.
-GROUP_COMMIT_WINDOW = 0.05
-
-
-def _chunks(items: list[str], size: int) -> list[list[str]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
-
-
-@dataclass(slots=True)
-class _Turn:
-    session_id: str
-    messages: list[ChatMessage]
-    model: str | None
-    done: asyncio.Future[bool]
-
-
 class SessionStore:
     def __init__(self, sessionmaker: async_sessionmaker[DbSession]) -> None:
         self._sessionmaker = sessionmaker
         self._write_lock = asyncio.Lock()
-        self._turns: list[_Turn] = []
-        self._turn_writer: asyncio.Task[None] | None = None
-        self._commit_now = asyncio.Event()
+        self._turns = TurnWriter(self._writing)
         self._cache = SettingsCache(self._read_settings, self._read_ids)
 
     # plumbing ------------------------------------------------------------------------------
@@ -119,7 +93,7 @@ class SessionStore:
     async def _read_settings(self, session_ids: list[str]) -> dict[str, SessionSettings]:
         found = {}
         async with self._reading() as db:
-            for part in _chunks(session_ids, IDS_PER_STATEMENT):
+            for part in chunks(session_ids, IDS_PER_STATEMENT):
                 rows = (await db.execute(_SETTINGS.where(ChatSession.id.in_(part)))).all()
                 found.update((row.id, _settings(row)) for row in rows)
         return found
@@ -154,13 +128,13 @@ class SessionStore:
         if history_limit <= 0:
             return settings, []
         newest = (
-            _MESSAGES.where(StoredMessage.session_id == session_id)
+            MESSAGE_COLUMNS.where(StoredMessage.session_id == session_id)
             .order_by(StoredMessage.id.desc())
             .limit(history_limit)
         )
         async with self._reading() as db:
             rows = (await db.execute(newest)).all()
-        return settings, [_message(r) for r in reversed(rows)]
+            return settings, await with_images(db, rows[::-1])
 
     async def get(self, session_id: str) -> SessionRecord | None:
         async with self._reading() as db:
@@ -188,13 +162,32 @@ class SessionStore:
 
     async def messages(self, session_id: str, limit: int | None = None) -> list[ChatMessage]:
         """The session's messages, oldest first; with ``limit``, only the newest ones."""
-        query = _MESSAGES.where(StoredMessage.session_id == session_id)
+        query = MESSAGE_COLUMNS.where(StoredMessage.session_id == session_id)
         async with self._reading() as db:
             if limit is None:
                 rows = (await db.execute(query.order_by(StoredMessage.id))).all()
-                return [_message(r) for r in rows]
+                return await with_images(db, rows)
             newest = query.order_by(StoredMessage.id.desc()).limit(limit)
-            return [_message(r) for r in reversed((await db.execute(newest)).all())]
+            return await with_images(db, (await db.execute(newest)).all()[::-1])
+
+    async def search_messages(self, session_id: str, text: str, limit: int) -> list[ChatMessage]:
+        """The newest user and assistant messages of a session that contain ``text``
+        (case-insensitive), oldest first."""
+        needle = text.strip()
+        if not needle:
+            return []
+        query = (
+            MESSAGE_COLUMNS.where(
+                StoredMessage.session_id == session_id,
+                StoredMessage.role.in_(("user", "assistant")),
+                StoredMessage.content.icontains(needle, autoescape=True),
+            )
+            .order_by(StoredMessage.id.desc())
+            .limit(max(1, min(limit, SEARCH_EXCERPT_LIMIT)))
+        )
+        async with self._reading() as db:
+            rows = (await db.execute(query)).all()
+        return [message_of(r) for r in reversed(rows)]
 
     # writes --------------------------------------------------------------------------------
     async def append_turn(
@@ -205,82 +198,35 @@ class SessionStore:
         Turns finishing together are written in one transaction (a group commit): fifty
         answers ending at once cost one write, not fifty queued behind each other.
         """
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[bool] = loop.create_future()
-        self._turns.append(_Turn(session_id, list(messages), model, future))
-        if self._turn_writer is None or self._turn_writer.done():
-            self._turn_writer = loop.create_task(self._write_turns())
-        # Shielded: a caller that gives up waiting must not undo a turn being written.
-        return await asyncio.shield(future)
+        return await self._turns.append(session_id, messages, model=model)
 
-    async def _write_turns(self) -> None:
-        with contextlib.suppress(TimeoutError):  # a reset or delete may need them sooner
-            await asyncio.wait_for(self._commit_now.wait(), GROUP_COMMIT_WINDOW)
-        self._commit_now.clear()
-        while self._turns:
-            batch, self._turns = self._turns, []
-            try:
-                created = await self._write_batch(batch)
-            except Exception as exc:
-                for turn in batch:
-                    if not turn.done.done():
-                        turn.done.set_exception(exc)
-                continue
-            for turn in batch:
-                if not turn.done.done():
-                    turn.done.set_result(created[turn.session_id])
+    async def _scrub(self) -> None:
+        """Make deleted messages and images unrecoverable from the database files.
 
-    async def _settle_turns(self) -> None:
-        """Write the turns waiting for their group commit now: an answer already shown
-        must not reappear after a reset or delete that came after it."""
-        writer = self._turn_writer
-        if writer is not None and not writer.done():
-            self._commit_now.set()
-            await asyncio.shield(writer)
-
-    async def _write_batch(self, batch: list[_Turn]) -> dict[str, bool]:
-        now = utcnow()
-        sessions = list(dict.fromkeys(turn.session_id for turn in batch))
-        created: dict[str, bool] = {}
-        async with self._writing(*sessions) as db:
-            # A constant number of statements per batch: each one is a round trip to the
-            # database thread, and fifty of them would keep the event loop busy while the
-            # final edits of those same answers are going out.
-            for part in _chunks(sessions, IDS_PER_STATEMENT):
-                existing = set(
-                    await db.scalars(select(ChatSession.id).where(ChatSession.id.in_(part)))
-                )
-                new = [{"id": session_id} for session_id in part if session_id not in existing]
-                if new:
-                    await db.execute(_insert_ignore_many(db, new))
-                created.update((session_id, session_id not in existing) for session_id in part)
-                touch = update(ChatSession).where(ChatSession.id.in_(part))
-                await db.execute(touch.values(updated_at=now))
-            rows = [
-                {
-                    "session_id": turn.session_id,
-                    "role": m["role"],
-                    "content": m.get("content", ""),
-                    "tool_calls": m.get("tool_calls") or None,
-                    "model": turn.model if m["role"] == "assistant" else None,
-                    "created_at": now,
-                }
-                for turn in batch
-                for m in turn.messages
-            ]
-            if rows:
-                await db.execute(insert(StoredMessage), rows)
-        return created
+        SQLite zeroes deleted content in the main file (``secure_delete``, set per
+        connection), but older copies of those pages stay in the write-ahead log until a
+        checkpoint overwrites them: truncating it removes them now.
+        """
+        if self._sessionmaker.kw["bind"].dialect.name != "sqlite":
+            return
+        try:
+            async with self._write_lock, self._sessionmaker() as db:
+                connection = await db.connection()
+                await connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        except (OperationalError, DBAPIError) as exc:  # the delete itself succeeded
+            log.warning("could not truncate the database's write-ahead log: %s", exc)
 
     async def reset(self, session_id: str, system_prompt: str | None = None) -> SessionRecord:
         """Create the session anew: its messages are dropped, its settings replaced."""
-        await self._settle_turns()
+        await self._turns.settle()
         async with self._writing(session_id) as db:
             await db.execute(delete(ChatSession).where(ChatSession.id == session_id))
             row = ChatSession(id=session_id, system_prompt=system_prompt, options={})
             db.add(row)
             await db.flush()
-            return _record(row, 0)
+            record = _record(row, 0)
+        await self._scrub()
+        return record
 
     async def update_settings(
         self,
@@ -290,6 +236,9 @@ class SessionStore:
         system_prompt: str | None = _UNSET,
         options: dict[str, Any] | None = _UNSET,
         scope: str | None = _UNSET,
+        preset: str | None = _UNSET,
+        keep_alive: str | None = _UNSET,
+        tools: Sequence[str] | None = _UNSET,
     ) -> tuple[SessionSettings, bool]:
         """Change some settings (a keyword left out keeps its value, None resets it).
 
@@ -301,11 +250,19 @@ class SessionStore:
             ("system_prompt", system_prompt),
             ("options", options),
             ("scope", scope),
+            ("preset", preset),
+            ("keep_alive", keep_alive),
+            ("tools", tools),
         ):
-            if value is not _UNSET:
-                changes[name] = dict(value or {}) if name == "options" else value
+            if value is _UNSET:
+                continue
+            if name == "options":
+                value = dict(value or {})
+            elif name == "tools" and value is not None:
+                value = list(value)
+            changes[name] = value
         async with self._writing(session_id) as db:
-            created = (await db.execute(_insert_ignore(db, id=session_id))).rowcount == 1
+            created = (await db.execute(insert_ignore(db, id=session_id))).rowcount == 1
             await db.execute(
                 update(ChatSession).where(ChatSession.id == session_id).values(**changes)
             )
@@ -313,44 +270,52 @@ class SessionStore:
             return _settings(row), created
 
     async def delete(self, session_id: str) -> bool:
-        await self._settle_turns()
+        await self._turns.settle()
         async with self._writing(session_id) as db:
             result = await db.execute(delete(ChatSession).where(ChatSession.id == session_id))
-            return bool(result.rowcount)
+        await self._scrub()
+        return bool(result.rowcount)
 
     async def clear_messages(self, session_id: str) -> int:
         """Forget a session's messages but keep its settings."""
-        await self._settle_turns()
+        await self._turns.settle()
         async with self._writing() as db:
             result = await db.execute(
                 delete(StoredMessage).where(StoredMessage.session_id == session_id)
             )
-            return int(result.rowcount or 0)
+        await self._scrub()
+        return int(result.rowcount or 0)
 
     async def clear_messages_prefix(self, prefix: str) -> int:
         """Forget the messages of every session whose id starts with ``prefix``."""
-        await self._settle_turns()
+        await self._turns.settle()
         matching = StoredMessage.session_id.startswith(prefix, autoescape=True)
         async with self._writing() as db:
             result = await db.execute(delete(StoredMessage).where(matching))
-            return int(result.rowcount or 0)
+        await self._scrub()
+        return int(result.rowcount or 0)
 
     async def delete_all(self) -> int:
-        await self._settle_turns()
+        await self._turns.settle()
         try:
             async with self._writing() as db:
-                return int((await db.execute(delete(ChatSession))).rowcount or 0)
+                deleted = int((await db.execute(delete(ChatSession))).rowcount or 0)
         finally:
             self._cache.forget_all()
+        await self._scrub()
+        return deleted
 
     async def delete_idle(self, older_than: datetime) -> int:
-        await self._settle_turns()
+        await self._turns.settle()
         try:
             async with self._writing() as db:
                 stale = delete(ChatSession).where(ChatSession.updated_at < older_than)
-                return int((await db.execute(stale)).rowcount or 0)
+                deleted = int((await db.execute(stale)).rowcount or 0)
         finally:
             self._cache.forget_all()
+        if deleted:
+            await self._scrub()
+        return deleted
 
     @staticmethod
     async def _count(db: DbSession, session_id: str) -> int:
