@@ -19,15 +19,22 @@ from typing import Any, Final
 
 from aiohttp import web
 
+from . import ollama_images as images
 from .ollama_faults import DROP, STALL_MID, Fault, StreamFaults
 from .ollama_models import EmulatedModel
-from .ollama_text import format_reply, now_rfc3339, qualified_name, tokenize
+from .ollama_schema import go_quote
+from .ollama_text import now_rfc3339, qualified_name, tokenize
+from .ollama_toolparse import route
 
 NDJSON: Final = "application/x-ndjson"
 # What a chat template adds: role markers and an end-of-turn token around every message, and
 # the beginning-of-sequence token in front of the whole prompt.
 MESSAGE_TEMPLATE_TOKENS: Final = 4
 BOS_TOKENS: Final = 1
+# sched.go (v0.12.6): "multimodal models require at least 2048 context".
+VISION_MIN_CTX: Final = 2048
+THINK_LEVELS: Final = ("high", "medium", "low")
+_THINK_CHOICES: Final = '"high", "medium", "low", true, or false'
 
 Rate = Callable[[], float | None]
 
@@ -55,12 +62,17 @@ def json_response(obj: object, status: int = 200) -> web.Response:
     return web.Response(status=status, text=text, content_type="application/json", charset="utf-8")
 
 
+Step = tuple[str, Any] | None  # (field, value) of one streamed line, None: nothing sent
+
+
 @dataclass
 class Answer:
     model: EmulatedModel
     thinking: list[str]
-    content: list[str]
-    tool_calls: list[dict[str, Any]] | None
+    # One per generated token of the text: what goes out for it. With tools, the server's
+    # parser holds tokens back (None) and turns finished calls into ("tool_calls", calls).
+    steps: list[Step]
+    tail: str  # the content of the last line: what the tool parser had left over
     done_reason: str
     prompt_tokens: int
     context: list[int]
@@ -70,32 +82,57 @@ class Answer:
     first: float = 0.0
 
     @property
-    def chunks(self) -> list[tuple[str, Any]]:
-        """(field, value) per streamed line: thinking first, then tool calls, then content."""
-        calls = [("tool_calls", self.tool_calls)] if self.tool_calls else []
-        thinking = [("thinking", t) for t in self.thinking]
-        return [*thinking, *calls, *(("content", t) for t in self.content)]
+    def chunks(self) -> list[Step]:
+        """What each generated token sends, thinking first."""
+        return [*(("thinking", t) for t in self.thinking), *self.steps]
 
     @property
     def eval_count(self) -> int:
         # Like a real model, every generated token counts: thinking and tool calls too.
-        calls = len(tokenize(json.dumps(self.tool_calls))) if self.tool_calls else 0
-        return len(self.thinking) + len(self.content) + calls
+        return len(self.thinking) + len(self.steps)
+
+    @property
+    def content(self) -> str:
+        return "".join(v for k, v in filter(None, self.steps) if k == "content") + self.tail
+
+    @property
+    def tool_calls(self) -> list[dict[str, Any]]:
+        return [c for k, v in filter(None, self.steps) if k == "tool_calls" for c in v]
+
+
+def bind(body: dict[str, Any], chat: bool) -> list[bytes]:
+    """What Go's JSON binding refuses (400) before the handler even looks at the model:
+    a bad `think`, an image that is not base64. Returns the decoded images."""
+    think = body.get("think")
+    if think is not None and not isinstance(think, bool):
+        if not isinstance(think, str):
+            raise ApiError(400, f"think must be a boolean or string ({_THINK_CHOICES})")
+        if think not in THINK_LEVELS:
+            choices = f"(must be {_THINK_CHOICES})"
+            raise ApiError(400, f"invalid think value: {go_quote(think)} {choices}")
+    try:
+        return images.decode_request(body, chat)
+    except images.ImageError as exc:
+        raise ApiError(400, str(exc)) from None
 
 
 def validate(body: dict[str, Any], name: str, model: EmulatedModel, chat: bool) -> bool:
-    """Whether to think, or the 400 a real server answers for what the model cannot do."""
+    """Whether to think, or the 400 a real server answers for what the model cannot do,
+    checked in ChatHandler's and GenerateHandler's order (server/routes.go, v0.12.6)."""
     think = body.get("think")
-    thinking = bool(think) and think != "false"
-    if "completion" not in model.capabilities:
-        raise ApiError(400, f'"{name}" does not support {"chat" if chat else "generate"}')
-    if chat and body.get("tools") and "tools" not in model.capabilities:
-        raise ApiError(400, f"{qualified_name(name)} does not support tools")
+    thinking = think is True or isinstance(think, str)
     if thinking and "thinking" not in model.capabilities:
         raise ApiError(400, f'"{name}" does not support thinking')
-    fmt = body.get("format")
-    if fmt not in (None, "", "json") and not isinstance(fmt, dict):
-        raise ApiError(400, 'invalid format: expected "json" or a valid JSON schema')
+    if "completion" not in model.capabilities:
+        raise ApiError(400, f'"{name}" does not support {"chat" if chat else "generate"}')
+    # scheduleRunner's CheckCapabilities, with the model's full name in front.
+    if chat and body.get("tools") and "tools" not in model.capabilities:
+        raise ApiError(400, f"{qualified_name(name)} does not support tools")
+    if not chat and body.get("suffix") and "insert" not in model.capabilities:
+        raise ApiError(400, f"{qualified_name(name)} does not support insert")
+    # Think levels are for gpt-oss (its "harmony" parser) only.
+    if isinstance(think, str) and model.family not in ("gptoss", "gpt-oss"):
+        raise ApiError(400, f"think value {go_quote(think)} is not supported for this model")
     return thinking
 
 
@@ -111,12 +148,27 @@ def count_tokens(text: str, model: EmulatedModel) -> int:
 
 
 def prompt_tokens(body: dict[str, Any], model: EmulatedModel) -> int:
-    """The prompt's tokens once the chat template wrapped each message: prompt_eval_count."""
+    """The prompt's tokens once the chat template wrapped each message: prompt_eval_count.
+    Images: a vision model counts tokens_per_image for each, any other model reads the
+    `[img-N]` tags chatPrompt writes in front of the message as text."""
     messages: list[dict[str, Any]] = body.get("messages") or []
-    count = BOS_TOKENS + sum(
-        MESSAGE_TEMPLATE_TOKENS + count_tokens(str(m.get("content") or ""), model) for m in messages
-    )
+    vision = "vision" in model.capabilities
+    count, seen = BOS_TOKENS, 0
+    for message, pictures in zip(messages, images.per_message(body, True), strict=True):
+        text = str(message.get("content") or "")
+        if pictures and vision:
+            count += pictures * model.tokens_per_image
+        elif pictures:
+            text = images.tag_text(seen, pictures) + text
+        seen += pictures
+        count += MESSAGE_TEMPLATE_TOKENS + count_tokens(text, model)
     count += sum(count_tokens(str(body.get(k) or ""), model) for k in ("system", "prompt"))
+    if not messages and (pictures := len(body.get("images") or [])):
+        count += (
+            pictures * model.tokens_per_image
+            if vision
+            else count_tokens(images.tag_text(0, pictures), model)
+        )
     if body.get("tools"):
         count += count_tokens(json.dumps(body["tools"]), model)
     return count + len(body.get("context") or [])
@@ -127,7 +179,8 @@ def context_window(body: dict[str, Any], model: EmulatedModel, server_default: i
     (OLLAMA_CONTEXT_LENGTH), never more than the trained maximum (Ollama caps it too)."""
     requested = (body.get("options") or {}).get("num_ctx")
     window = requested if isinstance(requested, int) and requested > 0 else server_default
-    return min(window, model.context_length)
+    window = min(window, model.context_length)
+    return max(window, VISION_MIN_CTX) if "vision" in model.capabilities else window
 
 
 def truncate(body: dict[str, Any], model: EmulatedModel, window: int) -> dict[str, Any]:
@@ -148,15 +201,14 @@ def plan(
     model: EmulatedModel,
     *,
     text: str,
-    tool_calls: list[dict[str, Any]] | None,
+    tools: list[str] | None,
     thinking: str | None,
     faults: StreamFaults,
     started: float,
     window: int,
 ) -> Answer:
-    """Apply the request's format, stop and num_predict to the scripted text."""
-    if body.get("format") and not tool_calls:
-        text = format_reply(text, body["format"])
+    """Apply stop and num_predict to the model's raw text (as the runner does), then, for a
+    chat that offers `tools`, the server's tool parser."""
     options: dict[str, Any] = body.get("options") or {}
     stops = options.get("stop") or []
     stops = [stops] if isinstance(stops, str) else stops
@@ -169,14 +221,18 @@ def plan(
     if isinstance(limit, int) and 0 < limit < len(thoughts) + len(content):
         thoughts, content = thoughts[:limit], content[: max(0, limit - len(thoughts))]
         reason = "length"
+    steps: list[Step] = [("content", t) for t in content]
+    tail = ""
+    if tools is not None:
+        steps, tail = route(content, model.tool_call_tag, tools)
     prompt = [str(m.get("content") or "") for m in body.get("messages") or []]
     prompt += [str(body.get(k) or "") for k in ("system", "prompt")]
     prompt_text = "\n".join(prompt) + (json.dumps(body["tools"]) if body.get("tools") else "")
     return Answer(
         model=model,
         thinking=thoughts,
-        content=content,
-        tool_calls=tool_calls,
+        steps=steps,
+        tail=tail,
         done_reason=reason,
         prompt_tokens=min(prompt_tokens(body, model), window),
         context=[zlib.crc32(t.encode()) % 128_256 for t in tokenize(prompt_text) + content],
@@ -218,8 +274,8 @@ def final_fields(answer: Answer, chat: bool) -> dict[str, Any]:
 
 
 def whole_fields(answer: Answer, chat: bool) -> dict[str, Any]:
-    """The text-bearing fields of a stream=false answer."""
-    text, thoughts = "".join(answer.content), "".join(answer.thinking)
+    """The text-bearing fields of a stream=false answer: the streamed lines summed up."""
+    text, thoughts = answer.content, "".join(answer.thinking)
     if not chat:
         return {"response": text, **({"thinking": thoughts} if thoughts else {})}
     message: dict[str, Any] = {"role": "assistant", "content": text}
@@ -246,8 +302,8 @@ async def play(
             # Read the rate per token: tests may change it while a stream runs.
             tokens_per_second = rate()
             await asyncio.sleep(1 / tokens_per_second if tokens_per_second else 0)
-            if emit is not None:
-                await emit(*chunks[index])
+            if emit is not None and (step := chunks[index]) is not None:
+                await emit(*step)
     return None
 
 
@@ -271,7 +327,8 @@ async def send_stream(
             await resp.write(ndjson_line({"error": fault.error}))
         else:
             head = {"model": name, "created_at": now_rfc3339()}
-            last = {**head, **chunk_fields(chat, "content", ""), **final_fields(answer, chat)}
+            tail = chunk_fields(chat, "content", answer.tail)
+            last = {**head, **tail, **final_fields(answer, chat)}
             await resp.write(ndjson_line(last))
     return resp
 

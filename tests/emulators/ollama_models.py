@@ -20,7 +20,15 @@ INSTALLED_AT: Final = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)
 _STOP_TOKENS: Final = {
     "llama": ("<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"),
     "qwen3": ("<|im_start|>", "<|im_end|>"),
+    "gemma3": ("<end_of_turn>",),
 }
+# types/model/capability.go at v0.12.6: all a server can report in /api/show.
+CAPABILITIES: Final = ("completion", "tools", "insert", "vision", "embedding", "thinking")
+# The tool-call tag of each family's template (what tools/template.go's parseTag finds);
+# families not listed write bare JSON, as llama3.2's template does.
+_TOOL_TAGS: Final = {"qwen3": "<tool_call>", "qwen2": "<tool_call>", "qwen2.5": "<tool_call>"}
+IGNORE: Final = "ignore"
+REFUSE: Final = "refuse"
 
 
 @dataclass
@@ -31,14 +39,34 @@ class EmulatedModel:
     quantization_level: str = "Q4_K_M"
     size: int = 2_019_393_189
     context_length: int = 8192  # the trained maximum /api/show reports, not what runs
+    # What /api/show lists, in the order given (a real server lists completion or
+    # embedding first, then vision, tools, insert, thinking); it also decides what the
+    # emulator refuses: tools, thinking, a suffix (insert), chat at all (completion).
     capabilities: tuple[str, ...] = ("completion",)
     embedding_length: int = 64  # dimension of the vectors /api/embed returns
     # How many characters one token of this model's tokenizer covers on average: tokenizers
     # differ by family, and a client can only learn it from prompt_eval_count.
     chars_per_token: float = 4.0
+    # How the model writes a tool call: after this tag, or "{" for a bare JSON object;
+    # None takes the family's (see _TOOL_TAGS).
+    tool_tag: str | None = None
+    # Prompt tokens one image costs a vision model (ollama_images explains the default).
+    tokens_per_image: int = 768
+    # Images sent to a model without "vision": IGNORE (a text architecture: they never
+    # reach the model) or REFUSE (a vision architecture without its vision weights: 500).
+    images_without_vision: str = IGNORE
 
     def __post_init__(self) -> None:
         self.name = normalize_name(self.name)
+        unknown = set(self.capabilities) - set(CAPABILITIES)
+        if unknown:
+            raise ValueError(f"unknown capabilities {sorted(unknown)}; known: {CAPABILITIES}")
+        if self.images_without_vision not in (IGNORE, REFUSE):
+            raise ValueError(f"images_without_vision must be {IGNORE!r} or {REFUSE!r}")
+
+    @property
+    def tool_call_tag(self) -> str:
+        return self.tool_tag or _TOOL_TAGS.get(self.family, "{")
 
     @property
     def digest(self) -> str:
@@ -63,6 +91,26 @@ class RecordedRequest:
     json: dict[str, Any] | None
     time: float  # time.monotonic() on arrival
     headers: dict[str, str] = field(default_factory=dict)
+    # chat and generate: every image of the request, decoded, in message order
+    images: list[bytes] = field(default_factory=list)
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        return list((self.json or {}).get("messages") or [])
+
+    @property
+    def tools(self) -> list[dict[str, Any]]:
+        """The tools the request offered, as sent."""
+        return list((self.json or {}).get("tools") or [])
+
+    @property
+    def tool_names(self) -> list[str]:
+        return [str((t.get("function") or {}).get("name")) for t in self.tools]
+
+    @property
+    def tool_messages(self) -> list[dict[str, Any]]:
+        """The tool results the client sent back (role "tool", with tool_name if any)."""
+        return [m for m in self.messages if m.get("role") == "tool"]
 
 
 def default_models() -> list[EmulatedModel]:
@@ -88,6 +136,25 @@ def default_models() -> list[EmulatedModel]:
             capabilities=("embedding",),
         ),
     ]
+
+
+def vision_model() -> EmulatedModel:
+    """gemma3 as Ollama 0.12.6 shows it: vision, no tools (its template has none)."""
+    return EmulatedModel(
+        "gemma3:latest",
+        family="gemma3",
+        parameter_size="4.3B",
+        size=3_338_801_804,
+        context_length=131_072,
+        capabilities=("completion", "vision"),
+        tokens_per_image=256,  # gemma3's mm_tokens_per_image
+    )
+
+
+def extended_models() -> list[EmulatedModel]:
+    """The default catalogue and a vision model. Not the default: tests elsewhere assert
+    the exact list of three models that /api/tags shows."""
+    return [*default_models(), vision_model()]
 
 
 def listing(model: EmulatedModel, modified_at: datetime) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Deterministic stand-ins for what a model computes: tokens, JSON output, embeddings.
+"""Deterministic stand-ins for what a model computes: tokens, embeddings, names, durations.
 
 Everything here is a pure function so that the same request always gets the same answer,
 which is what lets tests assert on exact text, token counts and vectors.
@@ -7,11 +7,10 @@ which is what lets tests assert on exact text, token counts and vectors.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import re
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Final
 
 DEFAULT_KEEP_ALIVE: Final = 300.0
 
@@ -99,53 +98,3 @@ def embedding(text: str, dimensions: int) -> list[float]:
     raw = raw[:dimensions]
     norm = math.sqrt(sum(v * v for v in raw)) or 1.0
     return [v / norm for v in raw]
-
-
-def format_reply(reply: str, fmt: str | dict[str, Any]) -> str:
-    """Make the reply honour `format` the way constrained decoding would: always valid JSON."""
-    try:
-        json.loads(reply)
-    except ValueError:
-        value = placeholder(fmt, fmt) if isinstance(fmt, dict) else {"response": reply}
-        return json.dumps(value)
-    return reply
-
-
-def placeholder(schema: Any, root: dict[str, Any]) -> Any:
-    """A fixed value that satisfies the common JSON-schema keywords (what pydantic emits)."""
-    if not isinstance(schema, dict):
-        return None
-    if ref := schema.get("$ref"):
-        target: Any = root
-        for part in str(ref).removeprefix("#/").split("/"):
-            target = target.get(part, {}) if isinstance(target, dict) else {}
-        return placeholder(target, root)
-    if "const" in schema:
-        return schema["const"]
-    if schema.get("enum"):
-        return schema["enum"][0]
-    for key in ("anyOf", "oneOf", "allOf"):
-        if options := schema.get(key):
-            usable = [o for o in options if not (isinstance(o, dict) and o.get("type") == "null")]
-            return placeholder((usable or options)[0], root)
-    kind = schema.get("type", "object" if "properties" in schema else "string")
-    if isinstance(kind, list):
-        kind = next((k for k in kind if k != "null"), "null")
-    if kind == "object":
-        props = schema.get("properties") or {}
-        return {name: placeholder(sub, root) for name, sub in props.items()}
-    if kind == "array":
-        return [placeholder(schema.get("items", {}), root)] * int(schema.get("minItems", 1))
-    if kind in ("integer", "number"):
-        low = schema.get("minimum", schema.get("exclusiveMinimum", -1) + 1)
-        return int(low) if kind == "integer" else float(low)
-    if kind == "boolean":
-        return False
-    if kind == "null":
-        return None
-    if schema.get("format") == "date-time":
-        return "2025-01-01T00:00:00Z"
-    if schema.get("format") == "date":
-        return "2025-01-01"
-    text = "example".ljust(int(schema.get("minLength", 0)), "x")
-    return text[: schema["maxLength"]] if "maxLength" in schema else text
