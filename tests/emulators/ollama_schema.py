@@ -124,7 +124,7 @@ def instance(schema: Any, root: Any = None, variant: int = 0) -> Any:
             return instance((usable or options)[0], root, variant)
     kind = schema_type(schema)
     if kind == "object":
-        return _object(schema, root)
+        return _object(schema, root, variant)
     if kind == "array":
         count = max(int(schema.get("minItems", 0)), 1)
         count = min(count, int(schema.get("maxItems", count)))
@@ -145,7 +145,7 @@ def instance(schema: Any, root: Any = None, variant: int = 0) -> Any:
     return _string(schema, variant)
 
 
-def _object(schema: dict[str, Any], root: Any) -> dict[str, Any]:
+def _object(schema: dict[str, Any], root: Any, variant: int) -> dict[str, Any]:
     properties: dict[str, Any] = schema.get("properties") or {}
     extra = schema.get("additionalProperties")
     names = [n for n in schema.get("required") or [] if isinstance(n, str)]
@@ -154,7 +154,7 @@ def _object(schema: dict[str, Any], root: Any) -> dict[str, Any]:
     value = {}
     for name in names:
         sub = properties.get(name, extra if isinstance(extra, dict) else {"type": "string"})
-        value[name] = instance(sub, root)
+        value[name] = instance(sub, root, variant)
     return value
 
 
