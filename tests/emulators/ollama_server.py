@@ -218,18 +218,22 @@ class OllamaEmulator(Scripting, ModelEndpoints):
         window = answers.context_window(body, model, self.default_num_ctx)
         prompt = self._fit(body, model, window)
         seen = images.decode_request(prompt, chat)  # those still in the window
-        reply = self._decide(body, model.name, chat, self._echo(body, model, len(seen)))
-        thoughts = self._thinking or f"Thinking about: {answers.last_user_text(body)}"
-        answer = answers.plan(
-            prompt,
-            model,
-            text=self._raw_text(body, model, reply),
-            tools=offered_names(body) if chat and body.get("tools") else None,
-            thinking=thoughts if thinking else None,
-            faults=self._faults.take_stream_faults(request.path),
-            started=started,
-            window=window,
-        )
+        # A request the runner will refuse takes no script: no model ever answers it.
+        failure = self._runner_failure(body, model, seen)
+        answer = None
+        if failure is None:
+            reply = self._decide(body, model.name, chat, self._echo(body, model, len(seen)))
+            thoughts = self._thinking or f"Thinking about: {answers.last_user_text(body)}"
+            answer = answers.plan(
+                prompt,
+                model,
+                text=self._raw_text(body, model, reply),
+                tools=offered_names(body) if chat and body.get("tools") else None,
+                thinking=thoughts if thinking else None,
+                faults=self._faults.take_stream_faults(request.path),
+                started=started,
+                window=window,
+            )
         self.queued += 1
         try:
             await self._slots.acquire()
@@ -240,8 +244,9 @@ class OllamaEmulator(Scripting, ModelEndpoints):
         try:
             await self._load(model)
             self.loaded_num_ctx[model.name] = window
+            if failure or answer is None:
+                raise ApiError(500, failure or "unexpected response")
             answer.loaded = time.monotonic()
-            self._runner_checks(body, model, seen)
             send = answers.send_whole if body.get("stream") is False else answers.send_stream
             return await send(request, name, answer, chat, lambda: self.tokens_per_second)
         finally:
@@ -268,17 +273,19 @@ class OllamaEmulator(Scripting, ModelEndpoints):
         return schema.reply(reply.text, fmt, self._take_violation(body))
 
     @staticmethod
-    def _runner_checks(body: dict[str, Any], model: EmulatedModel, seen: list[bytes]) -> None:
-        """What fails once the model is loaded, in Completion() or in the runner, as a 500
+    def _runner_failure(
+        body: dict[str, Any], model: EmulatedModel, seen: list[bytes]
+    ) -> str | None:
+        """What fails once the model is loaded, in Completion() or in the runner: a 500
         before anything is streamed (streamResponse then answers plain JSON)."""
         if error := schema.format_error(body.get("format")):
-            raise ApiError(500, error)
+            return error
         try:
-            images.check_seen(
-                seen, "vision" in model.capabilities, model.images_without_vision == "refuse"
-            )
+            refuse = model.images_without_vision == catalogue.REFUSE
+            images.check_seen(seen, "vision" in model.capabilities, refuse)
         except images.ImageError as exc:
-            raise ApiError(500, str(exc)) from None
+            return str(exc)
+        return None
 
     def _fit(self, body: dict[str, Any], model: EmulatedModel, window: int) -> dict[str, Any]:
         """The prompt the model gets: truncated to its window, or refused (llama.cpp)."""

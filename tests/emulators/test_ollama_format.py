@@ -180,6 +180,8 @@ async def test_an_invalid_format_is_the_runners_500(
     emu: OllamaEmulator, fmt: object, quoted: str
 ) -> None:
     body = {"model": "llama3.2", "messages": USER_HI, "format": fmt}
+    emu.queue_replies("kept")
+    emu.violate_schema(mode="invalid")
     async with httpx.AsyncClient(base_url=emu.url, timeout=10) as http:
         response = await http.post("/api/chat", json=body)
         assert response.status_code == 500
@@ -187,6 +189,9 @@ async def test_an_invalid_format_is_the_runners_500(
         assert response.json() == {
             "error": f'invalid format: {quoted}; expected "json" or a valid JSON Schema object'
         }
+        # No model answered: the queued reply and the violation are still there.
+        kept = await http.post("/api/chat", json={**body, "format": "json", "stream": False})
+        assert kept.json()["message"]["content"] == '{"response": "kept"}'[:10]
         # "" and null mean no format at all.
         for empty in ("", None):
             ok = await http.post("/api/chat", json={**body, "format": empty, "stream": False})
