@@ -121,6 +121,10 @@ def validate(body: dict[str, Any], name: str, model: EmulatedModel, chat: bool) 
     checked in ChatHandler's and GenerateHandler's order (server/routes.go, v0.12.6)."""
     think = body.get("think")
     thinking = think is True or isinstance(think, str)
+    # Think levels are for gpt-oss (its "harmony" parser) only; generate checks it first.
+    level_refused = isinstance(think, str) and model.family not in ("gptoss", "gpt-oss")
+    if level_refused and not chat:
+        raise ApiError(400, f"think value {go_quote(think)} is not supported for this model")
     if thinking and "thinking" not in model.capabilities:
         raise ApiError(400, f'"{name}" does not support thinking')
     if "completion" not in model.capabilities:
@@ -130,8 +134,7 @@ def validate(body: dict[str, Any], name: str, model: EmulatedModel, chat: bool) 
         raise ApiError(400, f"{qualified_name(name)} does not support tools")
     if not chat and body.get("suffix") and "insert" not in model.capabilities:
         raise ApiError(400, f"{qualified_name(name)} does not support insert")
-    # Think levels are for gpt-oss (its "harmony" parser) only.
-    if isinstance(think, str) and model.family not in ("gptoss", "gpt-oss"):
+    if level_refused:
         raise ApiError(400, f"think value {go_quote(think)} is not supported for this model")
     return thinking
 

@@ -77,6 +77,10 @@ async def test_think_levels_are_for_gpt_oss_only(client: ollama.AsyncClient) -> 
     with pytest.raises(ollama.ResponseError) as level_without_thinking:
         await client.chat("llama3.2", USER_HI, think="low")
     assert level_without_thinking.value.error == '"llama3.2" does not support thinking'
+    # GenerateHandler looks at the level before the capabilities.
+    with pytest.raises(ollama.ResponseError) as generated:
+        await client.generate("llama3.2", "hi", think="low")
+    assert generated.value.error == 'think value "low" is not supported for this model'
 
 
 async def test_unloading_needs_no_capability(client: ollama.AsyncClient) -> None:
