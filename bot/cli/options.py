@@ -1,6 +1,6 @@
 """Generation options on the command line: `chat` flags and a stored session's settings.
 
-Values are checked by the manager's own rules (bot.core.planning.validate_options), while argparse
+Values are checked by the manager's own rules (bot.core.queries.validate_options), while argparse
 parses them, so a bad one is a usage error (exit 2) before anything is opened. Only the
 flags given are sent: an option left out keeps the session's value, else the model's own.
 """
@@ -46,7 +46,7 @@ def _checked(name: str, kind: type) -> Callable[[str], Any]:
             expected = "a whole number" if kind is int else "a number"
             raise argparse.ArgumentTypeError(f"expected {expected}, got {raw!r}") from None
         from bot.core.errors import InvalidRequestError
-        from bot.core.planning import validate_options
+        from bot.core.queries import validate_options
 
         try:
             validate_options({name: value})

@@ -78,6 +78,11 @@ def prompt_budget(window: int, num_predict: int | None = None) -> int:
     return max(1, window - answer_reserve(window, num_predict) - PROMPT_OVERHEAD_TOKENS)
 
 
+# What one image costs in a vision model's context: 256 tokens in gemma3, 576 in llava 1.5,
+# up to ~1600 in llama3.2-vision's tiles. The high end, so an image never overflows silently.
+IMAGE_TOKENS = 1600
+
+
 class TokenEstimator:
     """Tokens a text will take, per model: a conservative guess until the server's own
     prompt_eval_count of completed answers teaches the model's real characters per token."""
@@ -93,7 +98,10 @@ class TokenEstimator:
         return math.ceil(len(text) / self.chars_per_token(model))
 
     def message_tokens(self, message: ChatMessage, model: str) -> int:
-        return self.text_tokens(message.get("content", ""), model) + MESSAGE_OVERHEAD_TOKENS
+        tokens = self.text_tokens(message.get("content", ""), model) + MESSAGE_OVERHEAD_TOKENS
+        if "images" in message:
+            tokens += IMAGE_TOKENS * len(message["images"])
+        return tokens
 
     def learn(
         self,

@@ -177,9 +177,7 @@ class ContextOverflowError(OllamaRequestError):
         if message is None:
             size = f"about {tokens:,} tokens" if tokens else "too many tokens"
             limit = f"; the window is {window:,}" if window else ""
-            message = (
-                f"The request is too long for the model's context window ({size}{limit})."
-            )
+            message = f"The request is too long for the model's context window ({size}{limit})."
         super().__init__(message, partial_content=partial_content)
 
 

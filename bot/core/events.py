@@ -35,6 +35,13 @@ class ToolCallEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolRunEvent:
+    """The tools a round runs, now (their names, in the model's order)."""
+
+    names: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class RetryEvent:
     attempt: int
     delay: float
@@ -47,7 +54,15 @@ class FallbackEvent:
     model: str
 
 
-QueryEvent = QueuedEvent | StartedEvent | ThinkingEvent | ToolCallEvent | RetryEvent | FallbackEvent
+QueryEvent = (
+    QueuedEvent
+    | StartedEvent
+    | ThinkingEvent
+    | ToolCallEvent
+    | ToolRunEvent
+    | RetryEvent
+    | FallbackEvent
+)
 EventCallback = Callable[[QueryEvent], Awaitable[None] | None]
 
 

@@ -1,4 +1,5 @@
-"""Running a query in its turn: the queue slot, the plan, the generation, the stored turn.
+"""Running a query in its turn: the queue slot, the plan, the generation (in rounds, with
+the tools the model calls run in between), the check of a structured answer, the stored turn.
 
 The order of one answer's end, which the bot relies on: the result is set on the stream when
 the model's final chunk arrives (the reply shows the answer), then the turn is stored, still
@@ -14,20 +15,34 @@ import time
 from collections.abc import AsyncGenerator, Callable
 from typing import TYPE_CHECKING
 
-from bot.core.events import EventCallback, QueuedEvent, StartedEvent, emit
-from bot.core.generation import GenerationProgress, GenerationRequest, generate
+from bot.core.answer_turn import AnswerTurn, call_name
+from bot.core.errors import StructuredOutputError
+from bot.core.events import (
+    EventCallback,
+    QueuedEvent,
+    RetryEvent,
+    StartedEvent,
+    ToolRunEvent,
+    emit,
+)
+from bot.core.generation import GenerationRequest, generate
 from bot.core.model_catalog import ModelCatalog
 from bot.core.ollama_client import OllamaClient
-from bot.core.planning import Query, QueryDefaults, QueryPlanner
+from bot.core.planning import Plan, QueryDefaults, QueryPlanner
+from bot.core.queries import Query
 from bot.core.query_stream import QueryStream
 from bot.core.queueing import RequestQueue
 from bot.core.stats import RequestStats
+from bot.core.structured import validate_answer
 from bot.core.types import OllamaQueryResult
 
 if TYPE_CHECKING:
     from bot.storage.store import SessionStore
 
 log = logging.getLogger(__name__)
+
+# An answer that does not match its schema is asked for once more, then refused.
+STRUCTURED_RETRIES = 1
 
 
 class QueryExecutor:
@@ -78,36 +93,59 @@ class QueryExecutor:
         async with self._queue.slot(query.session_id, queued):
             started = time.monotonic()
             self._running(+1)
-            progress = GenerationProgress()
+            turn = AnswerTurn()
             model = query.model or self.planner.default_model
-            request: GenerationRequest | None = None
+            planned = False
             try:
-                request = await self.planner.plan(query)
+                plan = await self.planner.plan(query)
+                planned = True
+                request = plan.request
                 model = request.model
                 await emit(on_event, StartedEvent(model))
                 completed = stream.completed
-                async for chunk in generate(self._client, request, progress, on_event):
-                    if progress.done and not completed.done():
-                        stream.complete(progress.result(model, query.metadata))
-                    if chunk:
-                        yield chunk
-                if not completed.done():  # a model that never sent its final chunk
-                    stream.complete(progress.result(model, query.metadata))
+                # A structured answer is shown whole, once it is known to be valid.
+                streamed = query.format is None
+                format_retries = STRUCTURED_RETRIES
+                while True:
+                    progress = turn.next_round()
+                    async for chunk in generate(self._client, request, progress, on_event):
+                        if not streamed:
+                            continue
+                        if progress.done and not completed.done() and not turn.wants_tools(plan):
+                            stream.complete(turn.result(plan, query.metadata))
+                        if chunk:
+                            yield chunk
+                    if turn.wants_tools(plan):
+                        request = await self._run_tools(plan, request, turn, on_event)
+                        continue
+                    if query.format is not None:
+                        try:
+                            turn.parsed = validate_answer(progress.content, query.format)
+                        except StructuredOutputError as exc:
+                            if not format_retries:
+                                raise
+                            format_retries -= 1
+                            turn.discard_round()
+                            await emit(on_event, RetryEvent(1, 0.0, exc.user_message))
+                            continue
+                        yield progress.content
+                    break
+                if not completed.done():  # not streamed, or no final chunk came
+                    stream.complete(turn.result(plan, query.metadata))
                 result = completed.result()
                 self.planner.tokens.learn(
                     result.model,
                     request.messages,
-                    result.prompt_eval_count,
+                    progress.stats.get("prompt_eval_count"),
                     request.options.get("num_ctx"),
                 )
-                await self._store_turn(query, result)
+                await self._store_turn(query, result, turn)
             except (asyncio.CancelledError, GeneratorExit) as exc:
-                if stream.stop_requested and progress.parts and request is not None:
+                if stream.stop_requested and turn.has_text and planned:
                     # Stopped by the user: keep what was said, as they saw it.
-                    progress.done_reason = "stopped"
-                    stopped = progress.result(model, query.metadata)
+                    stopped = turn.result(plan, query.metadata, stopped=True)
                     stream.complete(stopped)
-                    await self._store_turn(query, stopped)
+                    await self._store_turn(query, stopped, turn)
                 self._stats.record_failure(exc, time.monotonic() - started, model)
                 raise
             except BaseException as exc:
@@ -116,14 +154,33 @@ class QueryExecutor:
                 raise
             finally:
                 self._running(-1)
-                self._stats.retries += progress.retries
-                self._stats.fallbacks += progress.fallback_from is not None
+                self._stats.retries += turn.retries
+                self._stats.fallbacks += turn.fell_back
             self._stats.record_success(
                 result.model,
                 time.monotonic() - started,
                 result.eval_count or 0,
-                progress.first_token_seconds,
+                turn.first_token_seconds,
             )
+
+    async def _run_tools(
+        self,
+        plan: Plan,
+        request: GenerationRequest,
+        turn: AnswerTurn,
+        on_event: EventCallback | None,
+    ) -> GenerationRequest:
+        """Run the round of tool calls the model just asked for; the request that goes on."""
+        assert plan.toolset is not None
+        calls = turn.round.tool_calls
+        await emit(on_event, ToolRunEvent(tuple(call_name(c) for c in calls)))
+        outcomes = await plan.toolset.run(calls)
+        for outcome in outcomes:
+            self._stats.record_tool(outcome.name, outcome.status)
+        added = turn.add_tool_round(outcomes)
+        last_round = turn.tool_rounds >= plan.max_tool_rounds
+        # After the last round the model is offered no tools: it answers with what it has.
+        return request.continued(added, tools=None if last_round else request.tools)
 
     def _running(self, change: int) -> None:
         self.active_streams += change
@@ -132,12 +189,11 @@ class QueryExecutor:
         else:
             self._idle.set()
 
-    async def _store_turn(self, query: Query, result: OllamaQueryResult) -> None:
+    async def _store_turn(self, query: Query, result: OllamaQueryResult, turn: AnswerTurn) -> None:
         if query.session_id is None:
             return
         assert self._store is not None
-        created = await self._store.append_turn(
-            query.session_id, query.turn(result), model=result.model
-        )
+        messages = query.turn(result, turn.exchange, turn.final_text)
+        created = await self._store.append_turn(query.session_id, messages, model=result.model)
         if created:
             self._on_session_created()

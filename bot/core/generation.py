@@ -11,7 +11,7 @@ import logging
 import random
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bot.core.errors import (
@@ -72,6 +72,12 @@ class GenerationRequest:
     @property
     def model(self) -> str:
         return self.models[0]
+
+    def continued(
+        self, messages: Sequence[ChatMessage], *, tools: list[Mapping[str, Any]] | None
+    ) -> GenerationRequest:
+        """The next round's request: the model's tool calls and their results added."""
+        return replace(self, messages=[*self.messages, *messages], tools=tools)
 
 
 @dataclass(slots=True)

@@ -14,13 +14,8 @@ from bot.core.generation import GenerationLimits
 from bot.core.history import ChatMessage, ConversationHistory
 from bot.core.model_catalog import ModelCatalog
 from bot.core.ollama_client import OllamaClient
-from bot.core.planning import (
-    QUERY_ARGS,
-    QueryArgs,
-    QueryDefaults,
-    build_query,
-    validate_options,
-)
+from bot.core.planning import QueryDefaults
+from bot.core.queries import QUERY_ARGS, QueryArgs, build_query, validate_options
 from bot.core.query_stream import QueryStream
 from bot.core.queueing import RequestQueue
 from bot.core.services import Services, close_services, open_services
@@ -66,6 +61,8 @@ class OllamaRequestManager:
         generation_defaults: GenerationConfig | None = None,
         default_num_ctx: int = DEFAULTS.default_num_ctx,
         shutdown_grace: float = DEFAULTS.shutdown_grace_seconds,
+        vision_model: str | None = DEFAULTS.vision_model,
+        max_tool_rounds: int = DEFAULTS.max_tool_rounds,
     ) -> None:
         self.host = host
         self.default_model = default_model
@@ -84,6 +81,8 @@ class OllamaRequestManager:
         self.default_num_ctx = default_num_ctx
         # On close, answers in flight get this long to finish and store their turn.
         self.shutdown_grace = shutdown_grace
+        self.vision_model = vision_model  # answers images the chosen model cannot see
+        self.max_tool_rounds = max_tool_rounds
         self.queue = RequestQueue(max_concurrent_requests)
         self.stats = RequestStats()
         self._session_count = 0
@@ -109,6 +108,8 @@ class OllamaRequestManager:
             "keep_alive": settings.keep_alive,
             "default_num_ctx": settings.default_num_ctx,
             "shutdown_grace": settings.shutdown_grace_seconds,
+            "vision_model": settings.vision_model,
+            "max_tool_rounds": settings.max_tool_rounds,
         }
         return cls(**{**options, **overrides})
 
@@ -125,6 +126,9 @@ class OllamaRequestManager:
             generation=self.generation_defaults,
             fallbacks=self.fallback_models,
             num_ctx=self.default_num_ctx,
+            keep_alive=self.keep_alive,
+            vision_model=self.vision_model,
+            max_tool_rounds=self.max_tool_rounds,
         )
         self._services = await open_services(
             self.database_url,
@@ -240,7 +244,7 @@ class OllamaRequestManager:
             max_retries=self.max_retries,
             retry_backoff=self.retry_backoff,
         )
-        query = build_query(args, limits, self.keep_alive, restartable=restartable)
+        query = build_query(args, limits, restartable=restartable)
         return self.services.executor.stream(query, args.get("on_event"))
 
     # sessions ------------------------------------------------------------------------------

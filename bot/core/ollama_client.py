@@ -205,8 +205,7 @@ def _from_response_error(exc: ollama.ResponseError, model: str | None) -> Ollama
         return ModelNotFoundError(model)
     if any(pattern in text for pattern in CONTEXT_OVERFLOW_ERRORS):
         return ContextOverflowError(
-            f"The model server refused the request: it does not fit the context window "
-            f"({detail})."
+            f"The model server refused the request: it does not fit the context window ({detail})."
         )
     if status == 400 or any(pattern in text for pattern in INVALID_REQUEST_ERRORS):
         return OllamaRequestError(f"The model server refused the request: {detail}")

@@ -40,6 +40,9 @@ class RequestStats:
     first_token_samples: int = 0
     model_usage: Counter[str] = field(default_factory=Counter)
     error_types: Counter[str] = field(default_factory=Counter)
+    # seed 003's tools_usage: calls by tool, and by (tool, outcome) for the metrics.
+    tools_usage: Counter[str] = field(default_factory=Counter)
+    tool_outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)
     listeners: list[Callable[[RequestRecord], None]] = field(default_factory=list)
 
     def record_success(
@@ -64,6 +67,10 @@ class RequestStats:
         cancelled = isinstance(error, asyncio.CancelledError | GeneratorExit)
         outcome = "cancelled" if cancelled else "error"
         self._notify(RequestRecord(model, outcome, latency, error=type(error).__name__))
+
+    def record_tool(self, name: str, status: str) -> None:
+        self.tools_usage[name] += 1
+        self.tool_outcomes[name, status] += 1
 
     def _notify(self, record: RequestRecord) -> None:
         for listener in self.listeners:
@@ -91,6 +98,7 @@ class RequestStats:
             "fallbacks": self.fallbacks,
             "model_usage": dict(self.model_usage),
             "error_types": dict(self.error_types),
+            "tools_usage": dict(self.tools_usage),
             "uptime_seconds": time.monotonic() - self.started_at,
             **extra,
         }

@@ -57,6 +57,10 @@ class OllamaQueryResult:
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     fallback_from: str | None = None
     thinking: str = ""
+    tools_used: list[str] = field(default_factory=list)  # names, in the order they ran
+    tools_unavailable: bool = False  # tools were offered, but this model cannot call them
+    vision_from: str | None = None  # the model asked for, which could not see the images
+    parsed: Any = None  # a structured answer (format json or a schema), parsed
 
     @property
     def tokens_per_second(self) -> float | None:
@@ -130,3 +134,6 @@ class ChatTarget:
     model: str | None
     system_prompt: str | None
     options: dict[str, Any] = field(default_factory=dict)
+    preset: str | None = None  # the channel's preset; its options give way to ``options``
+    keep_alive: str | None = None
+    tools: tuple[str, ...] | None = None  # the tools allowed here; None: the default ones

@@ -76,6 +76,9 @@ class ConversationRouter:
             model=channel.model or guild.model,
             system_prompt=channel.system_prompt or guild.system_prompt,
             options={**guild.options, **channel.options},
+            preset=channel.preset or guild.preset,
+            keep_alive=channel.keep_alive or guild.keep_alive,
+            tools=channel.tools if channel.tools is not None else guild.tools,
         )
 
     def settings_key(self, place: Place) -> str:

@@ -8,19 +8,37 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from bot.core.errors import OllacordError
-from bot.core.events import FallbackEvent, QueryEvent, QueuedEvent, RetryEvent, ThinkingEvent
+from bot.core.events import (
+    FallbackEvent,
+    QueryEvent,
+    QueuedEvent,
+    RetryEvent,
+    ThinkingEvent,
+    ToolRunEvent,
+)
 from bot.core.manager import OllamaRequestManager
+from bot.core.presets import effective_options, get_preset
 from bot.core.query_stream import QueryStream
+from bot.core.structured import render_json
+from bot.core.tools.registry import ToolSet
 from bot.core.types import ChatTarget, OllamaQueryResult
 from bot.presentation.shutdown import InFlight
 from bot.presentation.streaming import ReplySink, StreamingReply
 
 log = logging.getLogger(__name__)
+
+
+def _preset_options(name: str | None) -> dict[str, Any]:
+    return dict(get_preset(name).options) if name else {}
+
+
+def _preset_timeout(name: str | None) -> float | None:
+    return get_preset(name).timeout if name else None
 
 FIRST = asyncio.FIRST_COMPLETED
 
@@ -33,6 +51,8 @@ def neutral(error: OllacordError) -> str:
 
 
 def status_line(event: QueryEvent) -> str | None:
+    if isinstance(event, ToolRunEvent):
+        return f"🔧 Using {', '.join(event.names)}…"
     if isinstance(event, QueuedEvent):
         if event.reason == "session":
             return f"⏳ Waiting for the previous answer in this conversation (#{event.position})…"
@@ -52,8 +72,14 @@ def footer(result: OllamaQueryResult, *, stopped: bool = False) -> str:
         parts.append(f"{result.eval_count} tokens")
     if result.tokens_per_second:
         parts.append(f"{result.tokens_per_second:.1f} tok/s")
+    if result.vision_from:
+        parts.append(f"sees images for {result.vision_from}")
     if result.fallback_from:
         parts.append(f"fallback for {result.fallback_from}")
+    if result.tools_used:
+        parts.append("🔧 " + ", ".join(dict.fromkeys(result.tools_used)))
+    elif result.tools_unavailable:
+        parts.append("tools unavailable for this model")
     if stopped:
         parts.append("stopped")
     elif result.done_reason == "length":
@@ -92,12 +118,13 @@ class AnswerRun:
         self._consumer: asyncio.Task[None] | None = None
         self._in_flight = in_flight
         self._interrupted: str | None = None  # the notice, once interrupt() was called
+        self._structured = False  # a JSON answer: shown whole as a code block
         self.answer = Answer()
 
     def _on_event(self, event: QueryEvent) -> None:
         self.answer.events.append(event)
         line = status_line(event)
-        if line is not None and not self.reply.has_text:
+        if line is not None and (not self.reply.has_text or isinstance(event, ToolRunEvent)):
             self.reply.set_status(line)
 
     def stop(self) -> bool:
@@ -119,10 +146,35 @@ class AnswerRun:
             return contextlib.nullcontext()
         return self._in_flight.tracking(self)
 
-    async def ask(self, prompt: str, target: ChatTarget, **overrides: Any) -> Answer:
-        """A chat question in a conversation; ``overrides`` (model, temperature...) win."""
-        options = {**target.options, **{k: v for k, v in overrides.items() if v is not None}}
-        model = options.pop("model", None) or target.model
+    async def ask(
+        self,
+        prompt: str,
+        target: ChatTarget,
+        *,
+        model: str | None = None,
+        preset: str | None = None,
+        images: Sequence[bytes] = (),
+        toolset: ToolSet | None = None,
+        format: str | dict[str, Any] | None = None,
+        **overrides: Any,
+    ) -> Answer:
+        """A chat question in a conversation. Options in their order of precedence: the
+        channel's preset, the channel's options, ``preset``, then ``overrides``
+        (temperature...)."""
+        chosen = {k: v for k, v in overrides.items() if v is not None}
+        layered = effective_options(
+            [
+                ("channel preset", _preset_options(target.preset)),
+                ("channel", target.options),
+                ("preset", _preset_options(preset)),
+                ("question", chosen),
+            ]
+        )
+        options: dict[str, Any] = {name: value for name, (value, _) in layered.items()}
+        model = model or target.model
+        timeout = _preset_timeout(preset) or _preset_timeout(target.preset)
+        if timeout is not None:
+            options["timeout_ms"] = int(timeout * 1000)
         with self._tracked():
             if "think" not in options:
                 # Asked to think, a reasoning model sends its reasoning apart from the answer:
@@ -130,6 +182,16 @@ class AnswerRun:
                 name = model or self._manager.default_model
                 if "thinking" in await self._manager.catalog.capabilities(name):
                     options["think"] = True
+            if images:
+                options["images"] = list(images)
+            if toolset:
+                options["toolset"] = toolset
+            if target.keep_alive is not None:
+                options["keep_alive"] = target.keep_alive
+            if format is not None:
+                options["format"] = format
+                self._structured = True
+                self.reply.set_status("🧩 Writing a JSON answer…")
             return await self._run(
                 prompt,
                 session_id=target.session_id,
@@ -206,9 +268,15 @@ class AnswerRun:
 
     def _show_complete(self, result: OllamaQueryResult) -> None:
         text, notice = self._ending(result)
+        if self._structured and result.parsed is not None:
+            self.reply.push(f"```json\n{render_json(result.parsed)}\n```")
         self.reply.close(text, notice=notice)
 
     async def _consume(self, stream: QueryStream) -> None:
+        if self._structured:  # shown whole once complete (see _show_complete)
+            async for _ in stream:
+                pass
+            return
         push = self.reply.push
         async for chunk in stream:
             push(chunk)
@@ -223,6 +291,8 @@ class AnswerRun:
             await self.reply.finish(notice=f"⚠️ {self.explain(answer.error)}")
         elif answer.result is not None:
             text, notice = self._ending(answer.result)
+            if not self.reply.closed and self._structured and answer.result.parsed is not None:
+                self.reply.push(f"```json\n{render_json(answer.result.parsed)}\n```")
             await self.reply.finish(text, notice=notice)
         else:
             await self.reply.finish(notice=self._interrupted or STOPPED_EARLY)

@@ -95,10 +95,12 @@ class StreamingReply:
         if text and self._closing is None:
             self._splitter.feed(text)
             self.text_length += len(text)
+            self._status = None  # new text means what the status said is over
             self._wake.set()
 
     def set_status(self, status: str | None) -> None:
-        """A line shown while no text has arrived yet (queue position, thinking...)."""
+        """A line shown alone while no text has arrived yet (queue position, thinking...),
+        or under the text so far (a tool running) until more text comes."""
         if status != self._status:
             self._status = status
             self._wake.set()
@@ -157,9 +159,10 @@ class StreamingReply:
         current = self._splitter.current.content
         if current.strip():
             cursor = CURSOR if self._show_cursor else ""
-            if len(current) + len(cursor) > self._limit:
-                cursor = ""
-            pages.append((current + cursor, False))
+            status = f"{FOOTER_PREFIX}{self._status}" if self._status else ""
+            if len(current) + len(cursor) + len(status) > self._limit:
+                cursor = status = ""
+            pages.append((current + cursor + status, False))
         elif not pages and self._status:
             pages.append((self._status, False))
         return pages

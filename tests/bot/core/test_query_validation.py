@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from bot import OllamaRequestManager
 from bot.core.errors import InvalidRequestError
-from bot.core.planning import OPTION_RANGES, validate_options
+from bot.core.queries import OPTION_RANGES, validate_options
 
 ACCEPTED: list[dict[str, Any]] = [
     {},
