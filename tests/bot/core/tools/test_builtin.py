@@ -14,16 +14,15 @@ from bot.core.tools.builtin import (
     EXCERPT_CHARS,
     MAX_CHANNEL_CHARS,
     MAX_CHANNEL_MESSAGES,
-    MAX_NESTING,
     MAX_SEARCH_RESULTS,
     MESSAGE_CHARS,
     builtin_tools,
     calculator_tool,
     current_time_tool,
-    evaluate,
     read_channel_tool,
     search_conversation_tool,
 )
+from bot.core.tools.calculator import MAX_NESTING, evaluate
 from bot.core.tools.registry import (
     ChannelMessage,
     Tool,
