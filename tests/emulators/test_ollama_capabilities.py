@@ -12,6 +12,7 @@ from tests.emulators import ollama_models as catalogue
 from tests.emulators.ollama_server import EmulatedModel, OllamaEmulator
 
 USER_HI = [{"role": "user", "content": "hi"}]
+WEATHER_TOOL = {"type": "function", "function": {"name": "get_weather", "parameters": {}}}
 
 
 @pytest.fixture
@@ -103,3 +104,24 @@ async def test_a_think_value_go_cannot_bind_is_a_400() -> None:
         {"error": f'invalid think value: "extreme" (must be {choices})'},
     )
     assert number.json() == {"error": f"think must be a boolean or string ({choices})"}
+
+
+async def test_capability_errors_are_400() -> None:
+    tiny = EmulatedModel("tiny")  # completion only
+    models = [tiny, EmulatedModel("embedder", capabilities=("embedding",))]
+    async with (
+        OllamaEmulator(models) as emu,
+        ollama.AsyncClient(host=emu.url, timeout=10) as client,
+    ):
+        with pytest.raises(ollama.ResponseError) as think:
+            await client.chat("tiny", USER_HI, think=True)
+        with pytest.raises(ollama.ResponseError) as tools:
+            await client.chat("tiny", USER_HI, tools=[WEATHER_TOOL])
+        with pytest.raises(ollama.ResponseError) as chat:
+            await client.chat("embedder", USER_HI)
+        # think=False is allowed on any model
+        assert (await client.chat("tiny", USER_HI, think=False)).message.content == "Echo: hi"
+    assert (think.value.status_code, think.value.error) == (400, '"tiny" does not support thinking')
+    assert tools.value.status_code == 400
+    assert tools.value.error == "registry.ollama.ai/library/tiny:latest does not support tools"
+    assert (chat.value.status_code, chat.value.error) == (400, '"embedder" does not support chat')

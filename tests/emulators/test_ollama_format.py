@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from tests.emulators.ollama_schema import instance, violate
 from tests.emulators.ollama_server import OllamaEmulator
+from tests.emulators.ollama_testing import collect
 
 USER_HI = [{"role": "user", "content": "hi"}]
 
@@ -196,3 +197,27 @@ async def test_an_invalid_format_is_the_runners_500(
         for empty in ("", None):
             ok = await http.post("/api/chat", json={**body, "format": empty, "stream": False})
             assert ok.json()["message"]["content"] == "Echo: hi"
+
+
+class Weather(BaseModel):
+    city: str
+    temperature: float
+    humidity: int
+    sunny: bool
+    tags: list[str]
+    unit: str | None = None
+
+
+async def test_format_always_yields_json(emu: OllamaEmulator, client: ollama.AsyncClient) -> None:
+    as_json = await client.chat("llama3.2", USER_HI, format="json")
+    assert isinstance(json.loads(as_json.message.content or ""), dict)
+
+    schema = Weather.model_json_schema()
+    structured = await client.chat("llama3.2", USER_HI, format=schema)
+    Weather.model_validate_json(structured.message.content or "")
+    chunks, _ = await collect(await client.generate("llama3.2", "hi", format=schema, stream=True))
+    Weather.model_validate_json("".join(c.response or "" for c in chunks))
+
+    emu.set_reply('{"city": "Paris", "temperature": 21.5}')
+    passthrough = await client.chat("llama3.2", USER_HI, format="json")
+    assert passthrough.message.content == '{"city": "Paris", "temperature": 21.5}'

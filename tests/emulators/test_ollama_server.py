@@ -1,4 +1,6 @@
-"""Tests of the Ollama emulator, driven through the official client over real HTTP.
+"""Tests of the Ollama emulator, driven through the official client over real HTTP: the
+endpoints, streaming and the wire. Faults, tools, images, format and capabilities have
+test files of their own (test_ollama_*.py).
 
 Raw httpx is used only where the point is the wire itself (content types, NDJSON framing,
 error bodies), which the official client hides.
@@ -7,36 +9,19 @@ error bodies), which the official client hides.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
-import logging
 import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
 
 import httpx
 import ollama
 import pytest
-from pydantic import BaseModel
 
-from tests.emulators.ollama_server import BUSY, EmulatedModel, OllamaEmulator
-
-T = TypeVar("T")
+from tests.emulators.ollama_server import EmulatedModel, OllamaEmulator
+from tests.emulators.ollama_testing import collect, collect_or_raise
 
 USER_HI = [{"role": "user", "content": "hi"}]
-WEATHER_TOOL: dict[str, Any] = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Current weather in a city",
-        "parameters": {
-            "type": "object",
-            "properties": {"city": {"type": "string"}},
-            "required": ["city"],
-        },
-    },
-}
 
 
 @pytest.fixture
@@ -56,29 +41,6 @@ async def client(emu: OllamaEmulator) -> AsyncIterator[ollama.AsyncClient]:
 async def raw(emu: OllamaEmulator) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=emu.url, timeout=10) as http:
         yield http
-
-
-async def collect(stream: AsyncIterator[T]) -> tuple[list[T], BaseException | None]:
-    """Everything a stream yields, and the exception that ended it, if any."""
-    items: list[T] = []
-    try:
-        async for item in stream:
-            items.append(item)
-    except Exception as exc:
-        return items, exc
-    return items, None
-
-
-async def collect_or_raise(stream: AsyncIterator[T]) -> list[T]:
-    return [item async for item in stream]
-
-
-async def wait_until(predicate: Callable[[], bool], within: float = 5.0) -> None:
-    deadline = time.monotonic() + within
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.005)
 
 
 # -- basics ------------------------------------------------------------------------------
@@ -305,28 +267,7 @@ async def test_unknown_model_is_404_everywhere(client: ollama.AsyncClient) -> No
     assert in_stream.value.status_code == 404
 
 
-async def test_capability_errors_are_400() -> None:
-    tiny = EmulatedModel("tiny")  # completion only
-    models = [tiny, EmulatedModel("embedder", capabilities=("embedding",))]
-    async with (
-        OllamaEmulator(models) as emu,
-        ollama.AsyncClient(host=emu.url, timeout=10) as client,
-    ):
-        with pytest.raises(ollama.ResponseError) as think:
-            await client.chat("tiny", USER_HI, think=True)
-        with pytest.raises(ollama.ResponseError) as tools:
-            await client.chat("tiny", USER_HI, tools=[WEATHER_TOOL])
-        with pytest.raises(ollama.ResponseError) as chat:
-            await client.chat("embedder", USER_HI)
-        # think=False is allowed on any model
-        assert (await client.chat("tiny", USER_HI, think=False)).message.content == "Echo: hi"
-    assert (think.value.status_code, think.value.error) == (400, '"tiny" does not support thinking')
-    assert tools.value.status_code == 400
-    assert tools.value.error == "registry.ollama.ai/library/tiny:latest does not support tools"
-    assert (chat.value.status_code, chat.value.error) == (400, '"embedder" does not support chat')
-
-
-# -- thinking, tools, structured output, options ------------------------------------------
+# -- thinking and options ------------------------------------------------------------------
 async def test_thinking_comes_before_content(
     emu: OllamaEmulator, client: ollama.AsyncClient
 ) -> None:
@@ -353,56 +294,6 @@ async def test_thinking_comes_before_content(
     assert plain.message.thinking is None
 
 
-async def test_tool_calls_go_to_the_next_request_with_tools(
-    emu: OllamaEmulator, client: ollama.AsyncClient
-) -> None:
-    emu.queue_tool_calls([{"function": {"name": "get_weather", "arguments": {"city": "Paris"}}}])
-    emu.queue_tool_calls([{"name": "get_weather", "arguments": {"city": "Oslo"}}])
-    without_tools = await client.chat("llama3.2", USER_HI)
-    assert without_tools.message.content == "Echo: hi" and not without_tools.message.tool_calls
-
-    called = await client.chat("llama3.2", USER_HI, tools=[WEATHER_TOOL])
-    assert called.message.content == ""
-    assert called.message.tool_calls is not None
-    call = called.message.tool_calls[0].function
-    assert (call.name, dict(call.arguments)) == ("get_weather", {"city": "Paris"})
-
-    chunks, error = await collect(
-        await client.chat("llama3.2", USER_HI, tools=[WEATHER_TOOL], stream=True)
-    )
-    assert error is None
-    streamed = [tc for c in chunks for tc in c.message.tool_calls or []]
-    assert [dict(tc.function.arguments) for tc in streamed] == [{"city": "Oslo"}]
-    assert chunks[-1].done
-
-    after = await client.chat("llama3.2", USER_HI, tools=[WEATHER_TOOL])
-    assert after.message.content == "Echo: hi" and not after.message.tool_calls
-
-
-class Weather(BaseModel):
-    city: str
-    temperature: float
-    humidity: int
-    sunny: bool
-    tags: list[str]
-    unit: str | None = None
-
-
-async def test_format_always_yields_json(emu: OllamaEmulator, client: ollama.AsyncClient) -> None:
-    as_json = await client.chat("llama3.2", USER_HI, format="json")
-    assert isinstance(json.loads(as_json.message.content or ""), dict)
-
-    schema = Weather.model_json_schema()
-    structured = await client.chat("llama3.2", USER_HI, format=schema)
-    Weather.model_validate_json(structured.message.content or "")
-    chunks, _ = await collect(await client.generate("llama3.2", "hi", format=schema, stream=True))
-    Weather.model_validate_json("".join(c.response or "" for c in chunks))
-
-    emu.set_reply('{"city": "Paris", "temperature": 21.5}')
-    passthrough = await client.chat("llama3.2", USER_HI, format="json")
-    assert passthrough.message.content == '{"city": "Paris", "temperature": 21.5}'
-
-
 async def test_num_predict_and_stop_cut_the_reply(
     emu: OllamaEmulator, client: ollama.AsyncClient
 ) -> None:
@@ -417,203 +308,6 @@ async def test_num_predict_and_stop_cut_the_reply(
     assert (stopped.message.content, stopped.done_reason) == ("one two three", "stop")
     roomy = await client.chat("llama3.2", USER_HI, options={"num_predict": 50})
     assert roomy.done_reason == "stop" and roomy.eval_count == 5
-
-
-# -- faults ------------------------------------------------------------------------------
-async def test_refuse_and_accept_connections(
-    emu: OllamaEmulator, client: ollama.AsyncClient
-) -> None:
-    url = emu.url
-    await client.list()  # leaves a pooled keep-alive connection behind
-    emu.refuse_connections()
-    with pytest.raises(ConnectionError):
-        await client.chat("llama3.2", USER_HI)
-    with pytest.raises(httpx.ConnectError):  # the client does not translate this in streams
-        await collect_or_raise(await client.chat("llama3.2", USER_HI, stream=True))
-    await emu.accept_connections()
-    assert emu.url == url
-    assert (await client.chat("llama3.2", USER_HI)).message.content == "Echo: hi"
-
-
-async def test_fail_next_answers_errors_then_recovers(
-    emu: OllamaEmulator, client: ollama.AsyncClient
-) -> None:
-    emu.fail_next(2)
-    for _ in range(2):
-        with pytest.raises(ollama.ResponseError) as caught:
-            await client.chat("llama3.2", USER_HI)
-        assert (caught.value.status_code, caught.value.error) == (500, "internal error")
-    assert (await client.chat("llama3.2", USER_HI)).message.content == "Echo: hi"
-
-    emu.fail_next(status=503, error="busy", paths=("/api/tags",))
-    assert (await client.chat("llama3.2", USER_HI)).done  # other paths are untouched
-    with pytest.raises(ollama.ResponseError) as tags:
-        await client.list()
-    assert (tags.value.status_code, tags.value.error) == (503, "busy")
-    assert len((await client.list()).models) == 3
-
-
-async def test_stall_before_first_token_sends_headers_first(
-    emu: OllamaEmulator, raw: httpx.AsyncClient
-) -> None:
-    stall = 0.5
-    emu.stall_before_first_token(stall)
-    started = time.monotonic()
-    body = {"model": "llama3.2", "messages": USER_HI}
-    async with raw.stream("POST", "/api/chat", json=body) as response:
-        headers_after = time.monotonic() - started
-        lines = response.aiter_lines()
-        await anext(lines)
-        first_after = time.monotonic() - started
-    assert response.status_code == 200
-    assert headers_after < stall  # the 200 went out before the stall
-    assert first_after >= stall
-
-
-async def test_stall_before_first_token_delays_a_whole_answer(
-    emu: OllamaEmulator, client: ollama.AsyncClient
-) -> None:
-    emu.stall_before_first_token(0.25, count=1)
-    started = time.monotonic()
-    await client.generate("llama3.2", "hi")
-    assert time.monotonic() - started >= 0.25
-    assert emu.pending_faults == []  # consumed by that one request
-
-
-async def test_stall_mid_stream_pauses_after_n_tokens(
-    emu: OllamaEmulator, client: ollama.AsyncClient
-) -> None:
-    emu.set_reply("a b c d e f")
-    emu.stall_mid_stream(after_tokens=3, seconds=0.5)
-    stamps: list[float] = []
-    chunks = []
-    async for chunk in await client.chat("llama3.2", USER_HI, stream=True):
-        stamps.append(time.monotonic())
-        chunks.append(chunk)
-    assert "".join(c.message.content or "" for c in chunks) == "a b c d e f"
-    gaps = [later - earlier for earlier, later in itertools.pairwise(stamps)]
-    # Between the 3rd and 4th chunk. The 3rd may reach us a little late on a busy machine,
-    # which shortens the gap we see: a margin keeps this about the stall, not the scheduler.
-    assert gaps[2] >= 0.4
-    assert gaps[2] == max(gaps)
-
-
-async def test_drop_mid_stream_breaks_the_connection(
-    emu: OllamaEmulator, client: ollama.AsyncClient
-) -> None:
-    emu.set_reply("a b c d e f")
-    emu.drop_mid_stream(after_tokens=2)
-    chunks, error = await collect(await client.chat("llama3.2", USER_HI, stream=True))
-    assert [c.message.content for c in chunks] == ["a", " b"]
-    assert isinstance(error, httpx.RemoteProtocolError)
-
-    emu.drop_mid_stream(after_tokens=2)
-    with pytest.raises(httpx.RemoteProtocolError):
-        await client.chat("llama3.2", USER_HI)
-    assert (await client.chat("llama3.2", USER_HI)).message.content == "a b c d e f"
-    assert emu.active_streams == 0
-
-
-async def test_error_mid_stream_is_an_error_line(
-    emu: OllamaEmulator, client: ollama.AsyncClient
-) -> None:
-    emu.set_reply("a b c d e f")
-    emu.error_mid_stream(after_tokens=3)
-    chunks, error = await collect(await client.generate("llama3.2", "hi", stream=True))
-    assert [c.response for c in chunks] == ["a", " b", " c"]
-    assert isinstance(error, ollama.ResponseError)
-    assert (error.status_code, error.error) == (-1, "model runner has unexpectedly stopped")
-
-    emu.error_mid_stream(after_tokens=1, error="boom")
-    with pytest.raises(ollama.ResponseError) as caught:
-        await client.chat("llama3.2", USER_HI)
-    assert (caught.value.status_code, caught.value.error) == (500, "boom")
-
-
-async def test_fault_past_the_end_fires_before_the_last_line(
-    emu: OllamaEmulator, client: ollama.AsyncClient
-) -> None:
-    emu.error_mid_stream(after_tokens=100)
-    chunks, error = await collect(await client.chat("llama3.2", USER_HI, stream=True))
-    assert "".join(c.message.content or "" for c in chunks) == "Echo: hi"
-    assert not any(c.done for c in chunks)
-    assert isinstance(error, ollama.ResponseError)
-
-
-async def test_clear_faults_forgets_pending_faults(
-    emu: OllamaEmulator, client: ollama.AsyncClient
-) -> None:
-    emu.fail_next(3)
-    emu.drop_mid_stream(0)
-    assert len(emu.pending_faults) == 2
-    emu.clear_faults()
-    assert emu.pending_faults == []
-    assert (await client.chat("llama3.2", USER_HI)).message.content == "Echo: hi"
-
-
-# -- concurrency -------------------------------------------------------------------------
-async def test_full_queue_answers_503() -> None:
-    long_reply = " ".join(["word"] * 40)
-    async with (
-        OllamaEmulator(num_parallel=1, max_queue=1, tokens_per_second=40) as emu,
-        ollama.AsyncClient(host=emu.url, timeout=10) as client,
-    ):
-        emu.set_reply(long_reply)
-        running = asyncio.create_task(client.chat("llama3.2", USER_HI))
-        await wait_until(lambda: emu.active_streams == 1)
-        waiting = asyncio.create_task(client.chat("llama3.2", USER_HI))
-        await wait_until(lambda: emu.queued == 1)
-        with pytest.raises(ollama.ResponseError) as caught:
-            await client.chat("llama3.2", USER_HI)
-        emu.tokens_per_second = None  # let the two others finish now
-        done = await asyncio.gather(running, waiting)
-    assert (caught.value.status_code, caught.value.error) == (503, BUSY)
-    assert [d.message.content for d in done] == [long_reply, long_reply]
-    assert emu.max_active_seen == 1
-
-
-async def test_at_most_num_parallel_answers_at_once() -> None:
-    async with (
-        OllamaEmulator(num_parallel=2, tokens_per_second=500) as emu,
-        ollama.AsyncClient(host=emu.url, timeout=10) as client,
-    ):
-        emu.set_reply("a b c d e f g h i j")
-        answers = await asyncio.gather(*(client.chat("llama3.2", USER_HI) for _ in range(5)))
-    assert all(a.message.content == "a b c d e f g h i j" for a in answers)
-    assert emu.max_active_seen == 2
-    assert emu.active_streams == 0 and emu.queued == 0
-
-
-async def test_client_hanging_up_mid_stream_is_quiet(
-    emu: OllamaEmulator, client: ollama.AsyncClient, caplog: pytest.LogCaptureFixture
-) -> None:
-    caplog.set_level(logging.INFO)
-    emu.tokens_per_second = 100
-    emu.set_reply(" ".join(["word"] * 100))
-    stream = await client.chat("llama3.2", USER_HI, stream=True)
-    async for _ in stream:
-        break
-    await stream.aclose()
-    assert emu.active_streams == 1
-    await wait_until(lambda: emu.active_streams == 0)
-    noisy = [r for r in caplog.records if r.levelno >= logging.WARNING]
-    assert noisy == []
-    emu.tokens_per_second = None
-    assert (await client.chat("llama3.2", USER_HI)).done
-
-
-async def test_stop_does_not_wait_for_a_stalled_answer(
-    emu: OllamaEmulator, client: ollama.AsyncClient
-) -> None:
-    emu.stall_before_first_token(30)
-    pending = asyncio.create_task(collect(await client.chat("llama3.2", USER_HI, stream=True)))
-    await wait_until(lambda: emu.active_streams == 1)
-    started = time.monotonic()
-    await emu.stop()
-    assert time.monotonic() - started < 5
-    chunks, error = await pending
-    assert chunks == [] and isinstance(error, httpx.TransportError)
-    assert emu.active_streams == 0
 
 
 # -- the wire itself ---------------------------------------------------------------------

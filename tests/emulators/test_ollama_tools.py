@@ -16,6 +16,7 @@ import ollama
 import pytest
 
 from tests.emulators.ollama_server import EmulatedModel, OllamaEmulator, ToolCall
+from tests.emulators.ollama_testing import collect
 from tests.emulators.ollama_toolparse import ToolParser
 
 USER_HI = [{"role": "user", "content": "hi"}]
@@ -308,3 +309,29 @@ async def test_thinking_comes_before_the_calls(
     ]
     assert kinds[: kinds.index("calls") + 1] == ["thinking"] * kinds.index("calls") + ["calls"]
     assert "".join(c.message.thinking or "" for c in chunks) == "I should look it up."
+
+
+async def test_tool_calls_go_to_the_next_request_with_tools(
+    emu: OllamaEmulator, client: ollama.AsyncClient
+) -> None:
+    emu.queue_tool_calls([{"function": {"name": "get_weather", "arguments": {"city": "Paris"}}}])
+    emu.queue_tool_calls([{"name": "get_weather", "arguments": {"city": "Oslo"}}])
+    without_tools = await client.chat("llama3.2", USER_HI)
+    assert without_tools.message.content == "Echo: hi" and not without_tools.message.tool_calls
+
+    called = await client.chat("llama3.2", USER_HI, tools=[WEATHER])
+    assert called.message.content == ""
+    assert called.message.tool_calls is not None
+    call = called.message.tool_calls[0].function
+    assert (call.name, dict(call.arguments)) == ("get_weather", {"city": "Paris"})
+
+    chunks, error = await collect(
+        await client.chat("llama3.2", USER_HI, tools=[WEATHER], stream=True)
+    )
+    assert error is None
+    streamed = [tc for c in chunks for tc in c.message.tool_calls or []]
+    assert [dict(tc.function.arguments) for tc in streamed] == [{"city": "Oslo"}]
+    assert chunks[-1].done
+
+    after = await client.chat("llama3.2", USER_HI, tools=[WEATHER])
+    assert after.message.content == "Echo: hi" and not after.message.tool_calls
