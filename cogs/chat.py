@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.core.documents import question_with_documents
 from bot.core.errors import OllacordError
+from bot.core.presets import PRESETS
 from bot.discord_app.advice import explain
+from bot.discord_app.attachments import read_attachments, read_schema, split_attachments
 from bot.discord_app.replies import NO_MENTIONS, ChannelSink, acknowledging
 from bot.discord_app.routing import Place
 from bot.presentation.answering import MAX_PROMPT_CHARS, AnswerRun
@@ -23,6 +26,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STOP_TIMEOUT = 15 * 60  # an interaction token's lifetime
+# A mention with only attachments: the model is asked about them.
+DESCRIBE_ATTACHMENTS = "Describe what is attached."
+PRESET_CHOICES = [app_commands.Choice(name=p.description, value=p.name) for p in PRESETS.values()]
 
 
 class StopView(discord.ui.View):
@@ -55,14 +61,27 @@ class Chat(commands.Cog):
     @app_commands.command(name="ask")
     @app_commands.describe(
         prompt="What you want to ask",
+        image="An image for the model to look at (PNG, JPEG, WebP or GIF)",
+        file="A file to ask about: text, Markdown, code, CSV, JSON or PDF",
+        preset="A preset of options for this question (explicit options still win)",
+        format="Answer as JSON",
+        schema="A JSON Schema file the answer must follow (implies JSON)",
         model="Use this model instead of the channel's",
         temperature="Creativity from 0 (focused) to 2 (wild)",
         private="Only you see the answer (it is still remembered in the conversation)",
+    )
+    @app_commands.choices(
+        preset=PRESET_CHOICES, format=[app_commands.Choice(name="JSON", value="json")]
     )
     async def ask(
         self,
         interaction: discord.Interaction,
         prompt: app_commands.Range[str, 1, MAX_PROMPT_CHARS],
+        image: discord.Attachment | None = None,
+        file: discord.Attachment | None = None,
+        preset: str | None = None,
+        format: str | None = None,
+        schema: discord.Attachment | None = None,
         model: str | None = None,
         temperature: app_commands.Range[float, 0.0, 2.0] | None = None,
         private: bool = False,
@@ -70,13 +89,30 @@ class Chat(commands.Cog):
         """Ask the model; the answer streams into this channel."""
         view = StopView(interaction.user.id)
         async with acknowledging(interaction, ephemeral=private) as acknowledged:
-            target = await self.bot.router.target(place_of(interaction))
+            place = place_of(interaction)
+            target = await self.bot.router.target(place)
+            attached = await read_attachments([image] if image else [], [file] if file else [])
+            answer_format: str | dict[str, Any] | None = format
+            if schema is not None:
+                answer_format = await read_schema(schema)
+            await self.bot.manager.ensure_fits(
+                attached.documents, model or target.model, target.options.get("num_ctx")
+            )
             sink = interaction_sink(
                 self.bot, interaction, private=private, view=view, acknowledged=acknowledged
             )
             run = self.bot.answer_run(sink)
             view.run = run
-            await run.ask(prompt, target, model=model, temperature=temperature)
+            await run.ask(
+                question_with_documents(prompt, attached.documents),
+                target,
+                model=model,
+                preset=preset,
+                images=attached.images,
+                toolset=self.bot.toolset(target, place, interaction.channel),
+                format=answer_format,
+                temperature=temperature,
+            )
         view.stop()
 
     @ask.autocomplete("model")
@@ -94,7 +130,7 @@ class Chat(commands.Cog):
             return
         prompt = message.content.replace(self.bot.user.mention, "").strip()
         prompt = prompt.replace(f"<@!{self.bot.user.id}>", "").strip()
-        if not prompt:
+        if not prompt and not message.attachments:
             return
         if self.bot.in_flight.draining:
             await message.reply(RESTARTING, allowed_mentions=NO_MENTIONS, mention_author=False)
@@ -103,14 +139,24 @@ class Chat(commands.Cog):
         place = Place(message.channel.id, message.author.id, guild_id)
         try:
             target = await self.bot.router.target(place)
+            attached = await read_attachments(*split_attachments(message.attachments))
+            await self.bot.manager.ensure_fits(
+                attached.documents, target.model, target.options.get("num_ctx")
+            )
         except OllacordError as exc:
             await message.reply(explain(exc), allowed_mentions=NO_MENTIONS)
             return
+        question = prompt[:MAX_PROMPT_CHARS] or DESCRIBE_ATTACHMENTS
         sink = ChannelSink(
             message, self.bot.rate_limits, budget=self.bot.write_budget, live=self.bot.live_replies
         )
         run = self.bot.answer_run(sink)
-        await run.ask(prompt[:MAX_PROMPT_CHARS], target)
+        await run.ask(
+            question_with_documents(question, attached.documents),
+            target,
+            images=attached.images,
+            toolset=self.bot.toolset(target, place, message.channel, question=message.id),
+        )
 
     async def _addressed_to_me(self, message: discord.Message) -> bool:
         assert self.bot.user is not None

@@ -8,8 +8,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, Unpack, overload
 
 from bot.core.config import DEFAULTS, Settings
-from bot.core.context_window import ContextWindow, TokenEstimator
-from bot.core.errors import InvalidRequestError
+from bot.core.context_window import ContextWindow, TokenEstimator, prompt_budget
+from bot.core.documents import Document
+from bot.core.errors import AttachmentError, InvalidRequestError
 from bot.core.generation import GenerationLimits
 from bot.core.history import ChatMessage, ConversationHistory
 from bot.core.model_catalog import ModelCatalog
@@ -20,6 +21,10 @@ from bot.core.query_stream import QueryStream
 from bot.core.queueing import RequestQueue
 from bot.core.services import Services, close_services, open_services
 from bot.core.stats import RequestStats
+from bot.core.tools.builtin import builtin_tools
+from bot.core.tools.mcp_config import McpServerConfig, load_mcp_config
+from bot.core.tools.mcp_servers import McpHub
+from bot.core.tools.registry import ToolError, ToolRegistry
 from bot.core.types import (
     GenerationConfig,
     HealthStatus,
@@ -37,6 +42,10 @@ if TYPE_CHECKING:  # a manager without a database never loads SQLAlchemy
 log = logging.getLogger(__name__)
 
 NO_DATABASE = "This request manager was started without a database: it keeps no sessions."
+
+
+async def _no_conversations(session_id: str, text: str, limit: int) -> list[ChatMessage]:
+    raise ToolError("this bot keeps no conversations to search")
 
 
 class OllamaRequestManager:
@@ -63,6 +72,8 @@ class OllamaRequestManager:
         shutdown_grace: float = DEFAULTS.shutdown_grace_seconds,
         vision_model: str | None = DEFAULTS.vision_model,
         max_tool_rounds: int = DEFAULTS.max_tool_rounds,
+        tool_timeout: float = DEFAULTS.tool_timeout,
+        mcp_servers: Sequence[McpServerConfig] = (),
     ) -> None:
         self.host = host
         self.default_model = default_model
@@ -85,6 +96,9 @@ class OllamaRequestManager:
         self.max_tool_rounds = max_tool_rounds
         self.queue = RequestQueue(max_concurrent_requests)
         self.stats = RequestStats()
+        # The tools a model may call (built-in ones from start(); MCP servers' as they come).
+        self.tools = ToolRegistry()
+        self.mcp = McpHub(mcp_servers, self.tools, tool_timeout=tool_timeout)
         self._session_count = 0
         self._services: Services | None = None
 
@@ -110,7 +124,10 @@ class OllamaRequestManager:
             "shutdown_grace": settings.shutdown_grace_seconds,
             "vision_model": settings.vision_model,
             "max_tool_rounds": settings.max_tool_rounds,
+            "tool_timeout": settings.tool_timeout,
         }
+        if "mcp_servers" not in overrides and settings.mcp_config:
+            options["mcp_servers"] = load_mcp_config(settings.mcp_config)  # ConfigError
         return cls(**{**options, **overrides})
 
     # lifecycle -----------------------------------------------------------------------------
@@ -140,6 +157,10 @@ class OllamaRequestManager:
             on_session_created=self._note_session_created,
         )
         self._session_count = self._services.session_count
+        store = self._services.store
+        for tool in builtin_tools(store.search_messages if store else _no_conversations):
+            self.tools.add(tool)
+        await self.mcp.start()  # at most its connect timeout; failing servers retry later
         log.info(
             "request manager ready (ollama at %s, %d sessions)", self.host, self._session_count
         )
@@ -160,6 +181,7 @@ class OllamaRequestManager:
         """Release everything, after letting answers in flight finish (up to ``grace`` s,
         default ``shutdown_grace``)."""
         await self.wait_idle(grace)
+        await self.mcp.close()
         services, self._services = self._services, None
         if services is not None:
             await close_services(services)
@@ -328,6 +350,30 @@ class OllamaRequestManager:
         return await self.services.executor.planner.context_window(
             model or self.default_model, num_ctx
         )
+
+    async def ensure_fits(
+        self,
+        documents: Sequence[Document],
+        model: str | None = None,
+        num_ctx: int | None = None,
+        num_predict: int | None = None,
+    ) -> None:
+        """Refuse files whose text alone would not fit the model's context window, before
+        asking (AttachmentError TOO_LONG naming the largest)."""
+        if not documents:
+            return
+        name = model or self.default_model
+        window = await self.context_window(name, num_ctx)
+        budget = prompt_budget(window.tokens, num_predict)
+        needed = sum(self.tokens.text_tokens(d.text, name) for d in documents)
+        if needed > budget:
+            largest = max(documents, key=lambda d: d.characters)
+            raise AttachmentError(
+                largest.filename,
+                AttachmentError.TOO_LONG,
+                f"`{largest.filename}` is too long for the model's context window (about "
+                f"{needed:,} tokens; {budget:,} fit with room for the answer).",
+            )
 
     @property
     def tokens(self) -> TokenEstimator:

@@ -3,11 +3,32 @@
 
 from __future__ import annotations
 
-from bot.core.errors import ContextOverflowError, ModelNotFoundError, OllacordError
+from bot.core.errors import (
+    AttachmentError,
+    ContextOverflowError,
+    ModelNotFoundError,
+    OllacordError,
+    StructuredOutputError,
+    VisionUnavailableError,
+)
 
 
 def explain(error: OllacordError) -> str:
     message = error.user_message
+    if isinstance(error, AttachmentError) and error.reason == AttachmentError.TOO_LONG:
+        return (
+            f"{message} `/summarize file:` can summarize it instead, or an admin can choose "
+            "a model with a larger window."
+        )
+    if isinstance(error, VisionUnavailableError):
+        if error.vision_model is None:
+            return (
+                f"{message} An admin can choose a vision model for this channel with `/model` "
+                "(for example llava or gemma3), or set VISION_MODEL for the whole bot."
+            )
+        return f"{message} An admin can pull it with `/model pull`."
+    if isinstance(error, StructuredOutputError):
+        return f"{message} Try again, or simplify the schema."
     if isinstance(error, ModelNotFoundError):
         return f"{message} An admin can pull it with `/model pull`."
     if isinstance(error, ContextOverflowError):

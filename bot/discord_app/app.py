@@ -9,6 +9,7 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import aiohttp
@@ -20,11 +21,15 @@ from discord.ext import commands
 from bot.core.config import Settings
 from bot.core.errors import OllacordError, StorageError
 from bot.core.manager import OllamaRequestManager
+from bot.core.tools.mcp_config import McpServerConfig
+from bot.core.tools.registry import ToolContext, ToolSet
+from bot.core.types import ChatTarget
 from bot.discord_app.advice import explain
+from bot.discord_app.channel_reader import DiscordChannelReader
 from bot.discord_app.live_replies import LiveReplies
 from bot.discord_app.rate_limits import GlobalWriteBudget, RateLimitTracker
 from bot.discord_app.replies import WRITTEN
-from bot.discord_app.routing import ConversationRouter
+from bot.discord_app.routing import ConversationRouter, Place
 from bot.discord_app.unfinished_replies import finish_unfinished
 from bot.ops.http_api import DiscordStatus, HttpServer, start_http_server
 from bot.presentation.answering import AnswerRun
@@ -116,6 +121,26 @@ class OllacordBot(commands.Bot):
             self._unfinished = []  # logged; start-up goes on without them
         self.live_replies = LiveReplies(store)
         self.live_replies.start()
+
+    def toolset(
+        self,
+        target: ChatTarget,
+        place: Place,
+        channel: object,
+        *,
+        question: int | None = None,
+    ) -> ToolSet:
+        """The tools a question in ``channel`` may use: the channel's choice (or the default
+        ones), reading the channel only where the bot can read messages."""
+        reader = None
+        if isinstance(channel, discord.abc.Messageable):
+            reader = DiscordChannelReader(
+                channel,
+                can_read_content=self.settings.wants_message_content,
+                exclude_message_id=question,
+            )
+        context = ToolContext(session_id=target.session_id, channel=reader)
+        return self.manager.tools.select(target.tools, context)
 
     def answer_run(self, sink: ReplySink) -> AnswerRun:
         """An answer the bot's stop waits for (and interrupts if it outlasts the grace)."""
@@ -256,12 +281,16 @@ async def send_ephemeral(interaction: discord.Interaction, message: str) -> None
         log.warning("could not tell the user about an error: %s", exc)
 
 
-def create_bot(settings: Settings, **options: Any) -> OllacordBot:
+def create_bot(
+    settings: Settings, mcp_servers: Sequence[McpServerConfig] | None = None, **options: Any
+) -> OllacordBot:
     """Build the bot and its services, without connecting to anything.
 
+    ``mcp_servers``: MCP_CONFIG's servers, if already read (else it is read here).
     ``options`` go to discord.py's Bot (tests shorten ``guild_ready_timeout``).
     """
-    return OllacordBot(settings, OllamaRequestManager.from_settings(settings), **options)
+    extra = {} if mcp_servers is None else {"mcp_servers": mcp_servers}
+    return OllacordBot(settings, OllamaRequestManager.from_settings(settings, **extra), **options)
 
 
 def point_discord_at(api_base: str | None, gateway_url: str | None) -> None:
@@ -275,9 +304,9 @@ def point_discord_at(api_base: str | None, gateway_url: str | None) -> None:
         discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway_url)
 
 
-async def run_bot(settings: Settings) -> int:
+async def run_bot(settings: Settings, mcp_servers: Sequence[McpServerConfig] | None = None) -> int:
     point_discord_at(settings.discord_api_base, settings.discord_gateway_url)
-    bot = create_bot(settings)
+    bot = create_bot(settings, mcp_servers)
     assert settings.discord_token is not None
     restore_signals = install_stop_signals(bot.stop_soon)
     try:

@@ -14,6 +14,9 @@ QUIET_LOGGERS = (
     "discord.client",
     "httpx",
     "httpcore",
+    "httpx2",  # the MCP SDK's HTTP client: it logs every request's URL at INFO
+    "httpcore2",
+    "mcp",
     "aiosqlite",
     "alembic.runtime.plugins",  # seven "setup plugin" lines on every start
 )

@@ -40,6 +40,7 @@ def _preset_options(name: str | None) -> dict[str, Any]:
 def _preset_timeout(name: str | None) -> float | None:
     return get_preset(name).timeout if name else None
 
+
 FIRST = asyncio.FIRST_COMPLETED
 
 MAX_PROMPT_CHARS = 6000  # Discord's own cap on a slash-command string option

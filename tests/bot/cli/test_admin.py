@@ -110,7 +110,7 @@ async def test_run_starts_the_bot_with_the_settings(
 
     started: list[Settings] = []
 
-    async def fake_run_bot(settings: Settings) -> int:
+    async def fake_run_bot(settings: Settings, mcp_servers: object = None) -> int:
         started.append(settings)
         return 0
 
