@@ -6,6 +6,9 @@ import re
 from typing import Any
 
 _NAME_RE = re.compile(r"^[-_'\w]{1,32}$")
+# Sub-command (1) and group (2) through attachment (11), the last type Discord defines.
+_OPTION_TYPES = tuple(range(1, 12))
+_TYPE_CHOICES_MESSAGE = "Value must be one of {" + ", ".join(map(str, _OPTION_TYPES)) + "}."
 
 
 def _name_errors(name: object, *, chat_input: bool) -> dict[str, Any] | None:
@@ -36,6 +39,15 @@ def _options_errors(options: list[dict[str, Any]]) -> dict[str, Any]:
     names: set[str] = set()
     for i, opt in enumerate(options):
         oerr: dict[str, Any] = {}
+        if opt.get("type") not in _OPTION_TYPES:
+            oerr["type"] = {
+                "_errors": [
+                    {
+                        "code": "BASE_TYPE_CHOICES",
+                        "message": _TYPE_CHOICES_MESSAGE,
+                    }
+                ]
+            }
         nerr = _name_errors(opt.get("name"), chat_input=True)
         if nerr:
             oerr["name"] = nerr
