@@ -9,30 +9,16 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from .discord_attachments import Attachment, Upload
 from .discord_gateway import Gateway
 from .discord_interactions import interaction_payload
-from .discord_state import (
-    Attachment,
-    Channel,
-    InteractionRecord,
-    Message,
-    User,
-    has_permission,
-    iter_components,
-)
+from .discord_options import CommandOptions, Options
+from .discord_state import InteractionRecord, Message, iter_components
 from .discord_world import World
 
-_OPTION_SUB_COMMAND = 1
-_OPTION_SUB_COMMAND_GROUP = 2
-_OPTION_USER = 6
-_OPTION_CHANNEL = 7
-_OPTION_ROLE = 8
-_OPTION_MENTIONABLE = 9
-_OPTION_ATTACHMENT = 11
 
-
-class InteractionDriver:
-    """Mixed into DiscordEmulator."""
+class InteractionDriver(CommandOptions):
+    """Mixed into DiscordEmulator; building command data is CommandOptions' part."""
 
     world: World
     gateway: Gateway
@@ -103,152 +89,6 @@ class InteractionDriver:
         world.notifier.notify()
         return rec
 
-    def _command(self, name: str, guild_id: int | None, ctype: int = 1) -> dict[str, Any]:
-        cmd = self.world.find_command(name, guild_id, ctype)
-        if cmd is None:
-            known = {
-                scope: [c["name"] for c in cmds]
-                for scope, cmds in self.world.registered_commands.items()
-            }
-            raise LookupError(
-                f"command {name!r} is not registered for guild {guild_id} (registered: {known})"
-            )
-        return cmd
-
-    def _build_options(
-        self,
-        definitions: list[dict[str, Any]],
-        options: Sequence[dict[str, Any]] | dict[str, Any] | None,
-        resolved: dict[str, dict[str, Any]],
-        guild_id: int | None,
-    ) -> list[dict[str, Any]]:
-        by_name = {d["name"]: d for d in definitions}
-        raw: list[dict[str, Any]]
-        if options is None:
-            raw = []
-        elif isinstance(options, dict):
-            raw = [{"name": k, "value": v} for k, v in options.items()]
-        else:
-            raw = [dict(o) for o in options]
-        out: list[dict[str, Any]] = []
-        for opt in raw:
-            definition = by_name.get(opt["name"])
-            if definition is None:
-                raise LookupError(
-                    f"option {opt['name']!r} is not defined (defined: {list(by_name)})"
-                )
-            opt.setdefault("type", definition["type"])
-            value = opt.get("value")
-            if isinstance(value, Attachment | User | Channel):
-                value = value.id
-            if opt["type"] in (
-                _OPTION_USER,
-                _OPTION_CHANNEL,
-                _OPTION_ROLE,
-                _OPTION_ATTACHMENT,
-                _OPTION_MENTIONABLE,
-            ):
-                value = str(value)
-                self._resolve(opt["type"], int(value), resolved, guild_id)
-            if value is not None:
-                opt["value"] = value
-            out.append(opt)
-        return out
-
-    def _resolve(
-        self, otype: int, oid: int, resolved: dict[str, dict[str, Any]], guild_id: int | None
-    ) -> None:
-        world = self.world
-        if otype == _OPTION_ATTACHMENT:
-            resolved.setdefault("attachments", {})[str(oid)] = world.attachment_payload(
-                world.attachments[oid]
-            )
-        elif otype == _OPTION_CHANNEL:
-            ch = world.channels[oid]
-            entry = world.channel_payload(ch)
-            entry["permissions"] = str(world.bot_permissions(ch))
-            resolved.setdefault("channels", {})[str(oid)] = entry
-        elif otype == _OPTION_ROLE or (otype == _OPTION_MENTIONABLE and oid in world.roles):
-            resolved.setdefault("roles", {})[str(oid)] = world.role_payload(world.roles[oid])
-        else:
-            resolved.setdefault("users", {})[str(oid)] = world.user_payload(world.users[oid])
-            if guild_id is not None and oid in world.guilds[guild_id].members:
-                member = world.guilds[guild_id].members[oid]
-                entry = world.member_payload(
-                    member, with_user=False, permissions=member.permissions
-                )
-                resolved.setdefault("members", {})[str(oid)] = entry
-
-    def _command_data(
-        self,
-        name: str,
-        guild_id: int | None,
-        options: Sequence[dict[str, Any]] | dict[str, Any] | None,
-        subcommand: str | None,
-        attachments: list[Attachment] | None,
-        *,
-        permissions: int | None,
-        user_id: int,
-    ) -> dict[str, Any]:
-        cmd = self._command(name, guild_id)
-        contexts = cmd.get("contexts")
-        context = 0 if guild_id is not None else 1
-        if contexts is not None and context not in contexts:
-            raise PermissionError(
-                f"/{name} is not available in context {context} (contexts={contexts})"
-            )
-        required = cmd.get("default_member_permissions")
-        if guild_id is not None and required is not None:
-            perms = (
-                permissions
-                if permissions is not None
-                else self.world.member_permissions(guild_id, user_id)
-            )
-            if not has_permission(perms, int(required)):
-                raise PermissionError(
-                    f"Discord hides /{name} from this member "
-                    f"(default_member_permissions={required})"
-                )
-        definitions: list[dict[str, Any]] = cmd.get("options") or []
-        path = subcommand.split() if subcommand else []
-        chain: list[dict[str, Any]] = []
-        for part in path:
-            node = next(
-                (
-                    d
-                    for d in definitions
-                    if d["name"] == part
-                    and d["type"] in (_OPTION_SUB_COMMAND, _OPTION_SUB_COMMAND_GROUP)
-                ),
-                None,
-            )
-            if node is None:
-                raise LookupError(f"/{name} has no subcommand {part!r}")
-            chain.append(node)
-            definitions = node.get("options") or []
-        resolved: dict[str, dict[str, Any]] = {}
-        built = self._build_options(definitions, options, resolved, guild_id)
-        if attachments:
-            given = {o["name"] for o in built}
-            slots = [
-                d for d in definitions if d["type"] == _OPTION_ATTACHMENT and d["name"] not in given
-            ]
-            for att, slot in zip(attachments, slots, strict=False):
-                built.append(
-                    {"name": slot["name"], "type": _OPTION_ATTACHMENT, "value": str(att.id)}
-                )
-                self._resolve(_OPTION_ATTACHMENT, att.id, resolved, guild_id)
-        for node in reversed(chain):
-            built = [{"name": node["name"], "type": node["type"], "options": built}]
-        data: dict[str, Any] = {"id": cmd["id"], "name": name, "type": 1}
-        if built:
-            data["options"] = built
-        if resolved:
-            data["resolved"] = resolved
-        if "guild_id" in cmd:
-            data["guild_id"] = cmd["guild_id"]
-        return data
-
     async def invoke_slash(
         self,
         name: str,
@@ -256,14 +96,17 @@ class InteractionDriver:
         user_id: int,
         channel_id: int,
         guild_id: int | None,
-        options: Sequence[dict[str, Any]] | dict[str, Any] | None = None,
+        options: Options = None,
         subcommand: str | None = None,
         permissions: int | None = None,
-        attachments: list[Attachment] | None = None,
+        attachments: Sequence[Attachment | Upload] | None = None,
     ) -> InteractionRecord:
         """A user runs a registered slash command. ``options`` is a list of raw option
         dicts (``type`` filled from the registered command when missing) or a
-        ``{name: value}`` dict; ``subcommand`` may be ``"sub"`` or ``"group sub"``."""
+        ``{name: value}`` dict; ``subcommand`` may be ``"sub"`` or ``"group sub"``.
+        A file option takes an ``Upload`` (stored as Discord stores slash uploads) or an
+        ``Attachment`` made earlier; ``attachments`` fills the file options not named in
+        ``options``, in their registered order."""
         data = self._command_data(
             name,
             guild_id,
@@ -284,7 +127,7 @@ class InteractionDriver:
         guild_id: int | None,
         focused: str,
         value: str = "",
-        options: Sequence[dict[str, Any]] | dict[str, Any] | None = None,
+        options: Options = None,
         subcommand: str | None = None,
         permissions: int | None = None,
     ) -> InteractionRecord:

@@ -13,10 +13,10 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from .discord_attachments import Attachment, Upload, store_upload
 from .discord_state import (
     MESSAGE_FLAG_COMPONENTS_V2,
     MESSAGE_FLAG_LOADING,
-    Attachment,
     Channel,
     MentionSet,
     Message,
@@ -340,16 +340,10 @@ def _files_to_attachments(
         entry = next((e for e in entries if str(e.get("id")) == str(index)), {})
         filename = entry.get("filename") or upload.filename
         ctype = mimetypes.guess_type(filename)[0] or upload.content_type
-        att = Attachment(
-            id=world.ids.next(),
-            filename=filename,
-            data=upload.data,
-            content_type=ctype,
-            description=entry.get("description"),
+        spec = Upload(
+            filename, upload.data, content_type=ctype, description=entry.get("description")
         )
-        att.url = f"{world.public_base}/attachments/{channel_id}/{att.id}/{filename}"
-        world.attachments[att.id] = att
-        out[index] = att
+        out[index] = store_upload(world, spec, folder=f"attachments/{channel_id}", ephemeral=False)
     return out
 
 

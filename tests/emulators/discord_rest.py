@@ -16,6 +16,7 @@ from urllib.parse import unquote
 from aiohttp import web
 from multidict import MultiMapping
 
+from .discord_cdn import Cdn
 from .discord_commands import validate_commands
 from .discord_gateway import Gateway
 from .discord_messages import (
@@ -120,9 +121,14 @@ class RestApi:
         self.calls: list[RecordedCall] = []
         self.typing: list[tuple[float, int]] = []
         self.routes: list[Route] = []
-        self.cdn_downloads = 0
+        self.cdn = Cdn(world)
         self.internal_errors: list[Exception] = []
         self._add_bot_routes()
+
+    @property
+    def cdn_downloads(self) -> int:
+        """CDN fetches answered 200 (kept for older tests; see ``cdn.fetches``)."""
+        return self.cdn.downloads
 
     # ----- routing pipeline -------------------------------------------------
 
@@ -214,13 +220,6 @@ class RestApi:
             content_type="application/json",
             headers=headers,
         )
-
-    async def handle_cdn(self, request: web.Request) -> web.Response:
-        att = self.world.attachments.get(int(request.match_info["attachment_id"]))
-        if att is None or att.filename != request.match_info["filename"]:
-            return web.Response(status=404, text="Not Found")
-        self.cdn_downloads += 1
-        return web.Response(body=att.data, content_type=att.content_type)
 
     # ----- helpers ----------------------------------------------------------
 

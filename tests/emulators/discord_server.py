@@ -14,6 +14,11 @@ Usage::
             await rec.wait_done()
             await bot.close()
 
+Files: pass ``Upload("cat.png", png_bytes(4, 4))`` as a slash option value
+(``options={"image": upload}``) or in ``send_user_message(..., attachments=[upload])``;
+the emulator serves the bytes at the attachment's signed ``url`` and records each
+download in ``emu.cdn_fetches`` (see discord_attachments for misbehaving uploads).
+
 discord.py fires ``on_ready`` ``guild_ready_timeout`` (default 2 s) after the last
 GUILD_CREATE: build test bots with ``guild_ready_timeout=0.05`` to keep tests fast.
 Interactions may be invoked as soon as ``wait_ready()`` returns.
@@ -21,14 +26,17 @@ Interactions may be invoked as soon as ``wait_ready()`` returns.
 Modules: discord_state (dataclasses), discord_world (registry, payloads),
 discord_messages (bodies, limits, mentions), discord_ratelimit, discord_rest
 (pipeline, bot routes), discord_commands (sync checks), discord_interactions
-(callback, webhook routes), discord_gateway, discord_driver (invoking interactions).
+(callback, webhook routes), discord_gateway, discord_driver (invoking interactions),
+discord_options (slash command data), discord_posting (members' messages and files),
+discord_attachments (attachment objects, Upload, signed links), discord_cdn (serving
+files, recording fetches).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator
 from types import TracebackType
 from typing import Any, Self
 
@@ -38,10 +46,12 @@ import discord.http
 import yarl
 from aiohttp import web
 
+from .discord_attachments import AUTO, Attachment, Upload, png_bytes
+from .discord_cdn import CdnFetch
 from .discord_driver import InteractionDriver
 from .discord_gateway import Gateway
 from .discord_interactions import InteractionApi
-from .discord_messages import ALL_PARSE, Body, create_message
+from .discord_posting import MemberActions
 from .discord_ratelimit import GLOBAL_LIMIT, ForcedLimit
 from .discord_rest import RestApi, RestConfig
 from .discord_state import (
@@ -49,7 +59,6 @@ from .discord_state import (
     BOT_PERMISSIONS,
     DEFAULT_PERMISSIONS,
     PRIVILEGED_INTENTS,
-    Attachment,
     Channel,
     Guild,
     InteractionRecord,
@@ -62,9 +71,11 @@ from .discord_world import World
 
 __all__ = [
     "ALL_PERMISSIONS",
+    "AUTO",
     "BOT_PERMISSIONS",
     "DEFAULT_PERMISSIONS",
     "Attachment",
+    "CdnFetch",
     "Channel",
     "DiscordEmulator",
     "Guild",
@@ -72,11 +83,13 @@ __all__ = [
     "Message",
     "Permission",
     "RecordedCall",
+    "Upload",
     "User",
+    "png_bytes",
 ]
 
 
-class DiscordEmulator(InteractionDriver):
+class DiscordEmulator(InteractionDriver, MemberActions):
     token: str = "test-token"
 
     def __init__(
@@ -130,9 +143,7 @@ class DiscordEmulator(InteractionDriver):
         app = web.Application()
         app.router.add_route("*", r"/api/v{version:\d+}/{tail:.*}", self.rest.handle)
         app.router.add_get("/gateway", self.gateway.handle)
-        app.router.add_get(
-            "/attachments/{channel_id}/{attachment_id}/{filename}", self.rest.handle_cdn
-        )
+        self.rest.cdn.add_routes(app)
         self._runner = web.AppRunner(app, shutdown_timeout=2.0, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -142,13 +153,12 @@ class DiscordEmulator(InteractionDriver):
         self.api_base = f"{self.base_url}/api/v10"
         self.gateway_url = f"ws://127.0.0.1:{port}/gateway"
         self.gateway.url = self.gateway_url
-        self.world.public_base = self.base_url
-        for att in self.world.attachments.values():
-            att.url = f"{self.base_url}/attachments/0/{att.id}/{att.filename}"
+        self.world.rebase_attachments(self.base_url)
 
     async def stop(self) -> None:
         """Shut down; raises if a request hit a bug in the emulator itself."""
         await self.gateway.close_all()
+        self.rest.cdn.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -222,32 +232,10 @@ class DiscordEmulator(InteractionDriver):
     def dm_channel(self, user_id: int) -> Channel:
         return self.world.dm_channel(user_id)
 
-    def add_message(self, channel_id: int, author_id: int, content: str) -> Message:
-        """Pre-existing history; nothing is dispatched."""
-        channel = self.world.channels[channel_id]
-        self._check_author(channel, author_id)
-        return create_message(
-            self.world, channel, author_id, Body(json={"content": content}), default_parse=ALL_PARSE
-        )
-
-    def _check_author(self, channel: Channel, author_id: int) -> None:
-        if author_id not in self.world.users:
-            raise LookupError(f"unknown user {author_id}: add_user first")
-        guild_id = channel.guild_id
-        if guild_id is not None and author_id not in self.world.guilds[guild_id].members:
-            raise LookupError(f"user {author_id} is not a member of guild {guild_id}")
-        if guild_id is None and author_id not in (channel.recipient_id, self.bot_user_id):
-            raise LookupError(f"user {author_id} is not in DM channel {channel.id}")
-
     def set_bot_permissions(self, channel_id: int, permissions: int) -> None:
         channel = self.world.channels[channel_id]
         channel.bot_permissions = permissions
         self.gateway.dispatch("CHANNEL_UPDATE", self.world.channel_payload(channel), intent=1)
-
-    def add_attachment(
-        self, filename: str, data: bytes, content_type: str = "text/plain"
-    ) -> Attachment:
-        return self.world.add_attachment(filename, data, content_type)
 
     def channel_messages(self, channel_id: int, *, include_deleted: bool = False) -> list[Message]:
         """Oldest first, ephemeral ones included."""
@@ -306,35 +294,6 @@ class DiscordEmulator(InteractionDriver):
 
     async def wait_resumed(self, count: int = 1, timeout: float = 10.0) -> None:  # noqa: ASYNC109
         await self.wait_for(lambda: self.gateway.resumes >= count, timeout)
-
-    async def send_user_message(
-        self,
-        channel_id: int,
-        author_id: int,
-        content: str,
-        *,
-        mentions: Sequence[int] = (),
-        reference_message_id: int | None = None,
-    ) -> Message:
-        """A user posts in a channel (MESSAGE_CREATE). Each id in ``mentions`` not
-        already mentioned in ``content`` is prepended as ``<@id>``, since Discord
-        only mentions what the text contains."""
-        prefix = "".join(
-            f"<@{uid}> "
-            for uid in mentions
-            if f"<@{uid}>" not in content and f"<@!{uid}>" not in content
-        )
-        body: dict[str, Any] = {"content": prefix + content}
-        if reference_message_id is not None:
-            body["message_reference"] = {"message_id": str(reference_message_id)}
-        channel = self.world.channels[channel_id]
-        self._check_author(channel, author_id)
-        msg = create_message(
-            self.world, channel, author_id, Body(json=body), default_parse=ALL_PARSE
-        )
-        self.gateway.dispatch_message("MESSAGE_CREATE", msg)
-        await asyncio.sleep(0)
-        return msg
 
 
 @contextlib.asynccontextmanager

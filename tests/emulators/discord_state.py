@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from .discord_attachments import Attachment
+
 DISCORD_EPOCH_MS = 1_420_070_400_000
 
 
@@ -180,20 +182,6 @@ class Guild:
     role_ids: list[int] = field(default_factory=list)
     channel_ids: list[int] = field(default_factory=list)
     members: dict[int, Member] = field(default_factory=dict)
-
-
-@dataclass
-class Attachment:
-    id: int
-    filename: str
-    data: bytes
-    content_type: str = "text/plain"
-    url: str = ""
-    description: str | None = None
-
-    @property
-    def size(self) -> int:
-        return len(self.data)
 
 
 @dataclass(frozen=True)

@@ -6,11 +6,11 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from .discord_attachments import Attachment, Upload, attachment_payload, store_upload
 from .discord_state import (
     ALL_PERMISSIONS,
     BOT_PERMISSIONS,
     DEFAULT_PERMISSIONS,
-    Attachment,
     Channel,
     Guild,
     InteractionRecord,
@@ -147,12 +147,15 @@ class World:
         return channel
 
     def add_attachment(self, filename: str, data: bytes, content_type: str) -> Attachment:
-        att = Attachment(
-            id=self.ids.next(), filename=filename, data=data, content_type=content_type
-        )
-        att.url = f"{self.public_base}/attachments/0/{att.id}/{filename}"
-        self.attachments[att.id] = att
-        return att
+        """A file not yet attached anywhere (its link names channel 0)."""
+        upload = Upload(filename, data, content_type=content_type)
+        return store_upload(self, upload, folder="attachments/0", ephemeral=False)
+
+    def rebase_attachments(self, base: str) -> None:
+        """Links made before the server listened get its address."""
+        self.public_base = base
+        for att in self.attachments.values():
+            att.base = base
 
     def store_message(self, message: Message) -> Message:
         self.messages[message.id] = message
@@ -363,16 +366,7 @@ class World:
         return data
 
     def attachment_payload(self, att: Attachment) -> dict[str, Any]:
-        return {
-            "id": str(att.id),
-            "filename": att.filename,
-            "size": att.size,
-            "url": att.url,
-            "proxy_url": att.url,
-            "content_type": att.content_type,
-            "description": att.description,
-            "flags": 0,
-        }
+        return attachment_payload(att)
 
     def message_payload(
         self, msg: Message, *, gateway: bool = False, depth: int = 0
