@@ -24,6 +24,8 @@ from bot.core.queries import MAX_IMAGES_PER_QUESTION
 log = logging.getLogger(__name__)
 
 MAX_SCHEMA_FILE_BYTES = 64 * 1024
+# Discord's CDN serves a 20 MB file in a second or two; one that takes this long is stuck.
+DOWNLOAD_TIMEOUT = 60.0
 MAX_FILES_PER_QUESTION = 4
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".gif")
 
@@ -46,7 +48,13 @@ async def download(attachment: discord.Attachment, limit: int) -> bytes:
             f"{limit / 1e6:.0f} MB.",
         )
     try:
-        data = await attachment.read()
+        data = await asyncio.wait_for(attachment.read(), DOWNLOAD_TIMEOUT)
+    except TimeoutError as exc:
+        raise AttachmentError(
+            attachment.filename,
+            AttachmentError.UNREADABLE,
+            f"`{attachment.filename}` took too long to download from Discord; please try again.",
+        ) from exc
     except (discord.HTTPException, discord.NotFound) as exc:
         raise AttachmentError(
             attachment.filename,
