@@ -16,7 +16,14 @@ from bot.core.history import ChatMessage, ConversationHistory
 from bot.core.model_catalog import ModelCatalog
 from bot.core.ollama_client import OllamaClient
 from bot.core.planning import QueryDefaults
-from bot.core.queries import QUERY_ARGS, QueryArgs, build_query, validate_options
+from bot.core.presets import get_preset
+from bot.core.queries import (
+    QUERY_ARGS,
+    QueryArgs,
+    build_query,
+    validate_keep_alive,
+    validate_options,
+)
 from bot.core.query_stream import QueryStream
 from bot.core.queueing import RequestQueue
 from bot.core.services import Services, close_services, open_services
@@ -320,8 +327,10 @@ class OllamaRequestManager:
         return record.settings if record else SessionSettings()
 
     async def update_session_settings(self, session_id: str, **changes: Any) -> SessionSettings:
-        """Change a session's model, system_prompt, options or scope (None resets one)."""
-        unknown = set(changes) - {"model", "system_prompt", "options", "scope"}
+        """Change a session's model, system_prompt, options, scope, preset, keep_alive or
+        tools (None resets one)."""
+        known = {"model", "system_prompt", "options", "scope", "preset", "keep_alive", "tools"}
+        unknown = set(changes) - known
         if unknown:
             raise InvalidRequestError(f"Unknown session settings: {', '.join(sorted(unknown))}")
         if changes.get("options"):
@@ -331,6 +340,14 @@ class OllamaRequestManager:
             # Stored options are sent with every later question: refuse now what Ollama
             # (or our own query checks) would refuse then, and store nothing.
             validate_options(changes["options"])
+        if changes.get("preset") is not None:
+            changes["preset"] = get_preset(changes["preset"]).name
+        if changes.get("keep_alive") is not None:
+            changes["keep_alive"] = validate_keep_alive(changes["keep_alive"])
+        if changes.get("tools") is not None:
+            tools = changes["tools"]
+            if isinstance(tools, str) or not all(isinstance(t, str) for t in tools):
+                raise InvalidRequestError("tools must be a list of tool names.")
         settings, created = await self.store.update_settings(session_id, **changes)
         self._session_count += created
         return settings

@@ -7,6 +7,7 @@ joins its queue. ``bot.core.planning`` completes a Query in its turn.
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TypedDict
@@ -130,6 +131,25 @@ def validate_query(
         raise InvalidRequestError("retry_backoff must not be negative.")
     if tool_choice not in TOOL_CHOICES:
         raise InvalidRequestError(f"tool_choice must be one of {TOOL_CHOICES[1:]}.")
+
+
+# Go's time.ParseDuration, which Ollama reads keep_alive with: "1h30m", "90s", "0", "-1m".
+_DURATION = re.compile(r"-?(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+|0")
+MAX_KEEP_ALIVE_CHARS = 40
+
+
+def validate_keep_alive(value: str) -> str:
+    """A keep-alive as an admin may store it: a Go duration ("5m", "1h30m") or a whole
+    number of seconds ("0" unloads at once, "-1" keeps the model loaded)."""
+    text = value.strip()
+    if len(text) <= MAX_KEEP_ALIVE_CHARS and (
+        re.fullmatch(r"-?\d+", text) or _DURATION.fullmatch(text)
+    ):
+        return text
+    raise InvalidRequestError(
+        f"{value!r} is not a keep-alive: use a duration such as 30s, 5m or 1h, a number of "
+        "seconds, 0 to unload at once or -1 to keep the model loaded."
+    )
 
 
 @dataclass(frozen=True, slots=True)
