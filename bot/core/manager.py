@@ -8,21 +8,19 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, Unpack, overload
 
 from bot.core.config import DEFAULTS, Settings
-from bot.core.context_window import ContextWindow, TokenEstimator, prompt_budget
+from bot.core.context_window import ContextWindow, TokenEstimator
 from bot.core.documents import Document
-from bot.core.errors import AttachmentError, InvalidRequestError
+from bot.core.errors import InvalidRequestError
 from bot.core.generation import GenerationLimits
 from bot.core.history import ChatMessage, ConversationHistory
 from bot.core.model_catalog import ModelCatalog
 from bot.core.ollama_client import OllamaClient
 from bot.core.planning import QueryDefaults
-from bot.core.presets import get_preset
 from bot.core.queries import (
     QUERY_ARGS,
     QueryArgs,
     build_query,
-    validate_keep_alive,
-    validate_options,
+    checked_settings,
 )
 from bot.core.query_stream import QueryStream
 from bot.core.queueing import RequestQueue
@@ -329,25 +327,7 @@ class OllamaRequestManager:
     async def update_session_settings(self, session_id: str, **changes: Any) -> SessionSettings:
         """Change a session's model, system_prompt, options, scope, preset, keep_alive or
         tools (None resets one)."""
-        known = {"model", "system_prompt", "options", "scope", "preset", "keep_alive", "tools"}
-        unknown = set(changes) - known
-        if unknown:
-            raise InvalidRequestError(f"Unknown session settings: {', '.join(sorted(unknown))}")
-        if changes.get("options"):
-            bad = set(changes["options"]) - set(GenerationConfig.field_names())
-            if bad:
-                raise InvalidRequestError(f"Unknown generation options: {', '.join(sorted(bad))}")
-            # Stored options are sent with every later question: refuse now what Ollama
-            # (or our own query checks) would refuse then, and store nothing.
-            validate_options(changes["options"])
-        if changes.get("preset") is not None:
-            changes["preset"] = get_preset(changes["preset"]).name
-        if changes.get("keep_alive") is not None:
-            changes["keep_alive"] = validate_keep_alive(changes["keep_alive"])
-        if changes.get("tools") is not None:
-            tools = changes["tools"]
-            if isinstance(tools, str) or not all(isinstance(t, str) for t in tools):
-                raise InvalidRequestError("tools must be a list of tool names.")
+        changes = checked_settings(changes)
         settings, created = await self.store.update_settings(session_id, **changes)
         self._session_count += created
         return settings
@@ -377,20 +357,8 @@ class OllamaRequestManager:
     ) -> None:
         """Refuse files whose text alone would not fit the model's context window, before
         asking (AttachmentError TOO_LONG naming the largest)."""
-        if not documents:
-            return
-        name = model or self.default_model
-        window = await self.context_window(name, num_ctx)
-        budget = prompt_budget(window.tokens, num_predict)
-        needed = sum(self.tokens.text_tokens(d.text, name) for d in documents)
-        if needed > budget:
-            largest = max(documents, key=lambda d: d.characters)
-            raise AttachmentError(
-                largest.filename,
-                AttachmentError.TOO_LONG,
-                f"`{largest.filename}` is too long for the model's context window (about "
-                f"{needed:,} tokens; {budget:,} fit with room for the answer).",
-            )
+        planner = self.services.executor.planner
+        await planner.ensure_fits(documents, model or self.default_model, num_ctx, num_predict)
 
     @property
     def tokens(self) -> TokenEstimator:

@@ -7,6 +7,7 @@ preset < channel options < the question's preset < the question's own options).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -19,7 +20,8 @@ from bot.core.context_window import (
     choose_window,
     prompt_budget,
 )
-from bot.core.errors import ContextOverflowError, VisionUnavailableError
+from bot.core.documents import Document
+from bot.core.errors import AttachmentError, ContextOverflowError, VisionUnavailableError
 from bot.core.generation import GenerationRequest, model_chain
 from bot.core.history import ChatMessage
 from bot.core.model_catalog import ModelCatalog
@@ -210,6 +212,29 @@ class QueryPlanner:
             # Ollama would drop the start of it silently, llama.cpp refuse it: say so now.
             raise ContextOverflowError(tokens=needed, window=window.tokens)
         return messages
+
+    async def ensure_fits(
+        self,
+        documents: Sequence[Document],
+        model: str,
+        num_ctx: int | None = None,
+        num_predict: int | None = None,
+    ) -> None:
+        """Refuse files whose text alone would not fit the model's window (AttachmentError
+        TOO_LONG naming the largest), before the question joins the queue."""
+        if not documents:
+            return
+        window = await self.context_window(model, num_ctx)
+        budget = prompt_budget(window.tokens, num_predict)
+        needed = sum(self.tokens.text_tokens(d.text, model) for d in documents)
+        if needed > budget:
+            largest = max(documents, key=lambda d: d.characters)
+            raise AttachmentError(
+                largest.filename,
+                AttachmentError.TOO_LONG,
+                f"`{largest.filename}` is too long for the model's context window (about "
+                f"{needed:,} tokens; {budget:,} fit with room for the answer).",
+            )
 
     async def context_window(
         self, model: str, chosen: int | None = None, source: str = FROM_REQUEST

@@ -152,6 +152,33 @@ def validate_keep_alive(value: str) -> str:
     )
 
 
+SESSION_SETTINGS = frozenset(
+    {"model", "system_prompt", "options", "scope", "preset", "keep_alive", "tools"}
+)
+
+
+def checked_settings(changes: dict[str, Any]) -> dict[str, Any]:
+    """A session's settings changes, checked (None resets a setting); stored options are
+    sent with every later question, so what Ollama would refuse then is refused now."""
+    unknown = set(changes) - SESSION_SETTINGS
+    if unknown:
+        raise InvalidRequestError(f"Unknown session settings: {', '.join(sorted(unknown))}")
+    changes = dict(changes)
+    if changes.get("options"):
+        bad = set(changes["options"]) - set(GenerationConfig.field_names())
+        if bad:
+            raise InvalidRequestError(f"Unknown generation options: {', '.join(sorted(bad))}")
+        validate_options(changes["options"])
+    if changes.get("preset") is not None:
+        changes["preset"] = get_preset(changes["preset"]).name
+    if changes.get("keep_alive") is not None:
+        changes["keep_alive"] = validate_keep_alive(changes["keep_alive"])
+    tools = changes.get("tools")
+    if tools is not None and (isinstance(tools, str) or not all(isinstance(t, str) for t in tools)):
+        raise InvalidRequestError("tools must be a list of tool names.")
+    return changes
+
+
 @dataclass(frozen=True, slots=True)
 class Query:
     """A checked question, as its caller asked it; the conversation's settings and history
