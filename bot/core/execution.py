@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 
 # An answer that does not match its schema is asked for once more, then refused.
 STRUCTURED_RETRIES = 1
+# Calls to tools the bot does not have are counted under this one name: the name is the
+# model's, and the statistics (and the metrics' labels) must stay bounded by configuration.
+UNKNOWN_TOOL = "(unknown)"
 
 
 class QueryExecutor:
@@ -176,7 +179,8 @@ class QueryExecutor:
         await emit(on_event, ToolRunEvent(tuple(call_name(c) for c in calls)))
         outcomes = await plan.toolset.run(calls)
         for outcome in outcomes:
-            self._stats.record_tool(outcome.name, outcome.status)
+            name = UNKNOWN_TOOL if outcome.status == "unknown" else outcome.name
+            self._stats.record_tool(name, outcome.status)
         added = turn.add_tool_round(outcomes)
         last_round = turn.tool_rounds >= plan.max_tool_rounds
         # After the last round the model is offered no tools: it answers with what it has.
