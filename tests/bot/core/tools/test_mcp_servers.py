@@ -24,7 +24,8 @@ from typing import Any
 import pytest
 
 from bot.core.tools.mcp_config import parse_mcp_config
-from bot.core.tools.mcp_servers import McpHub, McpServerStatus, result_text
+from bot.core.tools.mcp_servers import McpHub, McpServerStatus
+from bot.core.tools.mcp_tools import result_text
 from bot.core.tools.registry import ToolOutcome, ToolRegistry, ToolSet
 
 BIN = Path(sys.executable).parent
