@@ -67,7 +67,9 @@ def status_line(event: QueryEvent) -> str | None:
     return None
 
 
-def footer(result: OllamaQueryResult, *, stopped: bool = False) -> str:
+def footer(result: OllamaQueryResult, *, stopped: bool = False, tools_chosen: bool = True) -> str:
+    """The line under an answer. ``tools_chosen``: the channel's tools were an admin's
+    choice, so a model that cannot call them is worth saying."""
     parts = [result.model]
     if result.eval_count:
         parts.append(f"{result.eval_count} tokens")
@@ -79,7 +81,7 @@ def footer(result: OllamaQueryResult, *, stopped: bool = False) -> str:
         parts.append(f"fallback for {result.fallback_from}")
     if result.tools_used:
         parts.append("🔧 " + ", ".join(dict.fromkeys(result.tools_used)))
-    elif result.tools_unavailable:
+    elif result.tools_unavailable and tools_chosen:
         parts.append("tools unavailable for this model")
     if stopped:
         parts.append("stopped")
@@ -120,6 +122,7 @@ class AnswerRun:
         self._in_flight = in_flight
         self._interrupted: str | None = None  # the notice, once interrupt() was called
         self._structured = False  # a JSON answer: shown whole as a code block
+        self._tools_chosen = False
         self.answer = Answer()
 
     def _on_event(self, event: QueryEvent) -> None:
@@ -187,6 +190,7 @@ class AnswerRun:
                 options["images"] = list(images)
             if toolset:
                 options["toolset"] = toolset
+                self._tools_chosen = toolset.chosen
             if target.keep_alive is not None:
                 options["keep_alive"] = target.keep_alive
             if format is not None:
@@ -264,8 +268,8 @@ class AnswerRun:
         """The footer and notice an answer ends with."""
         stopped = self._stream is not None and self._stream.stop_requested
         if stopped and self._interrupted is not None:
-            return footer(result), self._interrupted
-        return footer(result, stopped=stopped), None
+            return footer(result, tools_chosen=self._tools_chosen), self._interrupted
+        return footer(result, stopped=stopped, tools_chosen=self._tools_chosen), None
 
     def _show_complete(self, result: OllamaQueryResult) -> None:
         text, notice = self._ending(result)

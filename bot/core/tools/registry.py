@@ -101,8 +101,9 @@ class ToolSet:
 
     tools: Mapping[str, Tool]
     context: ToolContext = field(default_factory=ToolContext)
-    # Told when a tool's outcome is known (name, status), e.g. for the statistics.
-    on_outcome: Callable[[ToolOutcome], None] | None = None
+    # Chosen for the channel by an admin, rather than the default ones: a model that cannot
+    # call tools is then worth a word in the footer.
+    chosen: bool = False
 
     def __bool__(self) -> bool:
         return bool(self.tools)
@@ -113,11 +114,7 @@ class ToolSet:
     async def run(self, calls: Sequence[Mapping[str, Any]]) -> list[ToolOutcome]:
         """Run a round of calls concurrently; outcomes in the calls' order."""
         wanted = list(calls)[:MAX_TOOL_CALLS_PER_ROUND]
-        outcomes = await asyncio.gather(*(self._run_one(call) for call in wanted))
-        if self.on_outcome is not None:
-            for outcome in outcomes:
-                self.on_outcome(outcome)
-        return list(outcomes)
+        return list(await asyncio.gather(*(self._run_one(call) for call in wanted)))
 
     async def _run_one(self, call: Mapping[str, Any]) -> ToolOutcome:
         function = call.get("function") or {}
@@ -207,12 +204,9 @@ class ToolRegistry:
         return [tool.name for tool in self if tool.default_on]
 
     def select(
-        self,
-        allowed: Collection[str] | None,
-        context: ToolContext | None = None,
-        on_outcome: Callable[[ToolOutcome], None] | None = None,
+        self, allowed: Collection[str] | None, context: ToolContext | None = None
     ) -> ToolSet:
         """The tools a query may use: ``allowed`` (None: the default ones) that exist now."""
         names = self.default_names() if allowed is None else allowed
-        chosen = {n: self._tools[n] for n in names if n in self._tools}
-        return ToolSet(chosen, context or ToolContext(), on_outcome)
+        tools = {n: self._tools[n] for n in names if n in self._tools}
+        return ToolSet(tools, context or ToolContext(), chosen=allowed is not None)
