@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -14,8 +15,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# An embed field holds at most 1024 characters; the busiest models are the interesting ones.
+# An embed field holds at most 1024 characters; the busiest models and tools are the
+# interesting ones.
 MAX_MODELS_SHOWN = 10
+MAX_TOOLS_SHOWN = 10
+# How a tool call that did not succeed is counted in /stats, by its outcome.
+FAILED_OUTCOMES = {"error": "failed", "timeout": "timed out", "unknown": "unknown"}
 
 
 def format_duration(seconds: float) -> str:
@@ -36,7 +41,26 @@ def model_usage_lines(usage: dict[str, int]) -> str:
     return "\n".join(lines) or "No requests yet."
 
 
-def stats_embed(stats: dict[str, Any]) -> discord.Embed:
+def tool_usage_lines(usage: Mapping[str, int], outcomes: Mapping[tuple[str, str], int]) -> str:
+    """The busiest tools, each with its calls that did not succeed: "`calculator`: 3 (1
+    failed)"."""
+    busiest = sorted(usage.items(), key=lambda item: (-item[1], item[0]))
+    lines = []
+    for name, count in busiest[:MAX_TOOLS_SHOWN]:
+        failed = [
+            f"{outcomes[name, outcome]:,} {words}"
+            for outcome, words in FAILED_OUTCOMES.items()
+            if outcomes.get((name, outcome))
+        ]
+        lines.append(f"`{name}`: {count:,}" + (f" ({', '.join(failed)})" if failed else ""))
+    if len(busiest) > MAX_TOOLS_SHOWN:
+        lines.append(f"…and {len(busiest) - MAX_TOOLS_SHOWN} more")
+    return "\n".join(lines) or "No tool calls yet."
+
+
+def stats_embed(
+    stats: dict[str, Any], tool_outcomes: Mapping[tuple[str, str], int] | None = None
+) -> discord.Embed:
     embed = discord.Embed(title="Bot statistics", colour=discord.Colour.blurple())
     for name, value in (
         ("Total requests", f"{stats['total_requests']:,}"),
@@ -53,6 +77,11 @@ def stats_embed(stats: dict[str, Any]) -> discord.Embed:
     ):
         embed.add_field(name=name, value=value)
     embed.add_field(name="Model usage", value=model_usage_lines(stats["model_usage"]), inline=False)
+    embed.add_field(
+        name="Tool calls",
+        value=tool_usage_lines(stats.get("tools_usage", {}), tool_outcomes or {}),
+        inline=False,
+    )
     return embed
 
 
@@ -67,8 +96,9 @@ class Admin(commands.Cog):
     # so the permission is checked here as well.
     @app_commands.checks.has_permissions(manage_guild=True)
     async def stats(self, interaction: discord.Interaction) -> None:
-        """Show the bot's request statistics, per-model usage and uptime."""
-        embed = stats_embed(self.bot.manager.get_statistics())
+        """Show the bot's request statistics, per-model and per-tool usage and uptime."""
+        manager = self.bot.manager
+        embed = stats_embed(manager.get_statistics(), manager.stats.tool_outcomes)
         await interaction.response.send_message(embed=embed, ephemeral=True)
 
 

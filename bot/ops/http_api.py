@@ -148,13 +148,36 @@ async def get_healthz(request: web.Request) -> web.Response:
     results = await asyncio.gather(*(_timed(c, ctx.check_timeout) for c in checks.values()))
     components = dict(zip(checks, results, strict=True))
     healthy = all(c["status"] == "up" for c in components.values())
-    body = {"status": "healthy" if healthy else "degraded", "components": components}
+    body = {
+        "status": "healthy" if healthy else "degraded",
+        "components": components,
+        "mcp": mcp_health(manager),
+    }
     return web.json_response(body, status=200 if healthy else 503)
 
 
+def mcp_health(manager: OllamaRequestManager) -> dict[str, Any]:
+    """The MCP servers, for /healthz. Apart from the components: a server that is down only
+    takes its tools away (the bot answers without them), so it never makes the bot unhealthy;
+    "down" names the servers that should be connected and are not."""
+    servers = manager.mcp.status()
+    down = [s.name for s in servers if s.state not in ("connected", "disabled")]
+    return {
+        "status": "degraded" if down else "up",
+        "down": down,
+        "servers": [s.as_dict() for s in servers],
+    }
+
+
 async def get_stats(request: web.Request) -> web.Response:
-    snapshot = request.app[_MANAGER].get_statistics()
+    manager = request.app[_MANAGER]
+    snapshot = manager.get_statistics()
     snapshot.setdefault("uptime_seconds", time.monotonic() - request.app[_CONTEXT].started_at)
+    # tools_usage counts the calls; this says how they ended (ok, error, timeout, unknown).
+    outcomes: dict[str, dict[str, int]] = {}
+    for (tool, outcome), count in sorted(manager.stats.tool_outcomes.items()):
+        outcomes.setdefault(tool, {})[outcome] = count
+    snapshot["tool_outcomes"] = outcomes
     return web.json_response(snapshot)
 
 

@@ -2,14 +2,15 @@
 
 A per-bot CollectorRegistry (not prometheus_client's global one) lets tests, and several bots
 in one process, each count their own requests without "duplicated timeseries" errors.
-Counters and histograms are fed by the request manager's statistics listeners; the gauges
-and the Discord 429 count are read from their owners at scrape time, so they can never drift.
+Counters and histograms are fed by the request manager's statistics listeners; the gauges,
+the Discord 429 count and the tool calls are read from their owners at scrape time, so they
+can never drift.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -29,6 +30,9 @@ UNKNOWN_MODEL = "unknown"
 __all__ = ["CONTENT_TYPE_LATEST", "LATENCY_BUCKETS", "BotMetrics"]
 
 
+ToolOutcomes = Mapping[tuple[str, str], int]  # (tool, outcome) -> calls
+
+
 class _LiveValues(Collector):
     """Values owned elsewhere, read when Prometheus scrapes."""
 
@@ -37,10 +41,12 @@ class _LiveValues(Collector):
         queue_depth: Callable[[], int],
         active_streams: Callable[[], int],
         discord_429: Callable[[], int] | None,
+        tool_outcomes: Callable[[], ToolOutcomes],
     ) -> None:
         self._queue_depth = queue_depth
         self._active_streams = active_streams
         self._discord_429 = discord_429
+        self._tool_outcomes = tool_outcomes
 
     def collect(self) -> Iterator[Metric]:
         yield GaugeMetricFamily(
@@ -59,6 +65,21 @@ class _LiveValues(Collector):
                 "HTTP 429 (rate limited) answers received from Discord.",
                 value=_read(self._discord_429),
             )
+        # Bounded labels: tool names are the registry's (built-in tools and the configured
+        # MCP servers'); calls to tools the bot lacks are all counted as "(unknown)".
+        tools = CounterMetricFamily(
+            f"{PREFIX}_tool_calls",
+            "Tool calls the models made, by tool and outcome (ok, error, timeout, unknown).",
+            labels=["tool", "outcome"],
+        )
+        try:
+            counts = sorted(self._tool_outcomes().items())
+        except Exception:
+            log.exception("a metrics source failed")
+            counts = []
+        for (tool, outcome), count in counts:
+            tools.add_metric([tool, outcome], count)
+        yield tools
 
 
 def _read(source: Callable[[], int]) -> float:
@@ -106,8 +127,13 @@ class BotMetrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
-        self.registry.register(_LiveValues(queue_depth, active_streams, discord_429))
         self._stats: RequestStats | None = None
+        self.registry.register(
+            _LiveValues(queue_depth, active_streams, discord_429, self._tool_outcomes)
+        )
+
+    def _tool_outcomes(self) -> ToolOutcomes:
+        return self._stats.tool_outcomes if self._stats is not None else {}
 
     def attach(self, stats: RequestStats) -> None:
         """Count every request the manager finishes from now on."""

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -15,12 +17,14 @@ from sqlalchemy import update
 
 from bot import OllamaRequestManager
 from bot.core import errors
+from bot.core.tools.mcp_config import parse_mcp_config
 from bot.ops.http_api import DiscordStatus, HttpServer, create_app, start_http_server, status_for
 from bot.storage import create_engine, create_sessionmaker
 from bot.storage.models import ChatSession
 from tests.conftest import ManagerFactory
 from tests.emulators.ollama_server import EmulatedModel, OllamaEmulator
 
+TIME_SERVER = Path(sys.executable).parent / "mcp-server-time"  # the MCP time server from PyPI
 TOKEN = "s3cret-admin-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -143,6 +147,33 @@ async def test_healthz_answers_when_a_check_hangs(
     assert body["components"]["database"]["status"] == "up"
 
 
+async def test_healthz_names_an_mcp_server_that_is_down_and_stays_healthy(
+    make_manager: ManagerFactory,
+) -> None:
+    servers = {"broken": {"command": "ollacord-no-such-mcp-server"}}
+    if TIME_SERVER.exists():
+        servers["time"] = {"command": str(TIME_SERVER)}
+    manager = make_manager(mcp_servers=parse_mcp_config({"mcpServers": servers}))
+    await manager.start()
+    async with TestClient(TestServer(create_app(manager, FakeDiscord()))) as client:
+        status, body = await get_json(client, "/healthz")
+    assert (status, body["status"]) == (200, "healthy")
+    assert set(body["components"]) == {"discord", "database", "ollama"}
+    mcp = body["mcp"]
+    assert mcp["status"] == "degraded" and mcp["down"] == ["broken"]
+    by_name = {s["name"]: s for s in mcp["servers"]}
+    assert by_name["broken"]["state"] == "reconnecting"
+    assert by_name["broken"]["last_error"] == "command not found: ollacord-no-such-mcp-server"
+    assert by_name["broken"]["tools"] == 0
+    if TIME_SERVER.exists():
+        assert by_name["time"]["state"] == "connected" and by_name["time"]["tools"] == 2
+
+
+async def test_healthz_without_mcp_servers(client: TestClient[Any, Any]) -> None:
+    _, body = await get_json(client, "/healthz")
+    assert body["mcp"] == {"status": "up", "down": [], "servers": []}
+
+
 # ----- /stats and /models -----------------------------------------------------------------
 
 
@@ -164,6 +195,18 @@ async def test_stats_after_a_success_and_a_failure(
     assert body["active_sessions"] == 1
     assert body["queue_depth"] == 0
     assert body["uptime_seconds"] >= 0
+
+
+async def test_stats_count_tool_calls_and_how_they_ended(
+    client: TestClient[Any, Any], manager: OllamaRequestManager, ollama_emu: OllamaEmulator
+) -> None:
+    ollama_emu.script_tools(
+        [[("calculator", {"expression": "1+1"}), ("calculator", {"expression": "1/0"})]]
+    )
+    await manager.query(prompt="add", toolset=manager.tools.select(["calculator"]))
+    _, body = await get_json(client, "/stats")
+    assert body["tools_usage"] == {"calculator": 2}
+    assert body["tool_outcomes"] == {"calculator": {"error": 1, "ok": 1}}
 
 
 async def test_models_lists_what_the_server_has(

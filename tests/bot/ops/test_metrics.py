@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -12,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bot import OllamaRequestManager
 from bot.core.errors import ModelNotFoundError
+from bot.core.tools.registry import Tool, ToolContext
 from bot.ops.http_api import DiscordStatus, create_app
 from bot.ops.metrics import LATENCY_BUCKETS, BotMetrics
 from tests.conftest import ManagerFactory
@@ -148,3 +150,30 @@ def test_a_failing_source_does_not_break_the_scrape() -> None:
     found = samples(metrics)
     assert value(found, "ollacord_active_streams") == 2
     assert math.isnan(value(found, "ollacord_queue_depth"))
+
+
+async def test_tool_calls_are_counted_by_tool_and_outcome(
+    manager: OllamaRequestManager, ollama_emu: OllamaEmulator
+) -> None:
+    async def broken(arguments: dict[str, Any], context: ToolContext) -> str:
+        raise RuntimeError("no")
+
+    manager.tools.add(Tool("broken", "Always fails.", {"type": "object"}, broken))
+    metrics = metrics_for(manager)
+    assert not [k for k in samples(metrics) if k[0] == "ollacord_tool_calls_total"]
+
+    ollama_emu.script_tools(
+        [
+            [("calculator", {"expression": "1+1"}), ("broken", {})],
+            [("calculator", {"expression": "2+2"})],
+        ]
+    )
+    await manager.ask(prompt="compute", toolset=manager.tools.select(["calculator", "broken"]))
+    found = samples(metrics)
+    calls = {k: v for k, v in found.items() if k[0] == "ollacord_tool_calls_total"}
+    assert calls == {
+        ("ollacord_tool_calls_total", (("outcome", "ok"), ("tool", "calculator"))): 2,
+        ("ollacord_tool_calls_total", (("outcome", "error"), ("tool", "broken"))): 1,
+    }
+    families = {f.name: f.type for f in text_string_to_metric_families(metrics.render().decode())}
+    assert families["ollacord_tool_calls"] == "counter"
