@@ -23,6 +23,7 @@ from bot.core.queries import MAX_IMAGES_PER_QUESTION
 
 log = logging.getLogger(__name__)
 
+MEBIBYTE = 1024 * 1024
 MAX_SCHEMA_FILE_BYTES = 64 * 1024
 # Discord's CDN serves a 20 MB file in a second or two; one that takes this long is stuck.
 DOWNLOAD_TIMEOUT = 60.0
@@ -38,15 +39,21 @@ def is_image(attachment: discord.Attachment) -> bool:
     return not content_type and attachment.filename.lower().endswith(IMAGE_EXTENSIONS)
 
 
-async def download(attachment: discord.Attachment, limit: int) -> bytes:
-    """The attachment's bytes; refused unread when Discord says it is over ``limit``."""
+def check_size(attachment: discord.Attachment, limit: int) -> None:
+    """Refuse an attachment Discord says is over ``limit`` bytes (nothing is downloaded)."""
     if attachment.size > limit:
+        # In MiB, as the core's own limits and most file managers count them.
         raise AttachmentError(
             attachment.filename,
             AttachmentError.TOO_LARGE,
-            f"`{attachment.filename}` is {attachment.size / 1e6:.1f} MB; the limit is "
-            f"{limit / 1e6:.0f} MB.",
+            f"`{attachment.filename}` is {attachment.size / MEBIBYTE:.1f} MB; the limit is "
+            f"{limit / MEBIBYTE:.0f} MB.",
         )
+
+
+async def download(attachment: discord.Attachment, limit: int) -> bytes:
+    """The attachment's bytes; refused unread when Discord says it is over ``limit``."""
+    check_size(attachment, limit)
     try:
         data = await asyncio.wait_for(attachment.read(), DOWNLOAD_TIMEOUT)
     except TimeoutError as exc:
