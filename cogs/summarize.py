@@ -1,23 +1,22 @@
-"""/summarize: an attached text file, pasted text, or the channel's recent messages."""
+"""/summarize: an attached text or PDF file, pasted text, or the channel's recent messages."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.core.errors import InvalidRequestError
-from bot.core.text_decoding import decode_text
+from bot.core.documents import MAX_DOCUMENT_BYTES, MAX_DOCUMENT_CHARS, MAX_PDF_PAGES
+from bot.core.errors import AttachmentError, InvalidRequestError
+from bot.discord_app.attachments import check_size, read_file
 from bot.presentation.summarizing import STYLES, Summarizer, SummaryRequest
 from cogs.shared import interaction_sink, model_choices, place_of
 
 if TYPE_CHECKING:
     from bot.discord_app.app import OllacordBot
 
-MAX_FILE_BYTES = 2 * 1024 * 1024
 DEFAULT_HISTORY_MESSAGES = 50
 MAX_HISTORY_MESSAGES = 1000
 MAX_PASTED_CHARS = 6000
@@ -40,7 +39,7 @@ class Summarize(commands.Cog):
 
     @app_commands.command(name="summarize")
     @app_commands.describe(
-        file="A text file to summarize (up to 2 MB)",
+        file="A text or PDF file to summarize (up to 10 MB)",
         text="Text to summarize",
         messages="Summarize this channel's last N messages (the default, with 50)",
         style="What kind of summary",
@@ -62,20 +61,15 @@ class Summarize(commands.Cog):
         given = sum(x is not None for x in (file, text, messages))
         if given > 1:
             raise InvalidRequestError("Give only one of `file`, `text` or `messages`.")
-        if file is not None and file.size > MAX_FILE_BYTES:
-            raise InvalidRequestError(
-                f"`{file.filename}` is {file.size / 1024 / 1024:.1f} MB; the limit is 2 MB."
-            )
+        if file is not None:
+            check_size(file, MAX_DOCUMENT_BYTES)  # refused before anyone sees "thinking…"
         if given == 0:
             messages = DEFAULT_HISTORY_MESSAGES
         if messages is not None:
             self._check_can_read_history(interaction)
         await interaction.response.defer(ephemeral=private, thinking=True)
         if file is not None:
-            # Off the event loop: detecting the encoding of 2 MB takes a noticeable moment.
-            data = await file.read()
-            transcript = await asyncio.to_thread(decode_text, data, file.filename)
-            source = "document"
+            transcript, source = await self._document(file), "document"
         elif text is not None:
             transcript, source = text, "text"
         else:
@@ -94,6 +88,22 @@ class Summarize(commands.Cog):
         self, _interaction: discord.Interaction, current: str
     ) -> list[app_commands.Choice[str]]:
         return await model_choices(self.bot, current)
+
+    @staticmethod
+    async def _document(file: discord.Attachment) -> str:
+        """The file's text (a PDF's page by page); one too long for a question is split
+        into parts by the summarizer, up to the limit of what is read at all."""
+        try:
+            return (await read_file(file)).text
+        except AttachmentError as exc:
+            if exc.reason != AttachmentError.TOO_LONG:
+                raise
+            # Its own wording would send the user back here, to /summarize.
+            raise InvalidRequestError(
+                f"`{file.filename}` is too long to summarize: files can have at most "
+                f"{MAX_DOCUMENT_CHARS:,} characters of text, or {MAX_PDF_PAGES} pages. "
+                "Split it and summarize each part."
+            ) from exc
 
     def _check_can_read_history(self, interaction: discord.Interaction) -> None:
         if not self.bot.settings.wants_message_content:

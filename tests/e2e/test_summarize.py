@@ -9,8 +9,15 @@ from typing import Any
 
 import pytest
 
+from bot.core.documents import MAX_DOCUMENT_CHARS
 from tests.e2e.conftest import World, chat_bodies, ollama_paths, wait_private_note, world
-from tests.emulators.discord_server import DEFAULT_PERMISSIONS, InteractionRecord, Permission
+from tests.e2e.test_files import make_pdf
+from tests.emulators.discord_server import (
+    DEFAULT_PERMISSIONS,
+    InteractionRecord,
+    Permission,
+    Upload,
+)
 from tests.emulators.ollama_server import EmulatedModel
 
 SUMMARY = "The text says that the launch moved to May."
@@ -113,12 +120,29 @@ async def test_more_than_one_source_is_refused(w: World) -> None:
     assert ollama_paths(w.ollama, before) == []
 
 
-async def test_a_file_over_2_mb_is_refused_before_download(w: World) -> None:
-    attachment = w.discord.add_attachment("huge.txt", b"a" * (2 * 1024 * 1024 + 1))
+async def test_a_file_over_10_mb_is_refused_before_download(w: World) -> None:
+    # Discord's declared size decides: the CDN would serve only these few bytes.
+    upload = Upload("huge.txt", b"a" * 100, size=11 * 1024 * 1024)
+    before = len(w.ollama.requests)
+    rec = await summarize(w, attachments=[upload])
+    note = await wait_private_note(rec)
+    assert note == "`huge.txt` is 11.0 MB; the limit is 10 MB."
+    assert rec.ack_type == 4 and rec.ephemeral  # refused before any public "thinking…"
+    assert w.discord.rest.cdn_downloads == 0
+    assert ollama_paths(w.ollama, before) == []
+
+
+async def test_a_file_too_long_even_to_summarize_is_refused_without_a_loop(w: World) -> None:
+    document = "".join(
+        f"Line {i}: the committee discussed item {i} at length.\n" for i in range(5000)
+    )
+    assert len(document) > MAX_DOCUMENT_CHARS
+    attachment = w.discord.add_attachment("archive.txt", document.encode())
     before = len(w.ollama.requests)
     note = await wait_private_note(await summarize(w, attachments=[attachment]))
-    assert "`huge.txt`" in note and "limit is 2 MB" in note
-    assert w.discord.rest.cdn_downloads == 0
+    assert note.startswith("`archive.txt` is too long to summarize")
+    assert f"{MAX_DOCUMENT_CHARS:,} characters" in note
+    assert "/summarize" not in note  # the advice for questions would send them back here
     assert ollama_paths(w.ollama, before) == []
 
 
@@ -128,7 +152,7 @@ async def test_a_binary_file_is_politely_refused(w: World) -> None:
     )
     before = len(w.ollama.requests)
     note = await wait_private_note(await summarize(w, attachments=[attachment]))
-    assert "`photo.png` does not look like a text file" in note
+    assert note.startswith("`photo.png` is a PNG image, not a document.")
     assert ollama_paths(w.ollama, before) == []
 
 
@@ -222,5 +246,54 @@ async def test_binary_data_without_zero_bytes_is_refused(w: World) -> None:
     attachment = w.discord.add_attachment("data.bin", noise, "application/octet-stream")
     before = len(w.ollama.requests)
     note = await wait_private_note(await summarize(w, attachments=[attachment]))
-    assert "`data.bin` does not look like a text file" in note
+    assert note == (
+        "`data.bin` is not a text file. Files can be text, Markdown, source code, CSV, JSON or PDF."
+    )
     assert ollama_paths(w.ollama, before) == []
+
+
+async def test_a_two_page_pdf_is_summarized(w: World) -> None:
+    w.ollama.set_reply(SUMMARY)
+    pdf = make_pdf(
+        "Minutes of the planning meeting. Attendees: Ana, Bo.",
+        "Decision: the launch moves from April to May.",
+    )
+    rec = await summarize(w, {"style": "bullets"}, attachments=[Upload("minutes.pdf", pdf)])
+    content = await finished(rec)
+    assert content.startswith(SUMMARY)
+    (body,) = chat_bodies(w.ollama)
+    prompt = last_user_text(body)
+    assert prompt.startswith("Here is a document.\nSummarize as a list of concise bullet points.")
+    assert prompt.endswith(
+        "[Page 1]\nMinutes of the planning meeting. Attendees: Ana, Bo.\n\n"
+        "[Page 2]\nDecision: the launch moves from April to May."
+    )
+
+
+async def test_a_long_pdf_is_summarized_in_parts(tmp_path: Path) -> None:
+    small = EmulatedModel("llama3.2:latest", context_length=1024)
+    async with world(tmp_path, ollama_options={"models": [small]}) as w:
+        w.ollama.set_reply(
+            lambda body: "Notes." if last_user_text(body).startswith("Here is part ") else SUMMARY
+        )
+        pages = [
+            " ".join(
+                f"Page {p} point {i}: the budget for item {i} was approved." for i in range(12)
+            )
+            for p in range(1, 9)
+        ]
+        rec = await summarize(w, attachments=[Upload("board.pdf", make_pdf(*pages))])
+        content = await finished(rec)
+        assert content.startswith(SUMMARY)
+        bodies = chat_bodies(w.ollama)
+        parts = len(bodies) - 1
+        assert parts >= 3
+        prompts = [last_user_text(b) for b in bodies]
+        for i, prompt in enumerate(prompts[:-1], 1):
+            assert prompt.startswith(f"Here is part {i} of {parts} of a document.")
+        # Every page went to the model, in order, each once.
+        sent = "".join(prompts[:-1])
+        positions = [sent.index(f"[Page {p}]") for p in range(1, 9)]
+        assert positions == sorted(positions)
+        assert all(sent.count(f"[Page {p}]") == 1 for p in range(1, 9))
+        assert prompts[-1].startswith("Here is a set of partial summaries of a document")
