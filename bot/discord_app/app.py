@@ -40,7 +40,14 @@ from bot.storage.live_replies import LiveReplyRecord, LiveReplyStore
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.chat", "cogs.summarize", "cogs.session", "cogs.models", "cogs.admin")
+EXTENSIONS = (
+    "cogs.chat",
+    "cogs.summarize",
+    "cogs.session",
+    "cogs.settings",
+    "cogs.models",
+    "cogs.admin",
+)
 COMMAND_HASH_KEY = "command_tree_hash"
 
 

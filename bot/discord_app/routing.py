@@ -3,20 +3,25 @@
 Session ids: ``guild:<id>`` holds a server's defaults, ``channel:<id>`` a channel's
 conversation and settings, ``channel:<id>:user:<id>`` one member's conversation when the
 channel is per-user, ``dm:<id>`` a direct-message conversation. Settings resolve
-channel over guild; the manager's defaults fill the rest.
+channel over guild; the manager's defaults fill the rest. Options in their order of
+precedence: the server's preset, the server's options, the channel's preset, the channel's
+options (a preset is a choice made at its level, so it beats the options of the level below).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from bot.core.errors import InvalidRequestError
 from bot.core.manager import OllamaRequestManager
+from bot.core.presets import get_preset
 from bot.core.types import ChatTarget, GenerationConfig, Scope
 from bot.storage import SessionSettings
 
 MAX_SYSTEM_PROMPT_CHARS = 4000
+MAX_NAMES_SHOWN_CHARS = 1500  # of the list of tools in a refusal (a message holds 2000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +53,13 @@ def dm_key(user_id: int) -> str:
     return f"dm:{user_id}"
 
 
+def _bounded_list(names: Sequence[str]) -> str:
+    text = ", ".join(names) or "none"
+    if len(text) > MAX_NAMES_SHOWN_CHARS:
+        text = text[:MAX_NAMES_SHOWN_CHARS].rsplit(", ", 1)[0] + ", …"
+    return text
+
+
 class ConversationRouter:
     def __init__(self, manager: OllamaRequestManager) -> None:
         self._manager = manager
@@ -70,12 +82,18 @@ class ConversationRouter:
             session_id = member_key(place.channel_id, place.user_id)
         else:
             session_id = channel_key(place.channel_id)
+        server_options = guild.options
+        if channel.preset:
+            # The channel's preset outranks the server's options it sets (the answer layers
+            # a target's preset under all of its options).
+            preset_sets = get_preset(channel.preset).options
+            server_options = {k: v for k, v in guild.options.items() if k not in preset_sets}
         return ChatTarget(
             session_id=session_id,
             scope=scope,
             model=channel.model or guild.model,
             system_prompt=channel.system_prompt or guild.system_prompt,
-            options={**guild.options, **channel.options},
+            options={**server_options, **channel.options},
             preset=channel.preset or guild.preset,
             keep_alive=channel.keep_alive or guild.keep_alive,
             tools=channel.tools if channel.tools is not None else guild.tools,
@@ -122,9 +140,58 @@ class ConversationRouter:
         )
         return settings.options
 
+    async def set_preset(self, place: Place, name: str | None) -> str | None:
+        """The channel's preset (None: none); an unknown name is refused."""
+        settings = await self._manager.update_session_settings(
+            self.settings_key(place), preset=name
+        )
+        return settings.preset
+
+    async def set_keep_alive(self, place: Place, value: str | None) -> str | None:
+        """How long the model stays loaded after an answer here (None or empty: the server's
+        or the bot's default); a value Ollama would not read is refused."""
+        settings = await self._manager.update_session_settings(
+            self.settings_key(place), keep_alive=value.strip() if value and value.strip() else None
+        )
+        return settings.keep_alive
+
+    async def set_tools(self, place: Place, names: Sequence[str] | None) -> tuple[str, ...] | None:
+        """The tools the model may use here (None: the default ones; empty: none).
+
+        A name must be a tool the bot has now, or one already chosen here: an MCP server's
+        tools are gone while it is down, and keeping them chosen brings them back with it.
+        """
+        if names is None:
+            await self._manager.update_session_settings(self.settings_key(place), tools=None)
+            return None
+        chosen = tuple(dict.fromkeys(name.strip() for name in names if name.strip()))
+        _, current = await self._settings(place)
+        registry = self._manager.tools
+        unknown = [n for n in chosen if n not in registry and n not in (current.tools or ())]
+        if unknown:
+            down = registry.unavailable
+            why = [
+                f" `{source}` is unavailable now ({reason})."
+                for source, reason in down.items()
+                if any(name.startswith(f"{source}.") for name in unknown)
+            ]
+            raise InvalidRequestError(
+                f"There is no tool named {_bounded_list(unknown)}.{''.join(why)} "
+                f"The tools are: {_bounded_list(registry.names())}."
+            )
+        await self._manager.update_session_settings(self.settings_key(place), tools=chosen)
+        return chosen
+
     async def reset_settings(self, place: Place) -> None:
         await self._manager.update_session_settings(
-            self.settings_key(place), model=None, system_prompt=None, options={}, scope=None
+            self.settings_key(place),
+            model=None,
+            system_prompt=None,
+            options={},
+            scope=None,
+            preset=None,
+            keep_alive=None,
+            tools=None,
         )
 
     async def forget(self, place: Place, *, only_mine: bool) -> int:

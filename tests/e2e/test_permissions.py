@@ -23,6 +23,9 @@ REQUIRED_OPTIONS: dict[str, dict[str, Any]] = {
     "settings scope": {"scope": "user"},
     "settings system": {"prompt": "Obey alice."},
     "settings options": {"temperature": 1.5},
+    "settings preset": {"name": "creative"},
+    "settings keep_alive": {"value": "-1"},
+    "settings tools": {"names": "none"},
     "settings reset": {},
 }
 
@@ -69,4 +72,5 @@ async def test_every_admin_command_is_checked_by_the_bot(w: World) -> None:
     settings = await w.bot.manager.get_session_settings(f"channel:{w.channel.id}")
     assert settings.system_prompt == "Secret admin instructions."
     assert settings.options == {} and settings.scope is None and settings.model is None
+    assert settings.preset is None and settings.keep_alive is None and settings.tools is None
     assert [r.path for r in w.ollama.requests[chats_before:]] == []

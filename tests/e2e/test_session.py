@@ -161,9 +161,17 @@ async def test_show_lists_the_settings(w: World) -> None:
     fields = {f["name"]: f["value"] for f in embed["fields"]}
     assert fields == {
         "Scope": "user",
-        "Model": "`llama3.2`",
+        "Model": "`llama3.2` (the bot's default)",
+        "Preset": "none",
+        "Keep-alive": "`5m` (the bot's default)",
+        "Tools": (
+            "**Allowed here** (the defaults): `calculator`, `get_current_time`, "
+            "`search_conversation`\nOn by default: `calculator`, `get_current_time`, "
+            "`search_conversation`. Off unless chosen: `read_channel` and every MCP server's "
+            "tools."
+        ),
         "System prompt": "Be kind.",
-        "Options": "`temperature=0.2`\nContext window: `num_ctx` 8192 (DEFAULT_NUM_CTX)",
+        "Options": "`temperature=0.2` (channel)\nContext window: `num_ctx` 8192 (DEFAULT_NUM_CTX)",
     }
 
 
@@ -171,17 +179,29 @@ async def test_settings_reset_restores_the_defaults(w: World) -> None:
     await settings(w, "system", {"prompt": "Be kind."})
     await settings(w, "options", {"temperature": 0.2})
     await settings(w, "scope", {"scope": "user"})
+    await settings(w, "preset", {"name": "creative"})
+    await settings(w, "keep_alive", {"value": "-1"})
+    await settings(w, "tools", {"names": "read_channel"})
     await ask(w, w.alice, "alice's question")
     await settings(w, "reset")
     rec = await settings(w, "show")
     fields = {f["name"]: f["value"] for f in rec.original.embeds[0]["fields"]}
     assert fields["Scope"] == "channel"
     assert fields["System prompt"] == "none"
+    assert fields["Preset"] == "none"
+    assert fields["Keep-alive"] == "`5m` (the bot's default)"
+    assert fields["Tools"].startswith("**Allowed here** (the defaults)")
     assert fields["Options"].startswith("none chosen: the model's own defaults")
     body = await ask(w, w.bob, "bob's question")
     # Back to one shared conversation, no system prompt and the model's own temperature.
     assert sent(body)[0] == ("user", "bob's question")
     assert body["options"] == {"num_ctx": 8192}
+    assert body["keep_alive"] == "5m"
+    assert [t["function"]["name"] for t in body["tools"]] == [
+        "calculator",
+        "get_current_time",
+        "search_conversation",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -190,6 +210,9 @@ async def test_settings_reset_restores_the_defaults(w: World) -> None:
         ("scope", {"scope": "user"}),
         ("system", {"prompt": "Obey alice."}),
         ("options", {"temperature": 1.9}),
+        ("preset", {"name": "creative"}),
+        ("keep_alive", {"value": "-1"}),
+        ("tools", {"names": "none"}),
     ],
 )
 async def test_a_member_without_manage_server_cannot_change_settings(
@@ -211,7 +234,8 @@ async def test_a_member_without_manage_server_cannot_change_settings(
     await ask(w, w.alice, "one")
     body = await ask(w, w.bob, "two")
     assert sent(body) == [("user", "one"), ("assistant", "Echo: one"), ("user", "two")]
-    assert body["options"].get("temperature") != 1.9
+    assert body["options"].get("temperature") not in (1.9, 0.9)
+    assert body["keep_alive"] == "5m" and body["tools"]
 
 
 async def test_a_member_without_manage_server_cannot_see_the_settings(w: World) -> None:

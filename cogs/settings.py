@@ -1,0 +1,282 @@
+"""/settings: each channel's scope, system prompt, options, preset, keep-alive and tools, and
+where each setting in effect comes from. Every subcommand needs Manage Server, checked here."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.core.context_window import FROM_DEFAULT, ContextWindow
+from bot.core.presets import PRESETS, effective_options, get_preset
+from bot.core.types import Scope
+from bot.discord_app.routing import MAX_SYSTEM_PROMPT_CHARS
+from bot.discord_app.tools_panel import (
+    DEFAULT_TOOLS,
+    NO_TOOLS,
+    SAVED,
+    ToolsPanel,
+    allowed_tools,
+    origin,
+    panel_text,
+    tool_names,
+    tools_text,
+)
+from bot.storage import SessionSettings
+from cogs.shared import MAX_AUTOCOMPLETE_CHOICES, place_of
+
+if TYPE_CHECKING:
+    from bot.discord_app.app import OllacordBot
+
+log = logging.getLogger(__name__)
+
+MAX_CHOICE_VALUE = 100  # an autocomplete choice's value
+MAX_FIELD_CHARS = 1024  # an embed field's value
+MAX_TOOL_NAMES_CHARS = 2000  # the comma-separated names of /settings tools
+MAX_KEEP_ALIVE_CHARS = 32
+NO_PRESET = "none"
+PRESET_CHOICES = [
+    *(app_commands.Choice(name=p.description, value=p.name) for p in PRESETS.values()),
+    app_commands.Choice(name="None: no preset for this channel", value=NO_PRESET),
+]
+
+
+def describe_options(options: dict[str, object], window: ContextWindow | None = None) -> str:
+    """The options sent with every question (the model's own parameters do the rest), and
+    the context window asked for."""
+    chosen = ", ".join(f"`{k}={v}`" for k, v in sorted(options.items()))
+    return (chosen or "none chosen: the model's own defaults") + describe_window(window)
+
+
+def describe_window(window: ContextWindow | None) -> str:
+    if window is None:
+        return ""
+    origin = FROM_DEFAULT if window.source == FROM_DEFAULT else "chosen here"
+    if window.capped:
+        origin += ", capped at the model's maximum"
+    return f"\nContext window: `num_ctx` {window.tokens} ({origin})"
+
+
+def option_layers(
+    guild: SessionSettings, channel: SessionSettings, defaults: dict[str, Any]
+) -> list[tuple[str, dict[str, Any]]]:
+    """The option layers of this channel, weakest first, as the router resolves them: a
+    channel's preset replaces the server's and outranks the server's options."""
+
+    def preset(name: str) -> dict[str, Any]:
+        return dict(get_preset(name).options)
+
+    layers = [("default", defaults)]
+    if guild.preset and not channel.preset:
+        layers.append((f"server preset {guild.preset}", preset(guild.preset)))
+    layers.append(("server", guild.options))
+    if channel.preset:
+        layers.append((f"channel preset {channel.preset}", preset(channel.preset)))
+    layers.append(("channel", channel.options))
+    return layers
+
+
+class Settings(commands.Cog):
+    def __init__(self, bot: OllacordBot) -> None:
+        self.bot = bot
+
+    settings = app_commands.Group(
+        name="settings",
+        description="This channel's conversation settings",
+        default_permissions=discord.Permissions(manage_guild=True),
+        guild_only=True,
+    )
+
+    @settings.command(name="show")
+    # The system prompt is an admin's words: members see the model in each answer's footer.
+    @app_commands.checks.has_permissions(manage_guild=True)
+    async def show(self, interaction: discord.Interaction) -> None:
+        """Show this channel's settings and where each one comes from."""
+        # The context window needs the model's maximum from Ollama, which may be slow.
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        guild, channel = await self.bot.router.channel_settings(place_of(interaction))
+        manager = self.bot.manager
+        embed = discord.Embed(title="Conversation settings", colour=discord.Colour.blurple())
+        embed.add_field(name="Scope", value=channel.scope or Scope.CHANNEL.value)
+        model = channel.model or guild.model or manager.default_model
+        embed.add_field(name="Model", value=f"`{model}` ({origin(channel.model, guild.model)})")
+        preset = channel.preset or guild.preset
+        shown = f"`{preset}` ({origin(channel.preset, guild.preset)})" if preset else "none"
+        embed.add_field(name="Preset", value=shown)
+        keep_alive = channel.keep_alive or guild.keep_alive or manager.keep_alive
+        where = origin(channel.keep_alive, guild.keep_alive)
+        embed.add_field(name="Keep-alive", value=f"`{keep_alive}` ({where})")
+        tools = tools_text(manager.tools, guild, channel)
+        if "tools" not in (await manager.catalog.capabilities(model) or ("tools",)):
+            tools += f"\n`{model}` cannot call tools: its answers use none."
+        embed.add_field(name="Tools", value=tools[:MAX_FIELD_CHARS], inline=False)
+        prompt = channel.system_prompt or guild.system_prompt or manager.default_system_prompt
+        embed.add_field(name="System prompt", value=(prompt or "none")[:1024], inline=False)
+        defaults = manager.generation_defaults.to_options()
+        effective = effective_options(option_layers(guild, channel, defaults))
+        window = await manager.context_window(model, effective.get("num_ctx", (None,))[0])
+        lines = [f"`{name}={value}` ({layer})" for name, (value, layer) in effective.items()]
+        text = "\n".join(lines) or "none chosen: the model's own defaults"
+        embed.add_field(
+            name="Options", value=(text + describe_window(window))[:MAX_FIELD_CHARS], inline=False
+        )
+        await interaction.followup.send(embed=embed, ephemeral=True)
+
+    @settings.command(name="scope")
+    @app_commands.describe(scope="One conversation for the channel, or one per member")
+    @app_commands.checks.has_permissions(manage_guild=True)
+    async def scope(self, interaction: discord.Interaction, scope: Scope) -> None:
+        """Share one conversation in this channel, or keep one per member."""
+        await self.bot.router.set_scope(place_of(interaction), scope)
+        kept = "one conversation per member" if scope is Scope.USER else "one shared conversation"
+        await interaction.response.send_message(f"This channel now keeps {kept}.", ephemeral=True)
+
+    @settings.command(name="system")
+    @app_commands.describe(prompt="The system prompt; leave empty to remove it")
+    @app_commands.checks.has_permissions(manage_guild=True)
+    async def system(
+        self,
+        interaction: discord.Interaction,
+        prompt: app_commands.Range[str, 1, MAX_SYSTEM_PROMPT_CHARS] | None = None,
+    ) -> None:
+        """Set the system prompt the model gets in this channel."""
+        await self.bot.router.set_system_prompt(place_of(interaction), prompt)
+        said = "removed" if prompt is None else "set"
+        await interaction.response.send_message(f"System prompt {said}.", ephemeral=True)
+
+    @settings.command(name="options")
+    @app_commands.describe(
+        temperature="Creativity, 0 to 2",
+        top_p="Nucleus sampling, 0 to 1",
+        top_k="Top-k sampling",
+        num_ctx="Context window in tokens",
+        num_predict="Longest answer in tokens (-1: no limit)",
+        repeat_penalty="Penalty for repeating, e.g. 1.1",
+        seed="Fixed seed for reproducible answers",
+    )
+    @app_commands.checks.has_permissions(manage_guild=True)
+    async def options(
+        self,
+        interaction: discord.Interaction,
+        temperature: app_commands.Range[float, 0.0, 2.0] | None = None,
+        top_p: app_commands.Range[float, 0.0, 1.0] | None = None,
+        top_k: app_commands.Range[int, 1, 1000] | None = None,
+        num_ctx: app_commands.Range[int, 256, 1_048_576] | None = None,
+        num_predict: app_commands.Range[int, -1, 100_000] | None = None,
+        repeat_penalty: app_commands.Range[float, 0.0, 10.0] | None = None,
+        seed: int | None = None,
+    ) -> None:
+        """Set generation options for this channel (only the ones you give change)."""
+        given = {
+            k: v
+            for k, v in {
+                "temperature": temperature,
+                "top_p": top_p,
+                "top_k": top_k,
+                "num_ctx": num_ctx,
+                "num_predict": num_predict,
+                "repeat_penalty": repeat_penalty,
+                "seed": seed,
+            }.items()
+            if v is not None
+        }
+        options = await self.bot.router.set_options(place_of(interaction), given)
+        await interaction.response.send_message(
+            f"Options now: {describe_options(options)}.", ephemeral=True
+        )
+
+    @settings.command(name="preset")
+    @app_commands.describe(name="The preset; None removes this channel's preset")
+    @app_commands.choices(name=PRESET_CHOICES)
+    @app_commands.checks.has_permissions(manage_guild=True)
+    async def preset(self, interaction: discord.Interaction, name: str) -> None:
+        """Give this channel a preset of options (options set here still win over it)."""
+        chosen = await self.bot.router.set_preset(
+            place_of(interaction), None if name == NO_PRESET else name
+        )
+        if chosen is None:
+            said = "This channel has no preset of its own now."
+        else:
+            preset = get_preset(chosen)
+            said = (
+                f"This channel's preset is now `{chosen}`: "
+                f"{describe_options(dict(preset.options))}, up to {preset.timeout:g} s an "
+                "answer. Options set with `/settings options` still win over it."
+            )
+        await interaction.response.send_message(said, ephemeral=True)
+
+    @settings.command(name="keep_alive")
+    @app_commands.describe(
+        value="Like 5m, 1h or 1h30m, or seconds; 0 unloads after each answer, -1 keeps it loaded"
+    )
+    @app_commands.checks.has_permissions(manage_guild=True)
+    async def keep_alive(
+        self,
+        interaction: discord.Interaction,
+        value: app_commands.Range[str, 1, MAX_KEEP_ALIVE_CHARS] | None = None,
+    ) -> None:
+        """How long the model stays loaded after an answer here; leave empty for the default."""
+        stored = await self.bot.router.set_keep_alive(place_of(interaction), value)
+        if stored is None:
+            said = "This channel uses the default keep-alive again."
+        else:
+            said = f"The model now stays loaded for `{stored}` after each answer here."
+            if stored == "-1":
+                said = "The model now stays loaded after answers here until Ollama stops."
+            elif stored.strip("0") == "":
+                said = "The model is now unloaded right after each answer here."
+        await interaction.response.send_message(said, ephemeral=True)
+
+    @settings.command(name="tools")
+    @app_commands.describe(
+        names="Tool names, comma-separated (needed past 25 tools); none: no tools; default"
+    )
+    @app_commands.checks.has_permissions(manage_guild=True)
+    async def tools(
+        self,
+        interaction: discord.Interaction,
+        names: app_commands.Range[str, 1, MAX_TOOL_NAMES_CHARS] | None = None,
+    ) -> None:
+        """Choose the tools the model may use in this channel."""
+        place = place_of(interaction)
+        router, registry = self.bot.router, self.bot.manager.tools
+        if names is not None:
+            await router.set_tools(place, tool_names(names))
+        guild, channel = await router.channel_settings(place)
+        text = (SAVED if names is not None else "") + panel_text(registry, guild, channel)
+        allowed = allowed_tools(registry, guild, channel)
+        view = ToolsPanel(router, registry, place, interaction.user.id, allowed, interaction.id)
+        await interaction.response.send_message(text, view=view, ephemeral=True)
+
+    @tools.autocomplete("names")
+    async def tool_names_autocomplete(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        """Completes the last of the names typed."""
+        if not interaction.permissions.manage_guild:
+            return []
+        head, comma, last = current.rpartition(",")
+        prefix = f"{head.strip()}, " if comma else ""
+        names = self.bot.manager.tools.names()
+        needle = last.strip().lower()
+        values = [prefix + n for n in ([] if comma else [NO_TOOLS, DEFAULT_TOOLS]) + names]
+        found = [v for v in values if needle in v[len(prefix) :].lower()]
+        return [app_commands.Choice(name=v, value=v) for v in found if len(v) <= MAX_CHOICE_VALUE][
+            :MAX_AUTOCOMPLETE_CHOICES
+        ]
+
+    @settings.command(name="reset")
+    @app_commands.checks.has_permissions(manage_guild=True)
+    async def reset_settings(self, interaction: discord.Interaction) -> None:
+        """Put this channel's settings back to the defaults (the conversation is kept)."""
+        await self.bot.router.reset_settings(place_of(interaction))
+        await interaction.response.send_message(
+            "This channel's settings are back to the defaults.", ephemeral=True
+        )
+
+
+async def setup(bot: OllacordBot) -> None:
+    await bot.add_cog(Settings(bot))
