@@ -20,7 +20,7 @@ from tests.e2e.conftest import (
     world,
 )
 from tests.e2e.test_ask import finished, footer_of
-from tests.emulators.discord_server import InteractionRecord, Upload
+from tests.emulators.discord_server import InteractionRecord, Message, Upload
 from tests.emulators.ollama_models import extended_models
 from tests.emulators.ollama_server import RecordedRequest
 
@@ -43,14 +43,14 @@ async def stands_in(tmp_path: Path) -> AsyncIterator[World]:
         yield value
 
 
-def photo(width: int, height: int) -> bytes:
-    """A JPEG with some structure (a gradient and shapes), as a phone would upload."""
+def photo(width: int, height: int, fmt: str = "JPEG") -> bytes:
+    """An image with some structure (a gradient and shapes), as a phone would upload."""
     image = Image.linear_gradient("L").resize((width, height)).convert("RGB")
     draw = ImageDraw.Draw(image)
     for i in range(0, width, max(1, width // 12)):
         draw.ellipse((i, height // 4, i + width // 16, height // 2), fill=(200, 40, i % 255))
     out = io.BytesIO()
-    image.save(out, "JPEG", quality=90)
+    image.save(out, fmt, **({"quality": 90} if fmt == "JPEG" else {}))
     return out.getvalue()
 
 
@@ -62,6 +62,11 @@ def public_text(rec: InteractionRecord) -> str:
     """What everyone in the channel can see of the reply."""
     shown = [rec.original, *rec.followups]
     return "\n".join(m.content for m in shown if m and not m.ephemeral and not m.deleted)
+
+
+def bot_messages(w: World) -> list[Message]:
+    bot_id = w.discord.bot_user_id
+    return [m for m in w.discord.channel_messages(w.channel.id) if m.author_id == bot_id]
 
 
 def size_of(data: bytes) -> tuple[int, int]:
@@ -99,11 +104,12 @@ async def test_a_vision_model_receives_the_image_downscaled(sees: World) -> None
     assert question["role"] == "user" and question["content"] == "What is in this picture?"
     assert len(question["images"]) == 1
     (seen,) = request.images
-    assert max(size_of(seen)) == MAX_IMAGE_SIDE  # 4000×3000 downscaled, its shape kept
+    # 4000×3000 downscaled to the longer side's limit, its shape kept.
     assert size_of(seen) == (MAX_IMAGE_SIDE, MAX_IMAGE_SIDE * 3 // 4)
     # The emulator's vision model says how many images it saw.
     assert messages[0].content.startswith("Echo: What is in this picture? [1 image]")
-    assert footer_of(messages).startswith("-# gemma3")
+    footer = footer_of(messages)
+    assert footer.startswith("-# gemma3") and "sees images" not in footer
     stored = await stored_messages(w, SESSION.format(w.channel.id), 2)
     assert stored[0]["images"] == question["images"]
 
@@ -207,7 +213,7 @@ async def test_a_mention_with_an_image_is_answered_the_same_way(tmp_path: Path, 
             w.alice.id,
             text,
             mentions=[bot_id],
-            attachments=[Upload("label.png", photo(2000, 500), content_type="image/png")],
+            attachments=[Upload("label.png", photo(2000, 500, "PNG"))],
         )
         await w.discord.wait_for(
             lambda: any("\n-# " in m.content for m in bot_messages(w)), timeout=10
@@ -225,11 +231,6 @@ async def test_a_mention_with_an_image_is_answered_the_same_way(tmp_path: Path, 
         assert "sees images for llama3.2" in reply.content
         stored = await stored_messages(w, SESSION.format(w.channel.id), 2)
         assert stored[0]["images"] == question["images"]
-
-
-def bot_messages(w: World) -> list:
-    bot_id = w.discord.bot_user_id
-    return [m for m in w.discord.channel_messages(w.channel.id) if m.author_id == bot_id]
 
 
 # ----- refusals -----------------------------------------------------------------------------
@@ -257,6 +258,18 @@ async def test_a_text_file_labelled_as_an_image_is_refused_clearly(stands_in: Wo
     assert public_text(rec) == ""
     assert "/api/chat" not in ollama_paths(w.ollama)
     assert await w.bot.manager.store.messages(SESSION.format(w.channel.id)) == []
+
+
+async def test_an_image_whose_link_expired_is_asked_for_again(stands_in: World) -> None:
+    w = stands_in
+    rec = await ask_with_image(w, "And this?", Upload("old.jpg", photo(64, 64), expired=True))
+    note = await wait_private_note(rec)
+    assert note == (
+        "`old.jpg` could not be downloaded from Discord (the link may have expired); "
+        "please attach it again."
+    )
+    assert [f.status for f in w.discord.cdn_fetches] == [404]
+    assert "/api/chat" not in ollama_paths(w.ollama)
 
 
 async def test_a_private_answer_about_an_image_stays_private(stands_in: World) -> None:
