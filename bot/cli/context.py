@@ -12,7 +12,15 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 from bot.core.config import Settings
-from bot.core.errors import ModelNotFoundError, OllacordError, StorageError
+from bot.core.errors import (
+    AttachmentError,
+    ContextOverflowError,
+    ModelNotFoundError,
+    OllacordError,
+    StorageError,
+    StructuredOutputError,
+    VisionUnavailableError,
+)
 
 if TYPE_CHECKING:
     from bot.core.manager import OllamaRequestManager
@@ -82,11 +90,37 @@ def first_line(exc: BaseException) -> str:
 
 
 def error_message(exc: OllacordError, settings: Settings | None) -> str:
-    """The one line the user sees: the core's neutral message, with the CLI's advice."""
+    """The one line the user sees: the core's neutral message, with the CLI's advice (naming
+    its own commands and flags, as ``bot.discord_app.advice`` names the bot's)."""
+    message = exc.user_message
     if isinstance(exc, ModelNotFoundError):
         where = f" at {settings.ollama_host}" if settings else ""
         return (
             f"The model `{exc.model}` is not on the Ollama server{where}: pull it with "
             f"`ollacord models pull {exc.model}` (see `ollacord models list`)."
         )
-    return exc.user_message
+    if isinstance(exc, VisionUnavailableError):
+        if exc.vision_model is None:
+            return _advised(
+                message,
+                "Use --model with a vision model (for example gemma3 or llava), or set "
+                "VISION_MODEL.",
+            )
+        return _advised(
+            message,
+            f"Pull it with `ollacord models pull {exc.vision_model}`, or use --model with "
+            "another vision model.",
+        )
+    if isinstance(exc, AttachmentError) and exc.reason == AttachmentError.TOO_LONG:
+        return _advised(message, "Use a shorter file, or a larger window (--num-ctx, --model).")
+    if isinstance(exc, StructuredOutputError):
+        return _advised(message, "Try again, or simplify the schema (--schema, --format).")
+    if isinstance(exc, ContextOverflowError):
+        return _advised(message, "Shorten it, or use a larger window (--num-ctx).")
+    return message
+
+
+def _advised(message: str, advice: str) -> str:
+    # Some core messages end with a quoted problem, not a full stop.
+    stop = "" if message.endswith((".", "?", "!")) else "."
+    return f"{message}{stop} {advice}"

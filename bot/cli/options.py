@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 # Flag, option name (GenerationConfig's), Python type, help.
@@ -56,28 +55,3 @@ def _checked(name: str, kind: type) -> Callable[[str], Any]:
 
     parse.__name__ = kind.__name__  # what argparse names in "invalid float value"
     return parse
-
-
-def parse_format(raw: str) -> str | dict[str, Any]:
-    """`--format`: "json", an inline JSON schema object, or the path of a file holding one."""
-    import json
-
-    if raw == "json":
-        return raw
-    text, where = raw, "the schema"
-    if not raw.lstrip().startswith("{"):
-        where = raw
-        try:
-            text = Path(raw).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = getattr(exc, "strerror", None) or str(exc)
-            raise argparse.ArgumentTypeError(
-                f'expected "json", a JSON schema or a schema file; cannot read {raw}: {reason}'
-            ) from None
-    try:
-        schema = json.loads(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{where} is not valid JSON: {exc}") from None
-    if not isinstance(schema, dict):
-        raise argparse.ArgumentTypeError(f"{where} is not a JSON object (a JSON schema is one)")
-    return schema

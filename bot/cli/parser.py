@@ -8,7 +8,8 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn
 
-from bot.cli.options import add_generation_options, parse_format
+from bot.cli.options import add_generation_options
+from bot.cli.question_inputs import add_question_inputs
 
 # A command's handler is imported when it runs: `--help` must not pay for the whole stack.
 Handler = Callable[[argparse.Namespace, Any, Any], Awaitable[int]]
@@ -165,15 +166,9 @@ def _add_chat(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         "--json",
         action="store_true",
         help="print one JSON object (content, model, tokens, durations in seconds, "
-        "done_reason, fallback_from) instead of the text",
+        "done_reason, fallback_from; parsed, with --format or --schema) instead of the text",
     )
-    chat_parser.add_argument(
-        "--format",
-        type=parse_format,
-        metavar="json|SCHEMA",
-        help="make the model answer in JSON: `json`, or a JSON schema the answer must follow, "
-        "inline ('{...}') or the path of a .json file (the answer is printed as written)",
-    )
+    add_question_inputs(chat_parser)
     add_generation_options(chat_parser, default_note="else the session's, else the model's own")
     chat_parser.set_defaults(handler=handler("chat", "chat"), subparser=chat_parser)
 

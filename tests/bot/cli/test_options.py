@@ -46,7 +46,7 @@ async def test_chat_format(
     ollama_emu.set_reply('{"city": "Paris"}')
     run = await run_cli("chat", "--format", value, "capital of France?")
     assert run.code == 0, run
-    assert run.out == '{"city": "Paris"}\n'
+    assert run.out == '{\n  "city": "Paris"\n}\n'  # the parsed answer, indented
     assert chat_bodies(ollama_emu)[-1]["format"] == ("json" if kind == "json" else schema)
 
 
