@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import cProfile
 import gc
-import io
 import multiprocessing as mp
 import pstats
 import random
@@ -180,7 +179,11 @@ class Sample:
 
 
 async def answer_once(
-    manager: OllamaRequestManager, ctl: EmulatorControl, k: int | None, toolset: ToolSet
+    manager: OllamaRequestManager,
+    ctl: EmulatorControl,
+    k: int | None,
+    toolset: ToolSet,
+    profiler: cProfile.Profile | None = None,
 ) -> Sample:
     session = f"bench-{k}"
     await manager.create_session(session)  # a channel whose history was reset: untimed
@@ -190,6 +193,8 @@ async def answer_once(
     CALLS.clear()
     gc.collect()
     completed: list[float] = []
+    if profiler is not None:
+        profiler.enable()
     cpu0, wall0 = time.process_time(), time.perf_counter()
     stream = await manager.query(
         prompt=PROMPT, stream=True, session_id=session, model=model, **options
@@ -198,6 +203,8 @@ async def answer_once(
     async for _ in stream:
         pass
     stored, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    if profiler is not None:
+        profiler.disable()
     result = stream.result
     assert result is not None and result.tools_used == [TOOL] * (k or 0), result
     assert CALLS[TOOL] == (k or 0), CALLS  # the tool itself ran once per round
@@ -213,9 +220,13 @@ async def answer_once(
     )
 
 
-async def run(ks: list[int], n: int, words: int, profile: str | None) -> dict[str, list[Sample]]:
+async def run(
+    ks: list[int], n: int, words: int, profile: str | None
+) -> tuple[dict[str, list[Sample]], str]:
+    """The samples of every kind, and the profile's text if one was asked for."""
     final = final_answer(words)
     results: dict[str, list[Sample]] = {}
+    profiled = ""
     with child_process(_serve, ks, final) as ctl, tempfile.TemporaryDirectory() as tmp:
         manager = OllamaRequestManager(
             host=ctl.setup,
@@ -237,27 +248,50 @@ async def run(ks: list[int], n: int, words: int, profile: str | None) -> dict[st
             for name, k in kinds:
                 results[name].append(await answer_once(manager, ctl, k, toolset))
         if profile:
-            await profile_answers(manager, ctl, max(ks), toolset, n, profile)
+            profiled = await profile_rounds(manager, ctl, max(ks), toolset, n, profile)
         await manager.close()
-    return results
+    return results, profiled
 
 
-async def profile_answers(
+async def profile_rounds(
     manager: OllamaRequestManager, ctl: EmulatorControl, k: int, toolset: ToolSet, n: int, path: str
-) -> None:
-    """cProfile ``n`` answers of ``k`` rounds into ``path``; print the top functions."""
-    profiler = cProfile.Profile()
-    profiler.enable()
+) -> str:
+    """cProfile (CPU time) ``n`` answers of K=0 and of ``k`` rounds, interleaved; save the
+    latter into ``path`` and tell what one round adds, function by function."""
+    profilers = {0: cProfile.Profile(time.process_time), k: cProfile.Profile(time.process_time)}
     for _ in range(n):
-        await answer_once(manager, ctl, k, toolset)
-    profiler.disable()
-    profiler.dump_stats(path)
-    out = io.StringIO()
-    stats = pstats.Stats(profiler, stream=out).strip_dirs()
-    stats.sort_stats("tottime").print_stats(25)
-    stats.sort_stats("cumulative").print_stats(40)
-    print(f"\ncProfile of {n} answers with K={k} (saved to {path}):")
-    print(out.getvalue())
+        for rounds, profiler in profilers.items():
+            await answer_once(manager, ctl, rounds, toolset, profiler)
+    profilers[k].dump_stats(path)
+    base, more = (_by_function(profilers[rounds]) for rounds in (0, k))
+    added = {
+        name: tuple((more.get(name, (0, 0))[i] - base.get(name, (0, 0))[i]) / n / k for i in (0, 1))
+        for name in base.keys() | more.keys()
+    }
+    lines = [
+        f"cProfile (CPU time, profiler's overhead included) of {n} answers with K={k} and "
+        f"{n} with K=0 ({path} holds K={k}'s): what one round adds, ms per answer"
+    ]
+    for title, column in (("inclusive (cumulative)", 1), ("own (tottime)", 0)):
+        lines.append(f"  by {title}:")
+        # Inclusive: the event loop's frames and ours include everything; name the rest.
+        shown = [i for i in added.items() if column == 0 or not i[0].startswith(_WRAPPERS)]
+        top = sorted(shown, key=lambda item: -item[1][column])[:PROFILE_ROWS]
+        lines += [f"  {times[column] * 1000:8.3f}  {name}" for name, times in top]
+    return "\n".join(lines)
+
+
+PROFILE_ROWS = 25
+_WRAPPERS = ("/", "~", "bench/")  # the standard library's frames, built-ins, this file
+
+
+def _by_function(profiler: cProfile.Profile) -> dict[str, tuple[float, float]]:
+    """(own, inclusive) seconds per function, named by package path, line and name."""
+    totals: dict[str, tuple[float, float]] = {}
+    for (file, line, function), row in pstats.Stats(profiler).stats.items():  # type: ignore[attr-defined]
+        where = file.split("site-packages/")[-1].split("/work/main/")[-1]
+        totals[f"{where}:{line}({function})"] = (row[2], row[3])
+    return totals
 
 
 def _ms(values: list[float]) -> str:
@@ -308,13 +342,17 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--n", type=int, default=50, help="answers per kind")
     parser.add_argument("--words", type=int, default=60, help="the final answer's length")
-    parser.add_argument("--profile", metavar="FILE", help="cProfile --n answers of the last K")
+    parser.add_argument(
+        "--profile", metavar="FILE", help="cProfile --n answers of K=0 and of the largest K"
+    )
     args = parser.parse_args()
     ks = sorted(set(args.rounds))
     if ks[0] < 0 or ks[-1] > 4:
         parser.error("K goes from 0 to 4 (the bot's MAX_TOOL_ROUNDS default)")
-    results = asyncio.run(run(ks, args.n, args.words, args.profile))
+    results, profiled = asyncio.run(run(ks, args.n, args.words, args.profile))
     report(results, ks, args.n, args.words)
+    if profiled:
+        print(f"\n{profiled}")
 
 
 if __name__ == "__main__":
