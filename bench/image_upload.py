@@ -41,6 +41,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+import ollama
 from PIL import Image, ImageDraw, ImageFont
 
 from bench.streaming_analysis import percentile
@@ -338,8 +339,16 @@ def stages(data: bytes, name: str, reps: int) -> dict[str, float]:
         lap("downscale")
         core_images._encode(rgb, try_png=image.format != "JPEG")
         lap("encode")
-        body["messages"][0]["images"] = [base64.b64encode(prepared.data).decode("ascii")]
+        encoded = base64.b64encode(prepared.data).decode("ascii")
         lap("base64")
+        # What the ollama client does with each image of a request: a str is tried as a file
+        # path, then base64-decoded to check it; bytes are simply encoded.
+        ollama.Image(value=encoded).model_dump()
+        lap("client: str image")
+        ollama.Image(value=prepared.data).model_dump()
+        lap("client: bytes image")
+        body["messages"][0]["images"] = [encoded]
+        last = time.perf_counter()
         text = json.dumps(body)
         lap("request JSON")
         json.loads(text)
