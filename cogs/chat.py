@@ -98,6 +98,8 @@ class Chat(commands.Cog):
             await self.bot.manager.ensure_fits(
                 attached.documents, model or target.model, target.options.get("num_ctx")
             )
+            if attached.images:
+                await self.bot.manager.ensure_can_see(model or target.model)
             sink = interaction_sink(
                 self.bot, interaction, private=private, view=view, acknowledged=acknowledged
             )
@@ -143,6 +145,8 @@ class Chat(commands.Cog):
             await self.bot.manager.ensure_fits(
                 attached.documents, target.model, target.options.get("num_ctx")
             )
+            if attached.images:
+                await self.bot.manager.ensure_can_see(target.model)
         except OllacordError as exc:
             await message.reply(explain(exc), allowed_mentions=NO_MENTIONS)
             return

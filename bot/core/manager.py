@@ -26,10 +26,10 @@ from bot.core.query_stream import QueryStream
 from bot.core.queueing import RequestQueue
 from bot.core.services import Services, close_services, open_services
 from bot.core.stats import RequestStats
-from bot.core.tools.builtin import builtin_tools
+from bot.core.tools.builtin import builtin_tools, no_conversations
 from bot.core.tools.mcp_config import McpServerConfig, load_mcp_config
 from bot.core.tools.mcp_servers import McpHub
-from bot.core.tools.registry import ToolError, ToolRegistry
+from bot.core.tools.registry import ToolRegistry
 from bot.core.types import (
     GenerationConfig,
     HealthStatus,
@@ -47,10 +47,6 @@ if TYPE_CHECKING:  # a manager without a database never loads SQLAlchemy
 log = logging.getLogger(__name__)
 
 NO_DATABASE = "This request manager was started without a database: it keeps no sessions."
-
-
-async def _no_conversations(session_id: str, text: str, limit: int) -> list[ChatMessage]:
-    raise ToolError("this bot keeps no conversations to search")
 
 
 class OllamaRequestManager:
@@ -163,7 +159,7 @@ class OllamaRequestManager:
         )
         self._session_count = self._services.session_count
         store = self._services.store
-        for tool in builtin_tools(store.search_messages if store else _no_conversations):
+        for tool in builtin_tools(store.search_messages if store else no_conversations):
             self.tools.add(tool)
         await self.mcp.start()  # at most its connect timeout; failing servers retry later
         log.info(
@@ -359,6 +355,11 @@ class OllamaRequestManager:
         asking (AttachmentError TOO_LONG naming the largest)."""
         planner = self.services.executor.planner
         await planner.ensure_fits(documents, model or self.default_model, num_ctx, num_predict)
+
+    async def ensure_can_see(self, model: str | None = None) -> None:
+        """Refuse, before asking, images for a model that cannot see them when no
+        VISION_MODEL can stand in (VisionUnavailableError)."""
+        await self.services.executor.planner.model_that_sees(model)
 
     @property
     def tokens(self) -> TokenEstimator:

@@ -165,18 +165,30 @@ class QueryPlanner:
         capabilities = await self._catalog.capabilities(model)
         return not capabilities or capability in capabilities
 
+    async def model_that_sees(self, model: str | None) -> str | None:
+        """The model that will answer a question with images asked of ``model``: None when
+        it can see them itself, else VISION_MODEL. Raises VisionUnavailableError when
+        neither can: a front end checks this before it shows anything."""
+        model = model or self._defaults.model
+        if await self._can(model, "vision"):
+            return None
+        stand_in = self._defaults.vision_model
+        if stand_in and self._catalog is not None and await self._catalog.is_available(stand_in):
+            return stand_in
+        raise VisionUnavailableError(model, stand_in)
+
     async def _seeing(
         self, model: str, query: Query, history: list[ChatMessage]
     ) -> tuple[str, str | None, list[ChatMessage]]:
         """A model that can see the images: ``model``, else VISION_MODEL. Without one, a
         question with images is refused, and earlier images are left out of the history."""
-        if await self._can(model, "vision"):
-            return model, None, history
-        stand_in = self._defaults.vision_model
-        if stand_in and self._catalog is not None and await self._catalog.is_available(stand_in):
-            return stand_in, model, history
-        if query.has_images:
-            raise VisionUnavailableError(model, stand_in)
+        try:
+            stand_in = await self.model_that_sees(model)
+        except VisionUnavailableError:
+            if query.has_images:
+                raise
+        else:
+            return (model, None, history) if stand_in is None else (stand_in, model, history)
         without = [
             {k: v for k, v in m.items() if k != "images"} if "images" in m else m  # type: ignore[misc]
             for m in history

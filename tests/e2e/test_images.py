@@ -127,12 +127,6 @@ async def test_vision_model_stands_in_for_a_model_that_cannot_see(stands_in: Wor
     assert footer.startswith("-# gemma3") and "sees images for llama3.2" in footer
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="VisionUnavailableError is raised while planning, inside the answer, so a public "
-    "/ask shows it in the channel instead of only to the asker (cogs/chat.py could check "
-    "before creating the reply, as it does with ensure_fits for files)",
-)
 async def test_without_a_vision_model_the_asker_is_told_privately(sees: World) -> None:
     w = sees
     before = len(w.ollama.requests)

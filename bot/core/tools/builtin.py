@@ -240,6 +240,11 @@ def read_channel_tool() -> Tool:
     )
 
 
+async def no_conversations(session_id: str, text: str, limit: int) -> list[ChatMessage]:
+    """The search of a bot without a database."""
+    raise ToolError("this bot keeps no conversations to search")
+
+
 def builtin_tools(search: SearchMessages) -> list[Tool]:
     """Every built-in tool; ``search`` is the store's ``search_messages``."""
     return [
