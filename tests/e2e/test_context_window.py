@@ -138,7 +138,7 @@ async def test_settings_show_says_what_is_sent(w: World) -> None:
     # More than llama3.2 was trained for: the window is capped, and says so.
     await settings(w, "options", {"num_ctx": 200_000, "top_k": 20})
     shown = options_field(await settings(w, "show"))
-    assert "`num_ctx=200000`, `top_k=20`" in shown
+    assert "`top_k=20` (channel)\n`num_ctx=200000` (channel)" in shown
     assert "`num_ctx` 131072 (chosen here, capped at the model's maximum)" in shown
     await finished(await ask(w, "big window"))
     assert chat_bodies(w.ollama)[-1]["options"] == {"top_k": 20, "num_ctx": 131_072}
