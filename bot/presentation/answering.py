@@ -24,7 +24,7 @@ from bot.core.events import (
 from bot.core.manager import OllamaRequestManager
 from bot.core.presets import effective_options, get_preset
 from bot.core.query_stream import QueryStream
-from bot.core.structured import render_json
+from bot.core.structured import check_format, render_json
 from bot.core.tools.registry import ToolSet
 from bot.core.types import ChatTarget, OllamaQueryResult
 from bot.presentation.shutdown import InFlight
@@ -194,6 +194,10 @@ class AnswerRun:
             if target.keep_alive is not None:
                 options["keep_alive"] = target.keep_alive
             if format is not None:
+                # Refused here, before anything is shown: an unusable schema is the asker's
+                # mistake, told the way the caller tells errors (privately, on Discord),
+                # not an answer everyone sees.
+                check_format(format)
                 options["format"] = format
                 self._structured = True
                 self.reply.set_status("🧩 Writing a JSON answer…")
