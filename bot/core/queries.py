@@ -134,21 +134,35 @@ def validate_query(
 
 
 # Go's time.ParseDuration, which Ollama reads keep_alive with: "1h30m", "90s", "0", "-1m".
-_DURATION = re.compile(r"-?(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+|0")
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ns|us|µs|ms|s|m|h)")
+_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
 MAX_KEEP_ALIVE_CHARS = 40
+# Longer is "forever" in effect, and past ~292 years Go's durations overflow: -1 says it.
+MAX_KEEP_ALIVE_SECONDS = 365 * 24 * 3600
+
+
+def _duration_seconds(text: str) -> float | None:
+    """Seconds of a Go duration or a bare number of seconds; None when it is neither."""
+    body = text.removeprefix("-")
+    if re.fullmatch(r"[0-9]+", body):
+        return float(body)
+    parts = _DURATION_PART.findall(body)
+    if not parts or "".join(n + u for n, u in parts) != body:
+        return None
+    return sum(float(number) * _UNIT_SECONDS[unit] for number, unit in parts)
 
 
 def validate_keep_alive(value: str) -> str:
     """A keep-alive as an admin may store it: a Go duration ("5m", "1h30m") or a whole
     number of seconds ("0" unloads at once, "-1" keeps the model loaded)."""
     text = value.strip()
-    if len(text) <= MAX_KEEP_ALIVE_CHARS and (
-        re.fullmatch(r"-?\d+", text) or _DURATION.fullmatch(text)
-    ):
+    seconds = _duration_seconds(text) if len(text) <= MAX_KEEP_ALIVE_CHARS else None
+    if seconds is not None and seconds <= MAX_KEEP_ALIVE_SECONDS:
         return text
     raise InvalidRequestError(
-        f"{value!r} is not a keep-alive: use a duration such as 30s, 5m or 1h, a number of "
-        "seconds, 0 to unload at once or -1 to keep the model loaded."
+        f"{value[:MAX_KEEP_ALIVE_CHARS]!r} is not a keep-alive: use a duration up to a year "
+        "such as 30s, 5m or 1h, a number of seconds, 0 to unload at once or -1 to keep the "
+        "model loaded."
     )
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from bot.core.errors import InvalidRequestError
 from bot.core.manager import OllamaRequestManager
+from bot.core.queries import validate_keep_alive
 from tests.emulators.ollama_server import OllamaEmulator
 
 
@@ -62,3 +63,16 @@ async def test_a_bad_keep_alive_is_refused_and_nothing_stored(
     with pytest.raises(InvalidRequestError, match="keep-alive"):
         await manager.update_session_settings("s", keep_alive="five minutes")
     assert (await manager.get_session_settings("s")).keep_alive is None
+
+
+@pytest.mark.parametrize("kept", ["5m", "1h30m", "1.5h", "0", "-1", "300", "-1m", "8760h"])
+def test_keep_alives_ollama_reads(kept: str) -> None:
+    assert validate_keep_alive(f" {kept} ") == kept
+
+
+@pytest.mark.parametrize(
+    "refused", ["5 minutes", "m5", "5m5", "", "１２", "8761h", "9999999999h", "-9999999999h"]
+)
+def test_keep_alives_ollama_would_refuse(refused: str) -> None:
+    with pytest.raises(InvalidRequestError):
+        validate_keep_alive(refused)
