@@ -190,6 +190,7 @@ INVALID_REQUEST_ERRORS = (
     "must be of type",  # Ollama: `option "temperature" must be of type float32` is a 500
     "must be of an array",
     "invalid option",
+    "invalid format",  # Ollama 0.12: a format that is neither "json" nor a schema is a 500
 )
 MODEL_LOAD_ERRORS = (
     "requires more system memory",  # Ollama: the model does not fit in RAM

@@ -28,6 +28,10 @@ def chat_count(emu: OllamaEmulator) -> int:
         ("the input length exceeds the context length", ContextOverflowError),
         ('option "temperature" must be of type float32', OllamaRequestError),
         (
+            'invalid format: "\\"xml\\""; expected "json" or a valid JSON Schema object',
+            OllamaRequestError,
+        ),
+        (
             "model requires more system memory (12.0 GiB) than is available (7.6 GiB)",
             ModelLoadError,
         ),
