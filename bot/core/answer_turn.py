@@ -17,6 +17,7 @@ from bot.core.types import OllamaQueryResult
 if TYPE_CHECKING:
     from bot.core.planning import Plan
 
+ROUND_GAP = "\n\n"  # between the texts of two rounds, as the executor streams them
 # Figures that add up over the rounds of one answer.
 _SUMMED = (
     "total_duration",
@@ -108,7 +109,8 @@ class AnswerTurn:
             totals[name] = sum(v for v in values if v is not None) if values else None
         return replace(
             last,
-            content="".join(r.content for r in self.rounds),
+            # As streamed: a round's text starts a new paragraph after an earlier one's.
+            content=ROUND_GAP.join(r.content for r in self.rounds if r.content),
             tool_calls=[call for r in self.rounds for call in r.tool_calls],
             thinking="".join("".join(r.thinking) for r in self.rounds),
             fallback_from=next((r.fallback_from for r in self.rounds if r.fallback_from), None),

@@ -15,7 +15,7 @@ import time
 from collections.abc import AsyncGenerator, Callable
 from typing import TYPE_CHECKING
 
-from bot.core.answer_turn import AnswerTurn, call_name
+from bot.core.answer_turn import ROUND_GAP, AnswerTurn, call_name
 from bot.core.errors import StructuredOutputError
 from bot.core.events import (
     EventCallback,
@@ -110,6 +110,8 @@ class QueryExecutor:
                 streamed = query.format is None
                 format_retries = STRUCTURED_RETRIES
                 while True:
+                    # After a tool round, the next round's text starts a new paragraph.
+                    gap = ROUND_GAP if turn.has_text else ""
                     progress = turn.next_round()
                     async for chunk in generate(self._client, request, progress, on_event):
                         if not streamed:
@@ -117,6 +119,8 @@ class QueryExecutor:
                         if progress.done and not completed.done() and not turn.wants_tools(plan):
                             stream.complete(turn.result(plan, query.metadata))
                         if chunk:
+                            if gap:
+                                chunk, gap = gap + chunk, ""
                             yield chunk
                     if turn.wants_tools(plan):
                         request = await self._run_tools(plan, request, turn, on_event)

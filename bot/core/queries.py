@@ -229,7 +229,10 @@ class Query:
             "role": "assistant",
             "content": final if exchange else result.content,
         }
-        if result.tool_calls and not exchange:
+        if result.tool_calls and self.toolset is None:
+            # The caller runs its tools itself (seed 000): the calls are its to answer. The
+            # bot's own calls are in ``exchange`` with their results; one cut short by a
+            # stop has none, and is left out so that the history stays well formed.
             answer["tool_calls"] = result.tool_calls
         return [*asked, *exchange, answer]
 

@@ -113,8 +113,23 @@ class ToolSet:
 
     async def run(self, calls: Sequence[Mapping[str, Any]]) -> list[ToolOutcome]:
         """Run a round of calls concurrently; outcomes in the calls' order."""
-        wanted = list(calls)[:MAX_TOOL_CALLS_PER_ROUND]
-        return list(await asyncio.gather(*(self._run_one(call) for call in wanted)))
+        wanted, dropped = list(calls[:MAX_TOOL_CALLS_PER_ROUND]), calls[MAX_TOOL_CALLS_PER_ROUND:]
+        outcomes = list(await asyncio.gather(*(self._run_one(call) for call in wanted)))
+        # Every call gets an answer, or the model waits for results that never come.
+        refusal = f"Error: not run: at most {MAX_TOOL_CALLS_PER_ROUND} tool calls per round."
+        for call in dropped:
+            function = call.get("function") or {}
+            arguments = function.get("arguments")
+            outcomes.append(
+                ToolOutcome(
+                    str(function.get("name") or ""),
+                    arguments if isinstance(arguments, dict) else {},
+                    refusal,
+                    "error",
+                    0.0,
+                )
+            )
+        return outcomes
 
     async def _run_one(self, call: Mapping[str, Any]) -> ToolOutcome:
         function = call.get("function") or {}
