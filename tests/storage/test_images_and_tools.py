@@ -30,6 +30,10 @@ def image(marker: bytes) -> str:
     return base64.b64encode(marker * 64 + os.urandom(16)).decode()
 
 
+def files_containing(folder: Path, marker: bytes) -> list[str]:
+    return sorted(f.name for f in folder.iterdir() if marker in f.read_bytes())
+
+
 def asked(text: str, *images: str) -> ChatMessage:
     message: ChatMessage = {"role": "user", "content": text}
     if images:
@@ -108,8 +112,7 @@ async def test_forgotten_images_are_gone_from_the_database_files(
     with contextlib.closing(sqlite3.connect(tmp_path / "ollacord.db")) as db:
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     await store.append_turn("s", [asked("and this?", picture), ANSWER])  # and the log
-    files = [tmp_path / "ollacord.db", tmp_path / "ollacord.db-wal"]
-    assert all(marker in f.read_bytes() for f in files)
+    assert files_containing(tmp_path, marker) == ["ollacord.db", "ollacord.db-wal"]
 
     if forget == "clear":
         await store.clear_messages("s")
@@ -119,5 +122,4 @@ async def test_forgotten_images_are_gone_from_the_database_files(
         await store.reset("s")
 
     assert await store.messages("s") == []
-    leftovers = [f.name for f in tmp_path.iterdir() if marker in f.read_bytes()]
-    assert leftovers == []
+    assert files_containing(tmp_path, marker) == []
