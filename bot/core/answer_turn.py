@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.core.generation import GenerationProgress
 from bot.core.history import ChatMessage
+from bot.core.ollama_client import STAT_FIELDS
 from bot.core.tools.registry import ToolOutcome
 from bot.core.types import OllamaQueryResult
 
@@ -18,15 +19,6 @@ if TYPE_CHECKING:
     from bot.core.planning import Plan
 
 ROUND_GAP = "\n\n"  # between the texts of two rounds, as the executor streams them
-# Figures that add up over the rounds of one answer.
-_SUMMED = (
-    "total_duration",
-    "load_duration",
-    "prompt_eval_count",
-    "prompt_eval_duration",
-    "eval_count",
-    "eval_duration",
-)
 
 
 def call_name(call: Mapping[str, Any]) -> str:
@@ -104,7 +96,7 @@ class AnswerTurn:
         """The answer over all its rounds: all the text shown, the figures summed."""
         last = self.round.result(plan.request.model, metadata)
         totals: dict[str, int | None] = {}
-        for name in _SUMMED:
+        for name in STAT_FIELDS:
             values = [r.stats.get(name) for r in self.rounds if r.stats.get(name) is not None]
             totals[name] = sum(v for v in values if v is not None) if values else None
         return replace(

@@ -33,7 +33,8 @@ SPARE_CONNECTIONS = 4
 IDLE_CONNECTIONS = 8
 
 
-_STAT_FIELDS = (
+# The figures of an answer's final chunk (all of them add up over the rounds of an answer).
+STAT_FIELDS = (
     "total_duration",
     "load_duration",
     "prompt_eval_count",
@@ -230,7 +231,7 @@ def tool_calls(message: ollama.Message) -> list[dict[str, Any]]:
 
 
 def final_stats(part: ollama.ChatResponse) -> dict[str, int | None]:
-    return {name: getattr(part, name) for name in _STAT_FIELDS}
+    return {name: getattr(part, name) for name in STAT_FIELDS}
 
 
 def _model_info(m: Any) -> ModelInfo:
