@@ -7,7 +7,6 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import AsyncIterator
 
 import httpx
 import ollama
@@ -17,25 +16,6 @@ from tests.emulators.ollama_server import BUSY, OllamaEmulator
 from tests.emulators.ollama_testing import collect, collect_or_raise, wait_until
 
 USER_HI = [{"role": "user", "content": "hi"}]
-
-
-@pytest.fixture
-async def emu() -> AsyncIterator[OllamaEmulator]:
-    async with OllamaEmulator() as server:
-        yield server
-
-
-@pytest.fixture
-async def client(emu: OllamaEmulator) -> AsyncIterator[ollama.AsyncClient]:
-    api = ollama.AsyncClient(host=emu.url, timeout=10)
-    yield api
-    await api.close()
-
-
-@pytest.fixture
-async def raw(emu: OllamaEmulator) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=emu.url, timeout=10) as http:
-        yield http
 
 
 # -- faults ------------------------------------------------------------------------------

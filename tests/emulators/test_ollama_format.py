@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from enum import Enum
 from typing import Any, Literal
 
@@ -39,19 +38,6 @@ class Report(BaseModel):
     score: float | None
     flags: dict[str, bool]
     note: str | None = None  # optional: a minimal instance leaves it out
-
-
-@pytest.fixture
-async def emu() -> AsyncIterator[OllamaEmulator]:
-    async with OllamaEmulator() as server:
-        yield server
-
-
-@pytest.fixture
-async def client(emu: OllamaEmulator) -> AsyncIterator[ollama.AsyncClient]:
-    api = ollama.AsyncClient(host=emu.url, timeout=10)
-    yield api
-    await api.close()
 
 
 async def test_json_is_always_an_object(emu: OllamaEmulator, client: ollama.AsyncClient) -> None:
@@ -178,25 +164,24 @@ async def test_num_predict_can_cut_structured_output_short(
     [("xml", '"\\"xml\\""'), (5, '"5"'), (["a", 1], '"[\\"a\\",1]"'), (True, '"true"')],
 )
 async def test_an_invalid_format_is_the_runners_500(
-    emu: OllamaEmulator, fmt: object, quoted: str
+    emu: OllamaEmulator, raw: httpx.AsyncClient, fmt: object, quoted: str
 ) -> None:
     body = {"model": "llama3.2", "messages": USER_HI, "format": fmt}
     emu.queue_replies("kept")
     emu.violate_schema(mode="invalid")
-    async with httpx.AsyncClient(base_url=emu.url, timeout=10) as http:
-        response = await http.post("/api/chat", json=body)
-        assert response.status_code == 500
-        assert response.headers["content-type"] == "application/json; charset=utf-8"
-        assert response.json() == {
-            "error": f'invalid format: {quoted}; expected "json" or a valid JSON Schema object'
-        }
-        # No model answered: the queued reply and the violation are still there.
-        kept = await http.post("/api/chat", json={**body, "format": "json", "stream": False})
-        assert kept.json()["message"]["content"] == '{"response": "kept"}'[:10]
-        # "" and null mean no format at all.
-        for empty in ("", None):
-            ok = await http.post("/api/chat", json={**body, "format": empty, "stream": False})
-            assert ok.json()["message"]["content"] == "Echo: hi"
+    response = await raw.post("/api/chat", json=body)
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/json; charset=utf-8"
+    assert response.json() == {
+        "error": f'invalid format: {quoted}; expected "json" or a valid JSON Schema object'
+    }
+    # No model answered: the queued reply and the violation are still there.
+    kept = await raw.post("/api/chat", json={**body, "format": "json", "stream": False})
+    assert kept.json()["message"]["content"] == '{"response": "kept"}'[:10]
+    # "" and null mean no format at all.
+    for empty in ("", None):
+        ok = await raw.post("/api/chat", json={**body, "format": empty, "stream": False})
+        assert ok.json()["message"]["content"] == "Echo: hi"
 
 
 class Weather(BaseModel):

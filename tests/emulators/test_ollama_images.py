@@ -19,15 +19,9 @@ JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 12
 
 @pytest.fixture
 async def emu() -> AsyncIterator[OllamaEmulator]:
+    # Overrides conftest's: the default catalogue has no model that can see.
     async with OllamaEmulator(catalogue.extended_models()) as server:
         yield server
-
-
-@pytest.fixture
-async def client(emu: OllamaEmulator) -> AsyncIterator[ollama.AsyncClient]:
-    api = ollama.AsyncClient(host=emu.url, timeout=10)
-    yield api
-    await api.close()
 
 
 def look(*images: bytes, text: str = "What is this?") -> list[dict[str, object]]:
@@ -111,19 +105,18 @@ async def test_bytes_that_are_no_image_fail_in_the_runner(client: ollama.AsyncCl
     assert caught.value.error.endswith("failed to process inputs: image: unknown format")
 
 
-async def test_bad_base64_is_a_400_before_the_model_is_looked_up(emu: OllamaEmulator) -> None:
-    async with httpx.AsyncClient(base_url=emu.url, timeout=10) as http:
-        for model in ("gemma3", "no-such-model"):
-            body = {"model": model, "messages": look(), "stream": False}
-            body["messages"][0]["images"] = ["aGVsbG8=", "aGk h"]  # type: ignore[index]
-            response = await http.post("/api/chat", json=body)
-            assert (response.status_code, response.json()) == (
-                400,
-                {"error": "illegal base64 data at input byte 3"},
-            )
-        generate = {"model": "gemma3", "prompt": "hi", "images": ["aGk=!"]}
-        response = await http.post("/api/generate", json=generate)
-        assert response.json() == {"error": "illegal base64 data at input byte 4"}
+async def test_bad_base64_is_a_400_before_the_model_is_looked_up(raw: httpx.AsyncClient) -> None:
+    for model in ("gemma3", "no-such-model"):
+        body = {"model": model, "messages": look(), "stream": False}
+        body["messages"][0]["images"] = ["aGVsbG8=", "aGk h"]  # type: ignore[index]
+        response = await raw.post("/api/chat", json=body)
+        assert (response.status_code, response.json()) == (
+            400,
+            {"error": "illegal base64 data at input byte 3"},
+        )
+    generate = {"model": "gemma3", "prompt": "hi", "images": ["aGk=!"]}
+    response = await raw.post("/api/generate", json=generate)
+    assert response.json() == {"error": "illegal base64 data at input byte 4"}
 
 
 async def test_python_base64_that_go_refuses_is_refused(client: ollama.AsyncClient) -> None:

@@ -12,7 +12,7 @@ import asyncio
 import json
 import math
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import httpx
 import ollama
@@ -22,25 +22,6 @@ from tests.emulators.ollama_server import EmulatedModel, OllamaEmulator
 from tests.emulators.ollama_testing import collect, collect_or_raise
 
 USER_HI = [{"role": "user", "content": "hi"}]
-
-
-@pytest.fixture
-async def emu() -> AsyncIterator[OllamaEmulator]:
-    async with OllamaEmulator() as server:
-        yield server
-
-
-@pytest.fixture
-async def client(emu: OllamaEmulator) -> AsyncIterator[ollama.AsyncClient]:
-    api = ollama.AsyncClient(host=emu.url, timeout=10)
-    yield api
-    await api.close()
-
-
-@pytest.fixture
-async def raw(emu: OllamaEmulator) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=emu.url, timeout=10) as http:
-        yield http
 
 
 # -- basics ------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ What a client receives is decided by the port of Ollama 0.12.6's tool parser
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
@@ -30,19 +30,6 @@ def tool(name: str, **properties: str) -> dict[str, Any]:
 WEATHER = tool("get_weather", city="string")
 TIME = tool("time.get_current_time", timezone="string")
 TOOLS = [WEATHER, TIME]
-
-
-@pytest.fixture
-async def emu() -> AsyncIterator[OllamaEmulator]:
-    async with OllamaEmulator() as server:
-        yield server
-
-
-@pytest.fixture
-async def client(emu: OllamaEmulator) -> AsyncIterator[ollama.AsyncClient]:
-    api = ollama.AsyncClient(host=emu.url, timeout=10)
-    yield api
-    await api.close()
 
 
 def calls_of(message: ollama.Message) -> list[tuple[str, dict[str, Any]]]:
@@ -118,12 +105,11 @@ def test_the_parser_port_agrees_with_the_go_tests(
 
 # -- the wire ------------------------------------------------------------------------------
 async def test_a_tool_call_is_one_chunk_with_an_index_then_the_done_line(
-    emu: OllamaEmulator,
+    emu: OllamaEmulator, raw: httpx.AsyncClient
 ) -> None:
     emu.queue_tool_calls([("get_weather", {"city": "Paris"})])
     body = {"model": "llama3.2", "messages": USER_HI, "tools": TOOLS}
-    async with httpx.AsyncClient(base_url=emu.url, timeout=10) as http:
-        response = await http.post("/api/chat", json=body)
+    response = await raw.post("/api/chat", json=body)
     lines = [json.loads(line) for line in response.text.splitlines()]
     call, last = lines
     # api.ToolCallFunction at v0.12.6: index (never omitted), name, arguments; no id.
