@@ -13,7 +13,6 @@ from urllib.parse import parse_qs, urlsplit
 import aiohttp
 import discord
 import pytest
-from discord.ext import commands
 
 from tests.emulators.discord_server import (
     Channel,
@@ -22,25 +21,18 @@ from tests.emulators.discord_server import (
     Upload,
     User,
     png_bytes,
-    running_client,
 )
+from tests.emulators.discord_testbot import GuildTestBot, bot_running_on
 
 MB = 1024 * 1024
 
 
-class FileBot(commands.Bot):
-    """Commands that take files, and a message log."""
+class FileBot(GuildTestBot):
+    """Commands that take files."""
 
     def __init__(self, guild_id: int, *, intents: discord.Intents | None = None) -> None:
-        if intents is None:
-            intents = discord.Intents.default()
-            intents.message_content = True
-        super().__init__(
-            command_prefix=commands.when_mentioned, intents=intents, guild_ready_timeout=0.05
-        )
-        self.guild_id = guild_id
+        super().__init__(guild_id, intents=intents)
         self.seen_files: list[discord.Attachment] = []
-        self.seen_messages: list[discord.Message] = []
         tree = self.tree
 
         @tree.command(description="Ask, with an optional image")
@@ -71,14 +63,6 @@ class FileBot(commands.Bot):
                 return
             await interaction.edit_original_response(content=f"read {len(data)}: {data[:12]!r}")
 
-    async def setup_hook(self) -> None:
-        guild = discord.Object(self.guild_id)
-        self.tree.copy_global_to(guild=guild)
-        await self.tree.sync(guild=guild)
-
-    async def on_message(self, message: discord.Message) -> None:
-        self.seen_messages.append(message)
-
 
 @dataclass
 class Harness:
@@ -107,9 +91,8 @@ async def harness(intents: discord.Intents | None = None) -> AsyncIterator[Harne
         alice = emu.add_user("alice")
         emu.add_member(guild.id, alice.id)
         bot = FileBot(guild.id, intents=intents)
-        with emu.patch_discord():
-            async with running_client(bot, emu.token, ready_timeout=10):
-                yield Harness(emu, bot, guild, channel, alice)
+        async with bot_running_on(emu, bot):
+            yield Harness(emu, bot, guild, channel, alice)
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ import discord.http
 import pytest
 import yarl
 from discord import app_commands
-from discord.ext import commands
 
 from tests.emulators.discord_server import (
     DEFAULT_PERMISSIONS,
@@ -26,8 +25,8 @@ from tests.emulators.discord_server import (
     Guild,
     Permission,
     User,
-    running_client,
 )
+from tests.emulators.discord_testbot import GuildTestBot, bot_running_on
 
 FRUITS = ["apple", "apricot", "banana", "cherry"]
 
@@ -54,27 +53,16 @@ class PromptModal(discord.ui.Modal, title="System prompt"):
         await interaction.response.send_message(f"prompt set: {self.text.value}", ephemeral=True)
 
 
-class EmuBot(commands.Bot):
+class EmuBot(GuildTestBot):
     """A minimal bot: just enough app commands to drive every emulator path."""
 
     def __init__(self, guild_id: int, *, intents: discord.Intents | None = None) -> None:
-        if intents is None:
-            intents = discord.Intents.default()
-            intents.message_content = True
         self.requested_urls: list[str] = []
         trace = aiohttp.TraceConfig()
         trace.on_request_start.append(self._trace_request)
-        super().__init__(
-            command_prefix=commands.when_mentioned,
-            intents=intents,
-            guild_ready_timeout=0.05,
-            http_trace=trace,
-        )
-        self.guild_id = guild_id
+        super().__init__(guild_id, intents=intents, http_trace=trace)
         self.errors: list[BaseException] = []
-        self.seen_messages: list[discord.Message] = []
         self.button_presses: list[int] = []
-        self.synced: list[app_commands.AppCommand] = []
         self.tree.on_error = self.on_tree_error  # type: ignore[method-assign]
         self._add_commands()
 
@@ -177,11 +165,6 @@ class EmuBot(commands.Bot):
             data = await file.read()
             await interaction.response.send_message(f"{file.filename}:{len(data)}:{data.decode()}")
 
-    async def setup_hook(self) -> None:
-        guild = discord.Object(self.guild_id)
-        self.tree.copy_global_to(guild=guild)
-        self.synced = await self.tree.sync(guild=guild)
-
     async def on_tree_error(
         self, interaction: discord.Interaction, error: app_commands.AppCommandError
     ) -> None:
@@ -193,9 +176,6 @@ class EmuBot(commands.Bot):
             and not interaction.response.is_done()
         ):
             await interaction.response.send_message("You need Manage Server", ephemeral=True)
-
-    async def on_message(self, message: discord.Message) -> None:
-        self.seen_messages.append(message)
 
 
 @dataclass
@@ -226,9 +206,8 @@ async def harness(
             guild.id, admin.id, permissions=DEFAULT_PERMISSIONS | Permission.MANAGE_GUILD
         )
         bot = EmuBot(guild.id, intents=intents)
-        with emu.patch_discord():
-            async with running_client(bot, emu.token, ready_timeout=10):
-                yield Harness(emu, bot, guild, channel, alice, admin)
+        async with bot_running_on(emu, bot):
+            yield Harness(emu, bot, guild, channel, alice, admin)
 
 
 @pytest.fixture
