@@ -8,10 +8,10 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.core.documents import MAX_DOCUMENT_BYTES, MAX_DOCUMENT_CHARS, MAX_PDF_PAGES
+from bot.core.documents import MAX_DOCUMENT_BYTES, MAX_PDF_PAGES
 from bot.core.errors import AttachmentError, InvalidRequestError
 from bot.discord_app.attachments import check_size, read_file
-from bot.presentation.summarizing import STYLES, Summarizer, SummaryRequest
+from bot.presentation.summarizing import MAX_TRANSCRIPT_CHARS, STYLES, Summarizer, SummaryRequest
 from cogs.shared import interaction_sink, model_choices, place_of
 
 if TYPE_CHECKING:
@@ -94,14 +94,14 @@ class Summarize(commands.Cog):
         """The file's text (a PDF's page by page); one too long for a question is split
         into parts by the summarizer, up to the limit of what is read at all."""
         try:
-            return (await read_file(file)).text
+            return (await read_file(file, MAX_TRANSCRIPT_CHARS)).text
         except AttachmentError as exc:
             if exc.reason != AttachmentError.TOO_LONG:
                 raise
             # Its own wording would send the user back here, to /summarize.
             raise InvalidRequestError(
                 f"`{file.filename}` is too long to summarize: files can have at most "
-                f"{MAX_DOCUMENT_CHARS:,} characters of text, or {MAX_PDF_PAGES} pages. "
+                f"{MAX_TRANSCRIPT_CHARS:,} characters of text, or {MAX_PDF_PAGES} pages. "
                 "Split it and summarize each part."
             ) from exc
 

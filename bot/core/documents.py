@@ -31,7 +31,7 @@ MAX_DOCUMENT_BYTES = 10 * 1024 * 1024
 MAX_DOCUMENT_CHARS = 200_000
 # No encoding we decode takes more than 4 bytes a character (UTF-8, UTF-16 pairs, UTF-32,
 # GB18030), plus a byte order mark: past this, the text is too long without decoding it.
-MAX_TEXT_BYTES = 4 * MAX_DOCUMENT_CHARS + 4
+BYTES_PER_CHAR = 4
 # Beyond this, a PDF's text is nearly always over MAX_DOCUMENT_CHARS, and extracting it
 # would take many seconds first.
 MAX_PDF_PAGES = 500
@@ -97,9 +97,16 @@ class Document:
         object.__setattr__(self, "characters", len(self.text))
 
 
-def read_document(filename: str, data: bytes, content_type: str | None = None) -> Document:
+def read_document(
+    filename: str,
+    data: bytes,
+    content_type: str | None = None,
+    *,
+    max_chars: int = MAX_DOCUMENT_CHARS,
+) -> Document:
     """The text of an uploaded file, or an AttachmentError saying why it cannot be used.
 
+    ``max_chars``: the most text accepted (a question's file; a summary reads more, in parts).
     CPU-bound (encoding detection, PDF parsing): call it with ``asyncio.to_thread``.
     """
     if len(data) > MAX_DOCUMENT_BYTES:
@@ -110,17 +117,16 @@ def read_document(filename: str, data: bytes, content_type: str | None = None) -
             f"{_megabytes(MAX_DOCUMENT_BYTES)}.",
         )
     if _is_pdf(filename, data):
-        pages = _pdf_pages(filename, data)
+        pages = _pdf_pages(filename, data, max_chars)
         text = "\n\n".join(f"[Page {n}]\n{page}" for n, page in enumerate(pages, 1))
-        _check_length(filename, len(text))
+        _check_length(filename, len(text), max_chars)
         return Document(filename, "pdf", "", text, pages)
     for offset, magic, what in _SIGNATURES:
         if data[offset : offset + len(magic)] == magic:
             raise _unsupported(filename, f"`{filename}` is {what}, not a document.")
-    if len(data) > MAX_TEXT_BYTES:
+    if len(data) > BYTES_PER_CHAR * max_chars + BYTES_PER_CHAR:
         raise _too_long(
-            filename,
-            f"{_megabytes(len(data))} of text; the limit is {MAX_DOCUMENT_CHARS:,} characters",
+            filename, f"{_megabytes(len(data))} of text; the limit is {max_chars:,} characters"
         )
     try:
         text = decode_text(data, filename)
@@ -128,7 +134,7 @@ def read_document(filename: str, data: bytes, content_type: str | None = None) -
         raise _unsupported(filename, f"`{filename}` is not a text file.") from exc
     if not text.strip():
         raise AttachmentError(filename, AttachmentError.UNREADABLE, f"`{filename}` is empty.")
-    _check_length(filename, len(text))
+    _check_length(filename, len(text), max_chars)
     kind, language = _kind_of(filename, content_type)
     if kind == "json" and not _parses_as_json(text):
         # Still quoted, as plain text: "why does this not parse?" is a fair question, but a
@@ -170,7 +176,7 @@ def _is_pdf(filename: str, data: bytes) -> bool:
     return named and b"%PDF-" in data[:PDF_HEADER_WINDOW]
 
 
-def _pdf_pages(filename: str, data: bytes) -> tuple[str, ...]:
+def _pdf_pages(filename: str, data: bytes, max_chars: int) -> tuple[str, ...]:
     """Each page's text; refuses encrypted, damaged, overlong or text-less PDFs."""
     # Without its end marker the file was cut short. pypdf is lenient with damaged files (it
     # can rebuild a lost cross-reference table), how lenient varies by version, and answering
@@ -199,7 +205,7 @@ def _pdf_pages(filename: str, data: bytes) -> tuple[str, ...]:
         for page in reader.pages:
             text = page.extract_text().replace("\x00", "").strip()
             total += len(text)
-            _check_length(filename, total)  # stop early rather than extract a whole book
+            _check_length(filename, total, max_chars)  # stop early, not after a whole book
             pages.append(text)
     except AttachmentError:
         raise
@@ -250,9 +256,9 @@ def _parses_as_json(text: str) -> bool:
     return True
 
 
-def _check_length(filename: str, characters: int) -> None:
-    if characters > MAX_DOCUMENT_CHARS:
-        size = f"{characters:,} characters; the limit is {MAX_DOCUMENT_CHARS:,}"
+def _check_length(filename: str, characters: int, max_chars: int) -> None:
+    if characters > max_chars:
+        size = f"{characters:,} characters; the limit is {max_chars:,}"
         raise _too_long(filename, size)
 
 

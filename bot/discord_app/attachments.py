@@ -8,6 +8,7 @@ decoding runs in a thread, off the event loop that streams everyone's answers.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 from collections.abc import Sequence
@@ -16,7 +17,7 @@ from typing import Any
 
 import discord
 
-from bot.core.documents import MAX_DOCUMENT_BYTES, Document, read_document
+from bot.core.documents import MAX_DOCUMENT_BYTES, MAX_DOCUMENT_CHARS, Document, read_document
 from bot.core.errors import AttachmentError
 from bot.core.images import MAX_IMAGE_UPLOAD_BYTES, prepare_image
 from bot.core.queries import MAX_IMAGES_PER_QUESTION
@@ -84,10 +85,15 @@ async def read_image(attachment: discord.Attachment) -> bytes:
     return prepared.data
 
 
-async def read_file(attachment: discord.Attachment) -> Document:
+async def read_file(
+    attachment: discord.Attachment, max_chars: int = MAX_DOCUMENT_CHARS
+) -> Document:
     data = await download(attachment, MAX_DOCUMENT_BYTES)
     return await asyncio.to_thread(
-        read_document, attachment.filename, data, attachment.content_type
+        functools.partial(read_document, max_chars=max_chars),
+        attachment.filename,
+        data,
+        attachment.content_type,
     )
 
 

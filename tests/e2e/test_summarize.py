@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from bot.core.documents import MAX_DOCUMENT_CHARS
+from bot.presentation.summarizing import MAX_TRANSCRIPT_CHARS
 from tests.e2e.conftest import World, chat_bodies, ollama_paths, wait_private_note, world
 from tests.e2e.test_files import make_pdf
 from tests.emulators.discord_server import (
@@ -132,16 +133,30 @@ async def test_a_file_over_10_mb_is_refused_before_download(w: World) -> None:
     assert ollama_paths(w.ollama, before) == []
 
 
-async def test_a_file_too_long_even_to_summarize_is_refused_without_a_loop(w: World) -> None:
+async def test_a_file_too_long_for_a_question_is_summarized_in_parts(w: World) -> None:
     document = "".join(
         f"Line {i}: the committee discussed item {i} at length.\n" for i in range(5000)
     )
-    assert len(document) > MAX_DOCUMENT_CHARS
+    assert MAX_DOCUMENT_CHARS < len(document) < MAX_TRANSCRIPT_CHARS
+    attachment = w.discord.add_attachment("minutes.txt", document.encode())
+    w.ollama.set_reply("The committee discussed many items.")
+    before = len(w.ollama.requests)
+    # About a dozen parts at the default window, then their combination.
+    await finished(await summarize(w, attachments=[attachment]))
+    chats = [p for p in ollama_paths(w.ollama, before) if p == "/api/chat"]
+    assert len(chats) > 2  # parts, then their combination
+
+
+async def test_a_file_too_long_even_to_summarize_is_refused_without_a_loop(w: World) -> None:
+    document = "".join(
+        f"Line {i}: the committee discussed item {i} at length.\n" for i in range(25_000)
+    )
+    assert len(document) > MAX_TRANSCRIPT_CHARS
     attachment = w.discord.add_attachment("archive.txt", document.encode())
     before = len(w.ollama.requests)
     note = await wait_private_note(await summarize(w, attachments=[attachment]))
     assert note.startswith("`archive.txt` is too long to summarize")
-    assert f"{MAX_DOCUMENT_CHARS:,} characters" in note
+    assert f"{MAX_TRANSCRIPT_CHARS:,} characters" in note
     assert "/summarize" not in note  # the advice for questions would send them back here
     assert ollama_paths(w.ollama, before) == []
 
