@@ -44,9 +44,9 @@ def encrypted(data: bytes, password: str) -> bytes:
     return out.getvalue()
 
 
-def refusal(filename: str, data: bytes) -> AttachmentError:
+def refusal(filename: str, data: bytes, **limits: int) -> AttachmentError:
     with pytest.raises(AttachmentError) as caught:
-        read_document(filename, data)
+        read_document(filename, data, **limits)
     assert caught.value.filename == filename
     assert f"`{filename}`" in caught.value.user_message
     return caught.value
@@ -221,10 +221,10 @@ def test_far_too_much_text_is_refused_without_decoding(monkeypatch: pytest.Monke
     assert error.reason == AttachmentError.TOO_LONG
 
 
-def test_the_page_lines_count_towards_the_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_page_lines_count_towards_the_limit() -> None:
     pages = ("Twenty-eight characters: ok.", "And twenty-eight more of it.")
-    monkeypatch.setattr(documents, "MAX_DOCUMENT_CHARS", sum(map(len, pages)) + 4)
-    assert refusal("long.pdf", make_pdf(*pages)).reason == AttachmentError.TOO_LONG
+    limit = sum(map(len, pages)) + 4
+    assert refusal("long.pdf", make_pdf(*pages), max_chars=limit).reason == AttachmentError.TOO_LONG
 
 
 def test_a_long_pdf_is_not_extracted_past_the_limit(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -236,9 +236,8 @@ def test_a_long_pdf_is_not_extracted_past_the_limit(monkeypatch: pytest.MonkeyPa
         return text
 
     monkeypatch.setattr(PageObject, "extract_text", counting)
-    monkeypatch.setattr(documents, "MAX_DOCUMENT_CHARS", 60)
     data = make_pdf(*["Forty characters of text on each page ok."] * 10)
-    assert refusal("long.pdf", data).reason == AttachmentError.TOO_LONG
+    assert refusal("long.pdf", data, max_chars=60).reason == AttachmentError.TOO_LONG
     assert len(extracted) == 2
 
 
