@@ -56,6 +56,10 @@ class Settings:
     max_tool_rounds: int = 4
     tool_timeout: float = 30.0
     mcp_config: str | None = None
+    embedding_model: str = "nomic-embed-text"
+    knowledge_passages: int = 4
+    knowledge_min_score: float = 0.5
+    summary_model: str | None = None
 
     @property
     def secrets(self) -> tuple[str | None, ...]:
@@ -215,6 +219,8 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "shutdown_grace_seconds": _non_negative_float,
     "max_tool_rounds": _int(1),
     "tool_timeout": _positive_float,
+    "knowledge_passages": _int(1),
+    "knowledge_min_score": _non_negative_float,
 }
 
 
@@ -314,6 +320,22 @@ SETTING_DOCS: dict[str, SettingDoc] = {
     "mcp_config": SettingDoc(
         "Path of a JSON file listing MCP servers in the mcpServers shape (see README)",
         empty="no MCP servers",
+    ),
+    "embedding_model": SettingDoc(
+        "Model that embeds knowledge-base passages and conversation turns for search by "
+        "meaning; changing it needs `ollacord kb reembed`"
+    ),
+    "knowledge_passages": SettingDoc(
+        "Passages of the knowledge base sent with a question where a channel has not chosen"
+    ),
+    "knowledge_min_score": SettingDoc(
+        "Cosine similarity a passage needs to be sent as a source (0 to 1; depends on the "
+        "embedding model)"
+    ),
+    "summary_model": SettingDoc(
+        "Model that folds turns leaving the history window into the conversation's running "
+        "summary",
+        empty="the conversation's own model",
     ),
 }
 

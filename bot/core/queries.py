@@ -167,8 +167,12 @@ def validate_keep_alive(value: str) -> str:
 
 
 SESSION_SETTINGS = frozenset(
-    {"model", "system_prompt", "options", "scope", "preset", "keep_alive", "tools"}
-)
+    {
+        "model", "system_prompt", "options", "scope", "preset", "keep_alive", "tools",
+        "knowledge", "knowledge_passages", "member_notes",
+    }
+)  # fmt: skip
+MAX_KNOWLEDGE_PASSAGES = 10
 
 
 def checked_settings(changes: dict[str, Any]) -> dict[str, Any]:
@@ -187,6 +191,15 @@ def checked_settings(changes: dict[str, Any]) -> dict[str, Any]:
         changes["preset"] = get_preset(changes["preset"]).name
     if changes.get("keep_alive") is not None:
         changes["keep_alive"] = validate_keep_alive(changes["keep_alive"])
+    passages = changes.get("knowledge_passages")
+    if passages is not None and (
+        isinstance(passages, bool)
+        or not isinstance(passages, int)
+        or not 1 <= passages <= MAX_KNOWLEDGE_PASSAGES
+    ):
+        raise InvalidRequestError(
+            f"knowledge_passages must be a whole number from 1 to {MAX_KNOWLEDGE_PASSAGES}."
+        )
     tools = changes.get("tools")
     if tools is not None and (isinstance(tools, str) or not all(isinstance(t, str) for t in tools)):
         raise InvalidRequestError("tools must be a list of tool names.")

@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -48,6 +49,7 @@ class Base(DeclarativeBase):
         dict[str, Any]: JSON,
         list[dict[str, Any]]: JSON,
         list[str]: JSON,
+        list[int]: JSON,
     }
 
 
@@ -67,6 +69,13 @@ class ChatSession(Base):
     keep_alive: Mapped[str | None] = mapped_column(String(40))
     # The tools the model may use here; None: the default ones.
     tools: Mapped[list[str] | None] = mapped_column(JSON)
+    # The running summary of the turns that fell out of the history window, and the id of
+    # the last message folded into it.
+    summary: Mapped[str | None] = mapped_column(Text)
+    summary_upto: Mapped[int | None] = mapped_column(Integer)
+    knowledge: Mapped[bool | None] = mapped_column(Boolean)  # None: on where a base exists
+    knowledge_passages: Mapped[int | None] = mapped_column(Integer)
+    member_notes: Mapped[bool | None] = mapped_column(Boolean)  # a server's opt-in
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -141,3 +150,67 @@ class LiveReply(Base):
     interaction_token: Mapped[str | None] = mapped_column(Text)
     ephemeral: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+
+
+class KbDocument(Base):
+    """A document of a server's knowledge base."""
+
+    __tablename__ = "kb_documents"
+    __table_args__ = (UniqueConstraint("scope", "name", name="uq_kb_documents_scope_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    scope: Mapped[str] = mapped_column(String(200), nullable=False)  # "guild:<id>"
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    channel_ids: Mapped[list[int] | None] = mapped_column(JSON)  # None: every channel
+    content_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    characters: Mapped[int] = mapped_column(Integer, nullable=False)
+    pages: Mapped[int | None] = mapped_column(Integer)
+    added_by: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+
+
+class KbChunk(Base):
+    """A passage of a document, with its embedding (float32, little-endian) and the model
+    that made it: vectors of two models are never compared."""
+
+    __tablename__ = "kb_chunks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    document_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("kb_documents.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    position: Mapped[int] = mapped_column(Integer, nullable=False)
+    text: Mapped[str] = mapped_column(Text, nullable=False)
+    page: Mapped[int | None] = mapped_column(Integer)
+    heading: Mapped[str | None] = mapped_column(String(300))
+    content_hash: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    model: Mapped[str | None] = mapped_column(String(200))
+    embedding: Mapped[bytes | None] = mapped_column(LargeBinary)
+
+
+class MessageEmbedding(Base):
+    """The embedding of a stored user or assistant message, for search by meaning."""
+
+    __tablename__ = "message_embeddings"
+
+    message_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True
+    )
+    session_id: Mapped[str] = mapped_column(
+        String(200), ForeignKey("sessions.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    model: Mapped[str] = mapped_column(String(200), nullable=False)
+    embedding: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+
+
+class MemberNote(Base):
+    """A short fact a member asked the bot to remember about them, in one server."""
+
+    __tablename__ = "member_notes"
+    __table_args__ = (Index("ix_member_notes_scope_user_id", "scope", "user_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    scope: Mapped[str] = mapped_column(String(200), nullable=False)  # "guild:<id>" or "dm"
+    user_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    text: Mapped[str] = mapped_column(Text, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)

@@ -18,6 +18,10 @@ class SessionSettings:
     preset: str | None = None
     keep_alive: str | None = None
     tools: tuple[str, ...] | None = None  # None: the default tools
+    knowledge: bool | None = None  # None: on where the server has a knowledge base
+    knowledge_passages: int | None = None
+    member_notes: bool | None = None  # a server's opt-in to members' notes
+    summary: str | None = None  # the running summary of turns past the history window
 
 
 @dataclass(frozen=True, slots=True)

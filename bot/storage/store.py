@@ -42,6 +42,8 @@ _UNSET: Any = object()
 _SETTINGS = select(
     ChatSession.id, ChatSession.model, ChatSession.system_prompt, ChatSession.options,
     ChatSession.scope, ChatSession.preset, ChatSession.keep_alive, ChatSession.tools,
+    ChatSession.knowledge, ChatSession.knowledge_passages, ChatSession.member_notes,
+    ChatSession.summary,
 )  # fmt: skip
 SEARCH_EXCERPT_LIMIT = 50  # messages a search may return at most
 
@@ -55,6 +57,10 @@ def _settings(row: Any) -> SessionSettings:
         row.preset,
         row.keep_alive,
         None if row.tools is None else tuple(row.tools),
+        row.knowledge,
+        row.knowledge_passages,
+        row.member_notes,
+        row.summary,
     )
 
 
@@ -239,6 +245,9 @@ class SessionStore:
         preset: str | None = _UNSET,
         keep_alive: str | None = _UNSET,
         tools: Sequence[str] | None = _UNSET,
+        knowledge: bool | None = _UNSET,
+        knowledge_passages: int | None = _UNSET,
+        member_notes: bool | None = _UNSET,
     ) -> tuple[SessionSettings, bool]:
         """Change some settings (a keyword left out keeps its value, None resets it).
 
@@ -253,6 +262,9 @@ class SessionStore:
             ("preset", preset),
             ("keep_alive", keep_alive),
             ("tools", tools),
+            ("knowledge", knowledge),
+            ("knowledge_passages", knowledge_passages),
+            ("member_notes", member_notes),
         ):
             if value is _UNSET:
                 continue
