@@ -4,11 +4,9 @@ their tools. Waits poll with a generous deadline; nothing is timed."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,17 +19,14 @@ from bot.core.tools.mcp_servers import McpServerStatus
 from bot.discord_app.routing import Place, channel_key
 from tests.e2e.conftest import World, chat_bodies, stored_messages, world
 from tests.e2e.test_ask import ask, finished, footer_of, pages_without_footer
-
-BIN = Path(sys.executable).parent
-TIME_SERVER = BIN / "mcp-server-time"
-FLAKY = Path(__file__).parents[1] / "fixtures" / "mcp" / "flaky_server.py"
-WAIT = 60.0  # seconds a wait may take before the test fails: generous, for slow CI
-
-
-def mcp_config(tmp_path: Path, servers: dict[str, Any]) -> str:
-    path = tmp_path / "mcp.json"
-    path.write_text(json.dumps({"mcpServers": servers}), encoding="utf-8")
-    return str(path)
+from tests.fixtures.mcp.servers import (
+    WAIT,
+    flaky,
+    starts,
+    time_server,
+    wait_until,
+    write_mcp_config,
+)
 
 
 async def allow_tools(w: World, names: Sequence[str]) -> None:
@@ -46,15 +41,6 @@ async def allow_tools(w: World, names: Sequence[str]) -> None:
 
 def server_status(w: World, name: str) -> McpServerStatus:
     return next(s for s in w.bot.manager.mcp.status() if s.name == name)
-
-
-async def wait_until(check: Callable[[], bool], what: str) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + WAIT
-    while not check():
-        if loop.time() > deadline:
-            pytest.fail(f"still waiting, after {WAIT:g} s, for {what}")
-        await asyncio.sleep(0.05)
 
 
 def last_tool_results(w: World) -> list[dict[str, Any]]:
@@ -73,9 +59,7 @@ async def answer_text(w: World, prompt: str) -> tuple[str, str]:
 
 
 async def test_the_time_server_answers_through_the_bot(tmp_path: Path) -> None:
-    if not TIME_SERVER.exists():
-        pytest.skip("mcp-server-time is not installed next to this Python")
-    config = mcp_config(tmp_path, {"time": {"command": str(TIME_SERVER)}})
+    config = write_mcp_config(tmp_path, {"time": {"command": time_server()}})
     async with world(tmp_path, MCP_CONFIG=config) as w:
         assert server_status(w, "time").connected
         await allow_tools(w, ["time.get_current_time"])
@@ -101,17 +85,8 @@ async def test_the_time_server_answers_through_the_bot(tmp_path: Path) -> None:
 # --- servers that misbehave -------------------------------------------------------------
 
 
-def flaky(tmp_path: Path, **extra: Any) -> dict[str, Any]:
-    return {
-        "command": sys.executable,
-        "args": [str(FLAKY)],
-        "env": {"FLAKY_STARTS": str(tmp_path / "starts")},
-        **extra,
-    }
-
-
 async def test_a_server_that_crashes_mid_call(tmp_path: Path) -> None:
-    config = mcp_config(tmp_path, {"flaky": flaky(tmp_path)})
+    config = write_mcp_config(tmp_path, {"flaky": flaky(tmp_path)})
     async with world(tmp_path, MCP_CONFIG=config) as w:
         assert server_status(w, "flaky").connected
         await allow_tools(w, ["flaky.crash", "flaky.echo"])
@@ -132,14 +107,14 @@ async def test_a_server_that_crashes_mid_call(tmp_path: Path) -> None:
         w.ollama.script_tools([[("flaky.echo", {"text": "hi"})]], final="{tool:flaky.echo}")
         text, _ = await answer_text(w, "Echo hi.")
         assert text.startswith("hi (pid ")
-        starts = (tmp_path / "starts").read_text().split()
-        assert len(starts) == 2 and text == f"hi (pid {starts[1]})"
+        pids = starts(tmp_path)
+        assert len(pids) == 2 and text == f"hi (pid {pids[1]})"
         stored = await stored_messages(w, channel_key(w.channel.id), 9)
         assert [m["role"] for m in stored].count("tool") == 2
 
 
 async def test_a_server_that_hangs_times_out(tmp_path: Path) -> None:
-    config = mcp_config(tmp_path, {"flaky": flaky(tmp_path, timeout=0.5)})
+    config = write_mcp_config(tmp_path, {"flaky": flaky(tmp_path) | {"timeout": 0.5}})
     async with world(tmp_path, MCP_CONFIG=config) as w:
         await allow_tools(w, ["flaky.hang"])
         w.ollama.script_tools([[("flaky.hang", {})]], final="Gave up: {tool:flaky.hang}")
@@ -150,7 +125,7 @@ async def test_a_server_that_hangs_times_out(tmp_path: Path) -> None:
 
 async def test_a_server_that_never_starts(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="bot.core.tools")
-    config = mcp_config(tmp_path, {"missing": {"command": "ollacord-no-such-mcp-server"}})
+    config = write_mcp_config(tmp_path, {"missing": {"command": "ollacord-no-such-mcp-server"}})
     async with world(tmp_path, MCP_CONFIG=config, HTTP_PORT="0") as w:
         w.ollama.set_reply("I answer anyway.")
         text, _ = await answer_text(w, "Hello?")

@@ -8,7 +8,6 @@ hubs use a short backoff so a reconnection comes quickly.
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import json
 import logging
@@ -27,13 +26,14 @@ from bot.core.tools.mcp_config import parse_mcp_config
 from bot.core.tools.mcp_servers import McpHub, McpServerStatus
 from bot.core.tools.mcp_tools import result_text
 from bot.core.tools.registry import ToolOutcome, ToolRegistry, ToolSet
-
-BIN = Path(sys.executable).parent
-TIME_SERVER = BIN / "mcp-server-time"
-FIXTURES = Path(__file__).parents[3] / "fixtures" / "mcp"
-FLAKY = FIXTURES / "flaky_server.py"  # an MCPServer whose tools misbehave on request
-EXIT_AT_ONCE = FIXTURES / "exit_at_once.py"  # writes a reason on stderr and exits
-WAIT = 60.0  # seconds any wait may take before the test fails: generous, for slow CI
+from tests.fixtures.mcp.servers import (
+    EXIT_AT_ONCE,
+    FLAKY,
+    flaky,
+    starts,
+    time_server,
+    wait_until,
+)
 
 HubFactory = Callable[..., McpHub]
 
@@ -60,20 +60,6 @@ async def make_hub() -> AsyncIterator[HubFactory]:
         await hub.close()
 
 
-def flaky(tmp_path: Path, *args: str, **env: str) -> dict[str, Any]:
-    """The fixture server's entry; every start appends its pid to tmp_path/starts."""
-    return {
-        "command": sys.executable,
-        "args": [str(FLAKY), *args],
-        "env": {"FLAKY_STARTS": str(tmp_path / "starts"), **env},
-    }
-
-
-def starts(tmp_path: Path) -> list[int]:
-    path = tmp_path / "starts"
-    return [int(line) for line in path.read_text().split()] if path.exists() else []
-
-
 async def run(
     hub: McpHub, name: str, /, *, limit: float | None = None, **arguments: Any
 ) -> ToolOutcome:
@@ -97,15 +83,6 @@ def status(hub: McpHub, name: str) -> McpServerStatus:
     return next(s for s in hub.status() if s.name == name)
 
 
-async def wait_until(check: Callable[[], bool], what: str) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + WAIT
-    while not check():
-        if loop.time() > deadline:
-            pytest.fail(f"still waiting, after {WAIT:g} s, for {what}")
-        await asyncio.sleep(0.05)
-
-
 def pid_of(outcome: ToolOutcome) -> int:
     assert outcome.ok, outcome
     return int(outcome.content.rsplit("pid ", 1)[1].rstrip(")"))
@@ -115,9 +92,7 @@ def pid_of(outcome: ToolOutcome) -> int:
 
 
 async def test_the_time_server(make_hub: HubFactory) -> None:
-    if not TIME_SERVER.exists():
-        pytest.skip("mcp-server-time is not installed next to this Python")
-    hub = make_hub({"time": {"command": str(TIME_SERVER)}}, tool_timeout=20.0)
+    hub = make_hub({"time": {"command": time_server()}}, tool_timeout=20.0)
     await hub.start()
 
     assert status(hub, "time").connected and status(hub, "time").tools == 2
