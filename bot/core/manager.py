@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal, Unpack, overload
 from bot.core.config import DEFAULTS, Settings
 from bot.core.context_window import ContextWindow, TokenEstimator
 from bot.core.documents import Document
+from bot.core.embedding import Embedder
 from bot.core.errors import InvalidRequestError
 from bot.core.generation import GenerationLimits
 from bot.core.history import ChatMessage, ConversationHistory
@@ -75,6 +76,7 @@ class OllamaRequestManager:
         max_tool_rounds: int = DEFAULTS.max_tool_rounds,
         tool_timeout: float = DEFAULTS.tool_timeout,
         mcp_servers: Sequence[McpServerConfig] = (),
+        embedding_model: str = DEFAULTS.embedding_model,
     ) -> None:
         self.host = host
         self.default_model = default_model
@@ -95,6 +97,7 @@ class OllamaRequestManager:
         self.shutdown_grace = shutdown_grace
         self.vision_model = vision_model  # answers images the chosen model cannot see
         self.max_tool_rounds = max_tool_rounds
+        self.embedding_model = embedding_model
         self.queue = RequestQueue(max_concurrent_requests)
         self.stats = RequestStats()
         # The tools a model may call (built-in ones from start(); MCP servers' as they come).
@@ -126,6 +129,7 @@ class OllamaRequestManager:
             "vision_model": settings.vision_model,
             "max_tool_rounds": settings.max_tool_rounds,
             "tool_timeout": settings.tool_timeout,
+            "embedding_model": settings.embedding_model,
         }
         if "mcp_servers" not in overrides and settings.mcp_config:
             options["mcp_servers"] = load_mcp_config(settings.mcp_config)  # ConfigError
@@ -156,6 +160,8 @@ class OllamaRequestManager:
             stats=self.stats,
             defaults=defaults,
             on_session_created=self._note_session_created,
+            embedding_model=self.embedding_model,
+            limits=self.limits,
         )
         self._session_count = self._services.session_count
         store = self._services.store
@@ -164,6 +170,17 @@ class OllamaRequestManager:
         await self.mcp.start()  # at most its connect timeout; failing servers retry later
         log.info(
             "request manager ready (ollama at %s, %d sessions)", self.host, self._session_count
+        )
+
+    @property
+    def limits(self) -> GenerationLimits:
+        """How long a request may take and how it is tried again, from the settings."""
+        return GenerationLimits(
+            timeout=self.request_timeout,
+            first_token_timeout=self.first_token_timeout,
+            idle_timeout=self.stream_idle_timeout,
+            max_retries=self.max_retries,
+            retry_backoff=self.retry_backoff,
         )
 
     def _note_session_created(self) -> None:
@@ -260,14 +277,7 @@ class OllamaRequestManager:
             raise TypeError(f"query() got unexpected arguments: {', '.join(sorted(unknown))}")
         if args.get("session_id") is not None and self.database_url is None:
             raise InvalidRequestError(NO_DATABASE)
-        limits = GenerationLimits(
-            timeout=self.request_timeout,
-            first_token_timeout=self.first_token_timeout,
-            idle_timeout=self.stream_idle_timeout,
-            max_retries=self.max_retries,
-            retry_backoff=self.retry_backoff,
-        )
-        query = build_query(args, limits, restartable=restartable)
+        query = build_query(args, self.limits, restartable=restartable)
         return self.services.executor.stream(query, args.get("on_event"))
 
     # sessions ------------------------------------------------------------------------------
@@ -377,12 +387,13 @@ class OllamaRequestManager:
     async def embed(
         self, texts: str | Sequence[str], model: str | None = None
     ) -> list[list[float]]:
+        """Embed texts with ``model`` (default EMBEDDING_MODEL): one unit vector each."""
         items = [texts] if isinstance(texts, str) else list(texts)
-        if not items:
-            return []
-        if sum(len(t) for t in items) > 1_000_000:
-            raise InvalidRequestError("Too much text to embed in one request.")
-        return await self.client.embed(model or self.default_model, items)
+        return (await self.embedder.embed(items, model=model)).vectors.tolist()
+
+    @property
+    def embedder(self) -> Embedder:
+        return self.services.embedder
 
     async def health_check(self) -> HealthStatus:
         return await self.catalog.health()

@@ -7,7 +7,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from bot.core.embedding import Embedder
 from bot.core.execution import QueryExecutor
+from bot.core.generation import GenerationLimits
 from bot.core.model_catalog import ModelCatalog
 from bot.core.ollama_client import OllamaClient
 from bot.core.planning import QueryDefaults
@@ -30,6 +32,7 @@ class Services:
     client: OllamaClient
     catalog: ModelCatalog
     executor: QueryExecutor
+    embedder: Embedder
     upkeep: asyncio.Task[None] | None  # keeps the store's index of sessions fresh
     session_count: int  # at start
 
@@ -43,6 +46,8 @@ async def open_services(
     stats: RequestStats,
     defaults: QueryDefaults,
     on_session_created: Callable[[], None],
+    embedding_model: str,
+    limits: GenerationLimits,
 ) -> Services:
     """Open the database (migrated to head; none without a URL) and the pooled Ollama client."""
     engine, store, state, session_count = None, None, None, 0
@@ -53,6 +58,7 @@ async def open_services(
     executor = QueryExecutor(
         store, client, queue, stats, defaults, on_session_created, catalog=catalog
     )
+    embedder = Embedder(client, stats, embedding_model, limits)
     upkeep = None
     if store is not None:
         upkeep = asyncio.create_task(store.keep_index_fresh(), name="session-index")
@@ -63,6 +69,7 @@ async def open_services(
         client,
         catalog,
         executor,
+        embedder,
         upkeep,
         session_count,
     )

@@ -42,6 +42,8 @@ class RequestStats:
     error_types: Counter[str] = field(default_factory=Counter)
     # seed 003's tools_usage: calls by tool, and by (tool, outcome) for the metrics.
     tools_usage: Counter[str] = field(default_factory=Counter)
+    embedding_requests: int = 0
+    texts_embedded: int = 0
     tool_outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)
     listeners: list[Callable[[RequestRecord], None]] = field(default_factory=list)
 
@@ -67,6 +69,11 @@ class RequestStats:
         cancelled = isinstance(error, asyncio.CancelledError | GeneratorExit)
         outcome = "cancelled" if cancelled else "error"
         self._notify(RequestRecord(model, outcome, latency, error=type(error).__name__))
+
+    def record_embedding(self, model: str, texts: int, latency: float) -> None:
+        self.embedding_requests += 1
+        self.texts_embedded += texts
+        self.model_usage[model] += 1
 
     def record_tool(self, name: str, status: str) -> None:
         self.tools_usage[name] += 1
@@ -99,6 +106,8 @@ class RequestStats:
             "model_usage": dict(self.model_usage),
             "error_types": dict(self.error_types),
             "tools_usage": dict(self.tools_usage),
+            "embedding_requests": self.embedding_requests,
+            "texts_embedded": self.texts_embedded,
             "uptime_seconds": time.monotonic() - self.started_at,
             **extra,
         }
