@@ -63,6 +63,21 @@ class Plan:
     vision_from: str | None = None  # the model that was asked for but cannot see the images
 
 
+SUMMARY_HEADING = "Summary of the earlier conversation (older than the messages that follow):"
+NOTES_HEADING = "What the member asking has asked you to remember about them:"
+
+
+def with_context(system: str | None, summary: str | None, notes: Sequence[str]) -> str | None:
+    """The system prompt, followed by the conversation's running summary and the asker's
+    notes: context the model needs that is neither history nor question."""
+    parts = [system] if system else []
+    if summary:
+        parts.append(f"{SUMMARY_HEADING}\n{summary.strip()}")
+    if notes:
+        parts.append(NOTES_HEADING + "".join(f"\n- {note}" for note in notes))
+    return "\n\n".join(parts) or None
+
+
 def keep_alive_value(value: str | float) -> str | float:
     """``keep_alive`` as Ollama reads it: a bare number is seconds (negative: forever), but a
     string must be a Go duration with a unit ("5m"), so "-1" or "300" from the settings is
@@ -115,6 +130,7 @@ class QueryPlanner:
         config.num_ctx = window.tokens
         has_system = any(m["role"] == "system" for m in query.new_messages)
         system = query.system_prompt or settings.system_prompt or self._defaults.system_prompt
+        system = with_context(system, settings.summary, query.notes)
         messages = self._fit(model, system if not has_system else None, history, query, window)
         tools = [*(toolset.schemas() if toolset else ()), *(query.tools or ())]
         keep_alive = query.keep_alive
@@ -214,7 +230,7 @@ class QueryPlanner:
         messages = assemble(
             system_prompt=system,
             history=history,
-            new_messages=query.new_messages,
+            new_messages=query.request_messages(),
             max_messages=self._defaults.max_history_length,
             max_tokens=budget,
             cost=cost,

@@ -16,6 +16,7 @@ from bot.core.errors import InvalidRequestError
 from bot.core.events import EventCallback
 from bot.core.generation import GenerationLimits
 from bot.core.history import ChatMessage
+from bot.core.knowledge.prompt import with_sources
 from bot.core.presets import get_preset
 from bot.core.prompting import check_size, normalize_messages, user_content
 from bot.core.structured import check_format
@@ -73,6 +74,10 @@ class QueryArgs(TypedDict, total=False):
     documents: list[str] | None
     think: bool | Literal["low", "medium", "high"] | None
     images: Sequence[bytes] | None  # image files for the question (see bot.core.images)
+    # Passages of a knowledge base for this question, numbered for citation ([]: none was
+    # relevant). Shown to the model with the question, not stored with the turn.
+    sources: Sequence[str] | None
+    notes: Sequence[str] | None  # what the asker asked the bot to remember (system prompt)
     toolset: ToolSet | None  # tools the bot runs itself, in a loop (see bot.core.tools)
     on_event: EventCallback | None
 
@@ -225,7 +230,21 @@ class Query:
     timeout_chosen: bool = False  # the caller set timeout_ms (a preset's timeout yields)
     preset: str | None = None
     toolset: ToolSet | None = None
+    sources: tuple[str, ...] | None = None
+    notes: tuple[str, ...] = ()
     metadata: dict[str, Any] = field(default_factory=dict)
+
+    def request_messages(self) -> list[ChatMessage]:
+        """The new messages as the model sees them: the question with its sources."""
+        if self.sources is None:
+            return self.new_messages
+        messages = list(self.new_messages)
+        for i in range(len(messages) - 1, -1, -1):
+            if messages[i]["role"] == "user":
+                asked = messages[i]
+                messages[i] = {**asked, "content": with_sources(asked["content"], self.sources)}
+                break
+        return messages
 
     @property
     def has_images(self) -> bool:
@@ -302,6 +321,8 @@ def build_query(args: QueryArgs, limits: GenerationLimits, *, restartable: bool)
         timeout_chosen=bool(timeout_ms),
         preset=preset,
         toolset=args.get("toolset") or None,
+        sources=None if args.get("sources") is None else tuple(args.get("sources") or ()),
+        notes=tuple(args.get("notes") or ()),
         metadata=dict(args.get("metadata") or {}),
     )
 
