@@ -15,7 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bot.core.config import env_example, settings_table  # noqa: E402
+from bot.core.settings_docs import env_example, settings_table  # noqa: E402
 
 ENV_EXAMPLE = ROOT / ".env.example"
 README = ROOT / "README.md"

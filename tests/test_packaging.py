@@ -30,7 +30,8 @@ from typing import Any
 import pytest
 import yaml
 
-from bot.core.config import SETTING_DOCS, Settings, env_example, settings_table
+from bot.core.config import Settings
+from bot.core.settings_docs import SETTING_DOCS, env_example, settings_table
 from tests.emulators.discord_server import DiscordEmulator
 from tests.emulators.ollama_server import OllamaEmulator
 
