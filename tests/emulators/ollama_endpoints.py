@@ -17,12 +17,23 @@ from typing import Any, Final
 
 from aiohttp import web
 
+from . import ollama_answers as answers
 from . import ollama_models as catalogue
 from . import ollama_text
 from .ollama_answers import NDJSON, ApiError, json_response, ndjson_line
 from .ollama_models import EmulatedModel
 
 PULL_MISSING: Final = "pull model manifest: file does not exist"
+EMBED_TOO_LONG: Final = "input exceeds maximum context length"
+EMBED_SPECIAL_TOKENS: Final = 2  # the BOS and EOS a truncated input loses room to
+# Architectures llm/server.go runs on Ollama's own engine (fs/ggml OllamaEngineRequired at
+# v0.12.6). That runner refuses /embedding for a model without pooling, a chat model, with
+# a 501 the server passes on as a 500; llama.cpp's runner embeds with any model.
+OLLAMA_ENGINE_FAMILIES: Final = frozenset(
+    {"gemma3", "gemma3n", "mistral3", "qwen3", "qwen3moe", "llama4", "mllama", "qwen25vl"}
+    | {"gptoss", "gpt-oss"}
+)
+NO_EMBEDDINGS: Final = "this model does not support embeddings"
 # How far ahead /api/ps puts "never expires": Go's largest time.Duration, about 292 years.
 _FOREVER: Final = timedelta(days=106_751)
 
@@ -153,31 +164,58 @@ class ModelEndpoints:
         return resp
 
     async def _embed(self, request: web.Request) -> web.Response:
+        """EmbedHandler at v0.12.6: the input checked, then the model found and loaded (even
+        for no input), each text cut to the window, then embedded (ollama_text.embedding)."""
         started = time.monotonic()
         body = self._body(request)
+        texts = _embed_input(body.get("input"))
         name, model = self._lookup(body)
-        raw = body.get("input")
-        texts = [raw] if isinstance(raw, str) and raw else raw if isinstance(raw, list) else []
-        if not all(isinstance(t, str) for t in texts):
-            raise ApiError(400, "invalid input type")
-        if not texts:
-            return json_response({"model": name, "embeddings": []})
-        counts = [ollama_text.approx_tokens(t) for t in texts]
-        if body.get("truncate") is False and max(counts) > model.context_length:
-            raise ApiError(400, "the input length exceeds the context length")
         await self._load(model)
         loaded = time.monotonic()
         self._release(model, ollama_text.parse_keep_alive(body.get("keep_alive")))
+        if not texts:
+            return json_response({"model": name, "embeddings": []})
+        # ctxLen: the request's num_ctx or the server's default, at most the trained maximum.
+        window = answers.context_window(body, model, self.default_num_ctx)
+        fitted = [_fit(t, model, window, body.get("truncate") is not False) for t in texts]
+        if "embedding" not in model.capabilities and model.family in OLLAMA_ENGINE_FAMILIES:
+            raise ApiError(500, NO_EMBEDDINGS)
         dims = body.get("dimensions")
         size = dims if isinstance(dims, int) and 0 < dims < model.embedding_length else None
         return json_response(
             {
                 "model": name,
                 "embeddings": [
-                    ollama_text.embedding(t, size or model.embedding_length) for t in texts
+                    ollama_text.embedding(text, size or model.embedding_length, model.name)
+                    for text, _ in fitted
                 ],
                 "total_duration": max(int((time.monotonic() - started) * 1e9), 1),
                 "load_duration": max(int((loaded - started) * 1e9), 1),
-                "prompt_eval_count": sum(min(c, model.context_length) for c in counts),
+                "prompt_eval_count": sum(tokens for _, tokens in fitted),
             }
         )
+
+
+def _embed_input(raw: object) -> list[str]:
+    """The texts of /api/embed's input: a string (none if empty) or a list of strings."""
+    if raw is None or (isinstance(raw, str) and not raw):
+        return []
+    if isinstance(raw, str):
+        return [raw]
+    if isinstance(raw, list) and all(isinstance(t, str) for t in raw):
+        return list(raw)
+    raise ApiError(400, "invalid input type")
+
+
+def _fit(text: str, model: EmulatedModel, window: int, truncate: bool) -> tuple[str, int]:
+    """The text the model embeds and its token count: one longer than the window is an error
+    without truncate, else cut to the window less the BOS and EOS tokens the runner adds."""
+    tokens = answers.count_tokens(text, model)
+    if tokens <= window:
+        return text, tokens
+    if not truncate:
+        raise ApiError(400, EMBED_TOO_LONG)
+    kept = window - EMBED_SPECIAL_TOKENS
+    if kept <= 0:
+        raise ApiError(400, "input after truncation exceeds maximum context length")
+    return text[: int(kept * model.chars_per_token)], kept

@@ -134,6 +134,7 @@ def default_models() -> list[EmulatedModel]:
             size=274_302_450,
             context_length=2048,
             capabilities=("embedding",),
+            embedding_length=768,
         ),
     ]
 
@@ -151,10 +152,25 @@ def vision_model() -> EmulatedModel:
     )
 
 
+def second_embedding_model() -> EmulatedModel:
+    """mxbai-embed-large as Ollama shows it: another embedding model, for a change of
+    EMBEDDING_MODEL (its vectors are unrelated to nomic-embed-text's, and longer)."""
+    return EmulatedModel(
+        "mxbai-embed-large:latest",
+        family="bert",
+        parameter_size="334M",
+        quantization_level="F16",
+        size=669_615_493,
+        context_length=512,
+        capabilities=("embedding",),
+        embedding_length=1024,
+    )
+
+
 def extended_models() -> list[EmulatedModel]:
-    """The default catalogue and a vision model. Not the default: tests elsewhere assert
-    the exact list of three models that /api/tags shows."""
-    return [*default_models(), vision_model()]
+    """The default catalogue, a vision model and a second embedding model. Not the
+    default: tests elsewhere assert the exact list of three models that /api/tags shows."""
+    return [*default_models(), vision_model(), second_embedding_model()]
 
 
 def listing(model: EmulatedModel, modified_at: datetime) -> dict[str, Any]:

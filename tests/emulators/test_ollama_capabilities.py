@@ -35,6 +35,7 @@ async def test_show_lists_each_models_capabilities(client: ollama.AsyncClient) -
         "qwen3:latest": ["completion", "tools", "thinking"],
         "nomic-embed-text:latest": ["embedding"],
         "gemma3:latest": ["completion", "vision"],
+        "mxbai-embed-large:latest": ["embedding"],
         "coder:latest": ["completion", "insert"],
     }
 
@@ -43,7 +44,8 @@ def test_the_default_catalogue_stays_as_it_was() -> None:
     # Tests elsewhere assert these three exactly; the vision model is opt-in.
     names = [m.name for m in catalogue.default_models()]
     assert names == ["llama3.2:latest", "qwen3:latest", "nomic-embed-text:latest"]
-    assert [m.name for m in catalogue.extended_models()][3:] == ["gemma3:latest"]
+    extra = [m.name for m in catalogue.extended_models()][3:]
+    assert extra == ["gemma3:latest", "mxbai-embed-large:latest"]
 
 
 def test_unknown_capabilities_are_refused() -> None:

@@ -220,7 +220,7 @@ async def test_embed_is_deterministic_and_normalised(client: ollama.AsyncClient)
     assert one.embeddings[0] == many.embeddings[0]
     assert many.embeddings[0] != many.embeddings[1]
     for vector in many.embeddings:
-        assert len(vector) == 64
+        assert len(vector) == 768  # nomic-embed-text's embedding_length
         assert math.isclose(math.fsum(v * v for v in vector), 1.0, rel_tol=1e-9)
     assert many.prompt_eval_count and many.prompt_eval_count >= 2
     short = await client.embed("nomic-embed-text", "hello", dimensions=16)
