@@ -4,6 +4,7 @@ stored, and the settings each keeps."""
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import logging
 from typing import Any
@@ -156,8 +157,19 @@ def session_document(
         "model": record.settings.model,
         "options": record.settings.options,
         "scope": record.settings.scope,
-        "messages": [dict(m) for m in messages],
+        "messages": [_exported(m) for m in messages],
     }
+
+
+def _exported(message: ChatMessage) -> dict[str, Any]:
+    """A message as JSON takes it: images as base64, as Ollama's API writes them."""
+    exported: dict[str, Any] = dict(message)
+    if "images" in exported:
+        exported["images"] = [
+            i if isinstance(i, str) else base64.b64encode(i).decode("ascii")
+            for i in exported["images"]
+        ]
+    return exported
 
 
 def markdown_transcript(record: SessionRecord, messages: list[ChatMessage]) -> str:

@@ -27,7 +27,10 @@ class ChatMessage(TypedDict, total=False):
     content: str
     tool_calls: list[dict[str, Any]]
     tool_name: str
-    images: list[str]
+    # Image files: bytes from the bot (the ollama client encodes them on the wire, which
+    # costs a fraction of validating a base64 string it is given: ~8 ms per photo per
+    # request); callers of the seed API may give base64 strings.
+    images: list[bytes | str]
 
 
 def estimate_tokens(text: str) -> int:

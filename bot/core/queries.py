@@ -6,7 +6,6 @@ joins its queue. ``bot.core.planning`` completes a Query in its turn.
 
 from __future__ import annotations
 
-import base64
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -328,7 +327,7 @@ def build_query(args: QueryArgs, limits: GenerationLimits, *, restartable: bool)
 
 
 def _attach_images(messages: list[ChatMessage], images: Sequence[bytes]) -> None:
-    """Put the images on the question (the last user message), base64 as Ollama takes them."""
+    """Put the images on the question (the last user message)."""
     if len(images) > MAX_IMAGES_PER_QUESTION:
         raise InvalidRequestError(
             f"At most {MAX_IMAGES_PER_QUESTION} images can go with one question."
@@ -336,5 +335,4 @@ def _attach_images(messages: list[ChatMessage], images: Sequence[bytes]) -> None
     users = [m for m in messages if m["role"] == "user"]
     if not users:
         raise InvalidRequestError("Images need a question to go with.")
-    encoded = [base64.b64encode(image).decode("ascii") for image in images]
-    users[-1]["images"] = [*users[-1].get("images", []), *encoded]
+    users[-1]["images"] = [*users[-1].get("images", []), *images]

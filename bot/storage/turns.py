@@ -30,6 +30,11 @@ MESSAGE_COLUMNS = select(
 )  # fmt: skip
 
 
+def _image_bytes(image: bytes | str) -> bytes:
+    """An image as stored: its bytes (base64 text from a seed-API caller is decoded)."""
+    return image if isinstance(image, bytes) else base64.b64decode(image)
+
+
 def message_of(row: Any) -> ChatMessage:
     message: ChatMessage = {"role": row.role, "content": row.content}
     if row.tool_calls:
@@ -53,7 +58,7 @@ async def with_images(db: DbSession, rows: Sequence[Any]) -> list[ChatMessage]:
     )
     images: dict[int, list[str]] = {}
     for message_id, data in (await db.execute(query)).all():
-        images.setdefault(message_id, []).append(base64.b64encode(data).decode("ascii"))
+        images.setdefault(message_id, []).append(data)
     for row, message in zip(rows, messages, strict=True):
         if row.id in images:
             message["images"] = images[row.id]
@@ -194,7 +199,7 @@ class TurnWriter:
             message_id = await db.scalar(insert(StoredMessage).returning(StoredMessage.id), row)
             images = [
                 {"message_id": message_id, "session_id": row["session_id"], "data": data}
-                for data in map(base64.b64decode, message.get("images") or ())
+                for data in map(_image_bytes, message.get("images") or ())
             ]
             await db.execute(insert(MessageImage), images)
             with_images.add(row["session_id"])

@@ -3,6 +3,7 @@ model receives and what the conversation keeps (and forgets)."""
 
 from __future__ import annotations
 
+import base64
 import io
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -111,7 +112,7 @@ async def test_a_vision_model_receives_the_image_downscaled(sees: World) -> None
     footer = footer_of(messages)
     assert footer.startswith("-# gemma3") and "sees images" not in footer
     stored = await stored_messages(w, SESSION.format(w.channel.id), 2)
-    assert stored[0]["images"] == question["images"]
+    assert stored[0]["images"] == [base64.b64decode(i) for i in question["images"]]
 
 
 async def test_vision_model_stands_in_for_a_model_that_cannot_see(stands_in: World) -> None:
@@ -224,7 +225,7 @@ async def test_a_mention_with_an_image_is_answered_the_same_way(tmp_path: Path, 
         assert reply.content.startswith(f"Echo: {question['content']} [1 image]")
         assert "sees images for llama3.2" in reply.content
         stored = await stored_messages(w, SESSION.format(w.channel.id), 2)
-        assert stored[0]["images"] == question["images"]
+        assert stored[0]["images"] == [base64.b64decode(i) for i in question["images"]]
 
 
 # ----- refusals -----------------------------------------------------------------------------

@@ -25,16 +25,16 @@ async def store(database_url: str) -> AsyncIterator[SessionStore]:
     await engine.dispose()
 
 
-def image(marker: bytes) -> str:
-    """A recognisable image payload, base64 as Ollama takes it."""
-    return base64.b64encode(marker * 64 + os.urandom(16)).decode()
+def image(marker: bytes) -> bytes:
+    """A recognisable image payload."""
+    return marker * 64 + os.urandom(16)
 
 
 def files_containing(folder: Path, marker: bytes) -> list[str]:
     return sorted(f.name for f in folder.iterdir() if marker in f.read_bytes())
 
 
-def asked(text: str, *images: str) -> ChatMessage:
+def asked(text: str, *images: bytes | str) -> ChatMessage:
     message: ChatMessage = {"role": "user", "content": text}
     if images:
         message["images"] = list(images)
