@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, Unpack, overload
 
 from bot.core.config import DEFAULTS, Settings
@@ -13,7 +12,7 @@ from bot.core.documents import Document
 from bot.core.embedding import Embedder
 from bot.core.errors import InvalidRequestError
 from bot.core.generation import GenerationLimits
-from bot.core.history import ChatMessage, ConversationHistory
+from bot.core.manager_sessions import SessionMethods
 from bot.core.model_catalog import ModelCatalog
 from bot.core.ollama_client import OllamaClient
 from bot.core.planning import QueryDefaults
@@ -21,7 +20,6 @@ from bot.core.queries import (
     QUERY_ARGS,
     QueryArgs,
     build_query,
-    checked_settings,
 )
 from bot.core.query_stream import QueryStream
 from bot.core.queueing import RequestQueue
@@ -39,7 +37,6 @@ from bot.core.types import (
     OllamaQueryResult,
     PullProgress,
 )
-from bot.storage.records import SessionSettings
 
 if TYPE_CHECKING:  # a manager without a database never loads SQLAlchemy
     from bot.storage import SessionStore
@@ -50,8 +47,11 @@ log = logging.getLogger(__name__)
 NO_DATABASE = "This request manager was started without a database: it keeps no sessions."
 
 
-class OllamaRequestManager:
-    """Chat with Ollama through persistent sessions, with retries, fallback and fair queueing."""
+class OllamaRequestManager(SessionMethods):
+    """Chat with Ollama through persistent sessions, with retries, fallback and fair queueing.
+
+    Its session methods (seed 000's get_session, create_session...) are in
+    ``bot.core.manager_sessions``."""
 
     def __init__(
         self,
@@ -279,64 +279,6 @@ class OllamaRequestManager:
             raise InvalidRequestError(NO_DATABASE)
         query = build_query(args, self.limits, restartable=restartable)
         return self.services.executor.stream(query, args.get("on_event"))
-
-    # sessions ------------------------------------------------------------------------------
-    def _history(self, session_id: str, system_prompt: str | None, messages: list[ChatMessage]):
-        return ConversationHistory(
-            session_id,
-            max_length=self.max_history_length,
-            max_tokens=self.max_history_tokens,
-            system_prompt=system_prompt or self.default_system_prompt,
-            messages=messages,
-        )
-
-    async def get_session(self, session_id: str) -> ConversationHistory | None:
-        record = await self.store.get(session_id)
-        if record is None:
-            return None
-        messages = await self.store.messages(session_id, limit=self.max_history_length)
-        history = self._history(session_id, record.settings.system_prompt, messages)
-        history.created_at = record.created_at
-        return history
-
-    async def create_session(
-        self, session_id: str, system_prompt: str | None = None
-    ) -> ConversationHistory:
-        """Start the session afresh (an existing one with this id is replaced)."""
-        existed = await self.store.get(session_id) is not None
-        record = await self.store.reset(session_id, system_prompt)
-        self._session_count += not existed
-        history = self._history(session_id, system_prompt, [])
-        history.created_at = record.created_at
-        return history
-
-    async def delete_session(self, session_id: str) -> bool:
-        deleted = await self.store.delete(session_id)
-        self._session_count -= deleted
-        return deleted
-
-    async def clear_all_sessions(self) -> int:
-        count = await self.store.delete_all()
-        self._session_count = 0
-        return count
-
-    async def delete_idle_sessions(self, older_than: datetime) -> int:
-        """Delete sessions not used since ``older_than``; returns how many went."""
-        deleted = await self.store.delete_idle(older_than)
-        self._session_count = max(0, self._session_count - deleted)
-        return deleted
-
-    async def get_session_settings(self, session_id: str) -> SessionSettings:
-        record = await self.store.get(session_id)
-        return record.settings if record else SessionSettings()
-
-    async def update_session_settings(self, session_id: str, **changes: Any) -> SessionSettings:
-        """Change a session's model, system_prompt, options, scope, preset, keep_alive or
-        tools (None resets one)."""
-        changes = checked_settings(changes)
-        settings, created = await self.store.update_settings(session_id, **changes)
-        self._session_count += created
-        return settings
 
     # models --------------------------------------------------------------------------------
     async def list_models(self, force_refresh: bool = False) -> list[ModelInfo]:
