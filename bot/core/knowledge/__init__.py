@@ -1,2 +1,4 @@
-"""Knowledge bases: documents split into passages (``chunking``), embedded and searched by
-meaning (``index``, ``base``), and the prompt that asks the model to cite them (``prompt``)."""
+"""Knowledge bases: documents split into passages (``chunking``, ``splitting``), embedded
+and searched by meaning (``index``, ``base``: KnowledgeBase), the plain values they pass
+around (``records``), and how passages reach the model as numbered sources (``sources``,
+``prompt``)."""

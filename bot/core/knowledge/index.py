@@ -1,0 +1,203 @@
+"""The vectors of a server's knowledge base in memory, searched with numpy.
+
+Why this design:
+
+- **The database holds the truth** (``kb_chunks.embedding``: float32 little-endian blobs,
+  with the model that made each). Plain blobs work the same on SQLite and PostgreSQL, need
+  no extension (``sqlite-vec`` is a native library per platform; ``pgvector`` needs the
+  server's administrator), and survive a restart; deleting a document's rows deletes its
+  vectors.
+- **Searching is an exact scan in memory**: a matrix per server, loaded on first use and
+  updated as documents come and go. Rows are unit vectors, so ``matrix @ query`` is every
+  cosine similarity at once, and ``argpartition`` picks the best k without sorting the rest.
+  A knowledge base of a Discord server is thousands of chunks, not millions: an exact scan
+  of 100,000 x 768 takes a memory-bound 10-20 ms (``bench/retrieval.py``), finds the true
+  best passages (no approximate index to tune), and an approximate one (HNSW) would cost
+  more memory than the matrix itself.
+- **Memory is the matrix**: rows x dimensions x 4 bytes, 300 MB for 100,000 chunks of 768
+  dimensions (nomic-embed-text), 3 MB per 1,000. float16 would halve it, but numpy has no
+  fast float16 product: the bench measured a scan 10-20x slower, far over 20 ms, so the
+  matrix stays float32. The per-server chunk limit (``bot.core.knowledge.base``) bounds it.
+- **One model per search**: only vectors of the current EMBEDDING_MODEL are loaded; the
+  others are stale until re-embedded, never compared with the question's vector.
+- **Channels**: a document limited to channels is masked out of searches elsewhere.
+
+The matrix grows in place (capacity doubles), so adding a document copies only its rows;
+removing one builds new arrays, so a search of a snapshot in a worker thread stays consistent.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from bot.core.embedding import VECTOR_DTYPE
+
+log = logging.getLogger(__name__)
+
+INITIAL_CAPACITY = 256  # rows: a small base costs kilobytes until it grows
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    chunk_id: int
+    document_id: int
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The rows of an index at one moment: safe to search in a worker thread while the
+    index changes (changes never write into the rows a snapshot holds)."""
+
+    matrix: np.ndarray  # (rows, dims): the live rows
+    chunk_ids: np.ndarray
+    document_ids: np.ndarray
+    channels: Mapping[int, frozenset[int] | None]
+
+    def search(
+        self, query: np.ndarray, k: int, *, channel_id: int | None = None, min_score: float = -1.0
+    ) -> list[Hit]:
+        """The ``k`` rows most similar to ``query`` (a unit vector), best first, scoring at
+        least ``min_score``; with ``channel_id``, only documents allowed in that channel."""
+        if k <= 0 or not len(self.chunk_ids):
+            return []
+        if query.shape != (self.matrix.shape[1],):
+            raise ValueError(f"a query of shape {query.shape} for {self.matrix.shape[1]} dims")
+        scores = self.matrix @ query.astype(VECTOR_DTYPE, copy=False)
+        if channel_id is not None:
+            hidden = [
+                document
+                for document, allowed in self.channels.items()
+                if allowed is not None and channel_id not in allowed
+            ]
+            if hidden:
+                scores[np.isin(self.document_ids, hidden)] = -np.inf
+        k = min(k, len(scores))
+        best = np.argpartition(scores, -k)[-k:] if k < len(scores) else np.arange(len(scores))
+        best = best[np.argsort(-scores[best], kind="stable")]
+        return [
+            Hit(int(self.chunk_ids[i]), int(self.document_ids[i]), float(scores[i]))
+            for i in best
+            if scores[i] >= min_score
+        ]
+
+
+class VectorIndex:
+    """One server's vectors of one model. Changed from one thread (the event loop); a
+    ``snapshot()`` taken there may be searched in a worker thread meanwhile."""
+
+    def __init__(self, model: str, dimensions: int | None = None) -> None:
+        self.model = model
+        self.dimensions = dimensions
+        self._matrix = np.zeros((0, dimensions or 0), dtype=VECTOR_DTYPE)
+        self._chunk_ids = np.zeros(0, dtype=np.int64)
+        self._document_ids = np.zeros(0, dtype=np.int64)
+        self._size = 0
+        self._channels: dict[int, frozenset[int] | None] = {}
+
+    def __len__(self) -> int:
+        return self._size
+
+    @property
+    def nbytes(self) -> int:
+        """Memory the vectors take (allocated rows included) and their ids."""
+        return int(self._matrix.nbytes + self._chunk_ids.nbytes + self._document_ids.nbytes)
+
+    def add(
+        self,
+        document_id: int,
+        chunk_ids: Collection[int],
+        vectors: np.ndarray,
+        channel_ids: Collection[int] | None = None,
+    ) -> None:
+        """Add a document's vectors (unit rows, in the order of ``chunk_ids``)."""
+        count = len(chunk_ids)
+        if vectors.shape[0] != count:
+            raise ValueError(f"{count} chunk ids for {vectors.shape[0]} vectors")
+        self._channels[document_id] = None if channel_ids is None else frozenset(channel_ids)
+        if not count:
+            return
+        self._ensure(vectors.shape[1], self._size + count)
+        end = self._size + count
+        self._matrix[self._size : end] = vectors
+        self._chunk_ids[self._size : end] = np.fromiter(chunk_ids, np.int64, count)
+        self._document_ids[self._size : end] = document_id
+        self._size = end  # last: a concurrent search sees the rows only once written
+
+    def load(
+        self,
+        chunk_ids: Collection[int],
+        document_ids: Collection[int],
+        vectors: np.ndarray,
+        channels: Mapping[int, Collection[int] | None],
+    ) -> None:
+        """Replace everything with these rows (a server's vectors read from the database)."""
+        count = len(chunk_ids)
+        self._channels = {d: None if c is None else frozenset(c) for d, c in channels.items()}
+        # New arrays: a snapshot taken before keeps the old rows.
+        self._size = 0
+        self._chunk_ids = np.zeros(0, dtype=np.int64)
+        self._document_ids = np.zeros(0, dtype=np.int64)
+        self._matrix = np.zeros((0, self.dimensions or 0), dtype=VECTOR_DTYPE)
+        if not count:
+            return
+        self._ensure(vectors.shape[1], count)
+        self._matrix[:count] = vectors
+        self._chunk_ids[:count] = np.fromiter(chunk_ids, np.int64, count)
+        self._document_ids[:count] = np.fromiter(document_ids, np.int64, count)
+        self._size = count
+
+    def set_channels(self, document_id: int, channel_ids: Collection[int] | None) -> None:
+        self._channels[document_id] = None if channel_ids is None else frozenset(channel_ids)
+
+    def remove(self, document_id: int) -> int:
+        """Drop a document's vectors; how many there were."""
+        self._channels.pop(document_id, None)
+        keep = self._document_ids[: self._size] != document_id
+        removed = self._size - int(keep.sum())
+        if removed:
+            # New arrays rather than compacting in place: a search running in a thread
+            # keeps reading the old ones.
+            self._matrix = self._matrix[: self._size][keep]
+            self._chunk_ids = self._chunk_ids[: self._size][keep]
+            self._document_ids = self._document_ids[: self._size][keep]
+            self._size = len(self._chunk_ids)
+        return removed
+
+    def search(
+        self, query: np.ndarray, k: int, *, channel_id: int | None = None, min_score: float = -1.0
+    ) -> list[Hit]:
+        """``Snapshot.search`` on the rows as they are now."""
+        return self.snapshot().search(query, k, channel_id=channel_id, min_score=min_score)
+
+    def snapshot(self) -> Snapshot:
+        """The rows as they are now (take it on the thread that changes the index)."""
+        size = self._size
+        return Snapshot(
+            self._matrix[:size],
+            self._chunk_ids[:size],
+            self._document_ids[:size],
+            dict(self._channels),
+        )
+
+    def _ensure(self, dimensions: int, rows: int) -> None:
+        """Room for ``rows`` rows of ``dimensions`` (an empty index takes any)."""
+        if not self._size and self._matrix.shape[1] != dimensions:
+            self._matrix = np.zeros((0, dimensions), dtype=VECTOR_DTYPE)
+        if dimensions != self._matrix.shape[1]:
+            raise ValueError(f"{dimensions}-dimension vectors in a {self.dimensions} index")
+        self.dimensions = dimensions
+        if rows <= len(self._matrix):
+            return
+        capacity = max(INITIAL_CAPACITY, rows, 2 * len(self._matrix))
+        matrix = np.zeros((capacity, dimensions), dtype=VECTOR_DTYPE)
+        matrix[: self._size] = self._matrix[: self._size]
+        chunk_ids = np.zeros(capacity, dtype=np.int64)
+        chunk_ids[: self._size] = self._chunk_ids[: self._size]
+        document_ids = np.zeros(capacity, dtype=np.int64)
+        document_ids[: self._size] = self._document_ids[: self._size]
+        self._matrix, self._chunk_ids, self._document_ids = matrix, chunk_ids, document_ids
