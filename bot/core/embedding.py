@@ -86,7 +86,16 @@ class Embedder:
         if not items:
             return Embeddings(name, np.zeros((0, 0), dtype=VECTOR_DTYPE))
         batches = [items[i : i + self._batch_size] for i in range(0, len(items), self._batch_size)]
-        parts = await asyncio.gather(*(self._batch(name, batch) for batch in batches))
+        tasks = [asyncio.create_task(self._batch(name, batch)) for batch in batches]
+        try:
+            parts = await asyncio.gather(*tasks)
+        except BaseException:
+            # The caller has its error: the batches not done would only retry, in the
+            # background, and hold the slots the next call waits for.
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
         return Embeddings(name, normalized(np.vstack(parts)))
 
     async def _batch(self, model: str, texts: list[str]) -> np.ndarray:
