@@ -34,6 +34,7 @@ from bot.storage.turns import IDS_PER_STATEMENT
 log = logging.getLogger(__name__)
 
 ROWS_PER_INSERT = 500  # chunks per INSERT statement (SQLite's bound-parameter limit)
+VECTOR_ROWS_PER_READ = 2048  # rows fetched at a time when loading a server's vectors
 
 
 def _parts(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
@@ -149,32 +150,52 @@ class KnowledgeStore:
         return found
 
     async def vectors(self, scope: str, model: str) -> ScopeVectors:
-        """Every vector of ``model`` in a server, as the index loads them."""
+        """Every vector of ``model`` in a server, as the index loads them.
+
+        The rows are streamed into one buffer of the final size: 100,000 vectors are 300 MB,
+        and holding them as rows first, then joined, would take three times that.
+        """
+        where = (KbDocument.scope == scope, KbChunk.model == model, KbChunk.embedding.is_not(None))
+        joined = select(KbChunk.id).join(KbDocument, KbDocument.id == KbChunk.document_id)
         rows_query = (
             select(KbChunk.id, KbChunk.document_id, KbChunk.embedding)
             .join(KbDocument, KbDocument.id == KbChunk.document_id)
-            .where(
-                KbDocument.scope == scope,
-                KbChunk.model == model,
-                KbChunk.embedding.is_not(None),
-            )
+            .where(*where)
             .order_by(KbChunk.document_id, KbChunk.position)
         )
         documents_query = select(KbDocument.id, KbDocument.channel_ids).where(
             KbDocument.scope == scope
         )
-        async with self._reading() as db:
+        chunk_ids: list[int] = []
+        document_ids: list[int] = []
+        buffer = bytearray()
+        width = 0
+        async with self._reading() as db:  # one read transaction: the count holds
             channels = {
                 row.id: _channels(row.channel_ids)
                 for row in (await db.execute(documents_query)).all()
             }
-            rows = (await db.execute(rows_query)).all()
-        return ScopeVectors(
-            tuple(row[0] for row in rows),
-            tuple(row[1] for row in rows),
-            b"".join(row[2] for row in rows),
-            channels,
-        )
+            total = int(
+                await db.scalar(select(func.count()).select_from(joined.where(*where).subquery()))
+                or 0
+            )
+            result = await db.stream(rows_query)
+            async for part in result.partitions(VECTOR_ROWS_PER_READ):
+                for chunk_id, document_id, blob in part:
+                    if not width:
+                        width = len(blob)
+                        buffer = bytearray(width * total)
+                    if len(blob) != width or len(chunk_ids) == total:
+                        log.warning(
+                            "%s: skipped chunk %d's vector of %d bytes", scope, chunk_id, len(blob)
+                        )
+                        continue
+                    start = len(chunk_ids) * width
+                    buffer[start : start + width] = blob
+                    chunk_ids.append(chunk_id)
+                    document_ids.append(document_id)
+        del buffer[len(chunk_ids) * width :]  # rows skipped: drop the unused end, in place
+        return ScopeVectors(tuple(chunk_ids), tuple(document_ids), buffer, channels)
 
     async def passages(self, chunk_ids: Collection[int]) -> dict[int, PassageText]:
         """The words of these chunks and their documents' names, by chunk id."""

@@ -136,3 +136,11 @@ async def test_a_broken_database_is_a_storage_error(store: KnowledgeStore) -> No
         await store.documents(SCOPE, "m1")
     with pytest.raises(StorageError):
         await put(store, "a.md", "x")
+
+
+async def test_a_vector_of_another_length_is_left_out_of_a_load(store: KnowledgeStore) -> None:
+    odd = [*new_chunks("x", "y"), NewChunk(Chunk("z", None, None, "hash-z"), "m1", b"\1" * 12)]
+    _, ids, _ = await put(store, "a.md", "x", "y", "z", new_chunks=odd)
+    vectors = await store.vectors(SCOPE, "m1")
+    assert vectors.chunk_ids == tuple(ids[:2])
+    assert bytes(vectors.embeddings) == bytes([1]) * 8 + bytes([2]) * 8

@@ -212,6 +212,14 @@ class KnowledgeBase:
             if (t := texts.get(hit.chunk_id)) is not None  # removed meanwhile
         ]
 
+    async def preload(self, scope: str) -> int:
+        """Read a server's vectors now rather than on its first search; how many there are."""
+        return len(await self._index(scope))
+
+    def memory(self) -> int:
+        """Bytes the loaded indexes take (their vectors and ids)."""
+        return sum(index.nbytes for index in self._indexes.values())
+
     @staticmethod
     def sources_for(passages: Sequence[Passage]) -> Sources:
         """Numbered sources for ``prompt.with_sources`` and their footer labels."""

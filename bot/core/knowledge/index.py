@@ -75,7 +75,10 @@ class Snapshot:
                 if allowed is not None and channel_id not in allowed
             ]
             if hidden:
-                scores[np.isin(self.document_ids, hidden)] = -np.inf
+                # A lookup table by document id: one gather, where np.isin would sort.
+                table = np.zeros(int(self.document_ids.max()) + 1, dtype=bool)
+                table[[d for d in hidden if d < len(table)]] = True
+                scores[table[self.document_ids]] = -np.inf
         k = min(k, len(scores))
         best = np.argpartition(scores, -k)[-k:] if k < len(scores) else np.arange(len(scores))
         best = best[np.argsort(-scores[best], kind="stable")]
@@ -135,7 +138,9 @@ class VectorIndex:
         vectors: np.ndarray,
         channels: Mapping[int, Collection[int] | None],
     ) -> None:
-        """Replace everything with these rows (a server's vectors read from the database)."""
+        """Replace everything with these rows (a server's vectors read from the database).
+        A writable float32 ``vectors`` becomes the index's own matrix: the caller must not
+        change it afterwards."""
         count = len(chunk_ids)
         self._channels = {d: None if c is None else frozenset(c) for d, c in channels.items()}
         # New arrays: a snapshot taken before keeps the old rows.
@@ -145,10 +150,18 @@ class VectorIndex:
         self._matrix = np.zeros((0, self.dimensions or 0), dtype=VECTOR_DTYPE)
         if not count:
             return
-        self._ensure(vectors.shape[1], count)
-        self._matrix[:count] = vectors
-        self._chunk_ids[:count] = np.fromiter(chunk_ids, np.int64, count)
-        self._document_ids[:count] = np.fromiter(document_ids, np.int64, count)
+        if vectors.dtype == VECTOR_DTYPE and vectors.flags.c_contiguous and vectors.flags.writeable:
+            # Adopted, not copied: a server's vectors are read into a buffer of their own,
+            # and a copy would double the memory while loading.
+            self._matrix = vectors
+            self._chunk_ids = np.fromiter(chunk_ids, np.int64, count)
+            self._document_ids = np.fromiter(document_ids, np.int64, count)
+            self.dimensions = vectors.shape[1]
+        else:
+            self._ensure(vectors.shape[1], count)
+            self._matrix[:count] = vectors
+            self._chunk_ids[:count] = np.fromiter(chunk_ids, np.int64, count)
+            self._document_ids[:count] = np.fromiter(document_ids, np.int64, count)
         self._size = count
 
     def set_channels(self, document_id: int, channel_ids: Collection[int] | None) -> None:

@@ -82,11 +82,12 @@ class AddedDocument:
 @dataclass(frozen=True, slots=True)
 class ScopeVectors:
     """A server's vectors of one model, as the index loads them: ``embeddings`` is every
-    vector's float32 little-endian bytes, one after another, in the order of ``chunk_ids``."""
+    vector's float32 little-endian bytes, one after another, in the order of ``chunk_ids``
+    (a bytearray, so the index can use the buffer as its matrix without a copy)."""
 
     chunk_ids: tuple[int, ...]
     document_ids: tuple[int, ...]
-    embeddings: bytes
+    embeddings: bytes | bytearray
     # document id -> the channels it is limited to (None: every channel)
     channels: dict[int, tuple[int, ...] | None]
 
