@@ -192,6 +192,7 @@ INVALID_REQUEST_ERRORS = (
     "must be of an array",
     "invalid option",
     "invalid format",  # Ollama 0.12: a format that is neither "json" nor a schema is a 500
+    "does not support embeddings",  # a chat model on Ollama's own engine, asked to embed
 )
 MODEL_LOAD_ERRORS = (
     "requires more system memory",  # Ollama: the model does not fit in RAM

@@ -14,6 +14,7 @@ from bot.core.errors import (
     InvalidRequestError,
     ModelNotFoundError,
     OllamaError,
+    OllamaRequestError,
     OllamaServerError,
     OllamaTimeoutError,
 )
@@ -183,9 +184,10 @@ async def test_nothing_to_embed_asks_nothing(
 async def test_a_chat_model_that_cannot_embed_is_an_error(
     manager: OllamaRequestManager, ollama_emu: OllamaEmulator
 ) -> None:
-    with pytest.raises(OllamaError, match="does not support embeddings"):
+    with pytest.raises(OllamaRequestError, match="does not support embeddings"):
         await manager.embedder.embed(["hello"], model="qwen3")
-    assert set(embed_models(ollama_emu)) == {"qwen3"}  # no other model stands in
+    # Asked once: the same request cannot succeed, and no other model stands in.
+    assert embed_models(ollama_emu) == ["qwen3"]
 
 
 def test_a_vector_survives_its_blob() -> None:
