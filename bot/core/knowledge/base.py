@@ -46,8 +46,9 @@ log = logging.getLogger(__name__)
 Progress = Callable[[int, int], Awaitable[None] | None]
 
 MAX_DOCUMENTS = 200  # per server
-# Per server: ~60 MB of vectors at 768 dimensions, a few milliseconds per search, and about
-# 20 MB of text (ten long books) - more than a community's documentation.
+# Per server: ~60 MB of vectors at 768 dimensions, about 10 ms of p95 per search on a 2-core
+# machine (bench/retrieval.py), and about 20 MB of text (ten long books) - more than a
+# community's documentation.
 MAX_SERVER_CHUNKS = 20_000
 # A document's text; read_document's max_chars for knowledge-base files (what /summarize
 # reads too). About 1,100 chunks.

@@ -10,14 +10,15 @@ Why this design:
 - **Searching is an exact scan in memory**: a matrix per server, loaded on first use and
   updated as documents come and go. Rows are unit vectors, so ``matrix @ query`` is every
   cosine similarity at once, and ``argpartition`` picks the best k without sorting the rest.
-  A knowledge base of a Discord server is thousands of chunks, not millions: an exact scan
-  of 100,000 x 768 takes a memory-bound 10-20 ms (``bench/retrieval.py``), finds the true
-  best passages (no approximate index to tune), and an approximate one (HNSW) would cost
-  more memory than the matrix itself.
-- **Memory is the matrix**: rows x dimensions x 4 bytes, 300 MB for 100,000 chunks of 768
+  A knowledge base of a Discord server is thousands of chunks, not millions; an exact
+  scan finds the true best passages (no approximate index to tune, none of HNSW's memory on
+  top of the vectors). It is memory-bound and linear: on a 2-core VM, about 4-5 ms of p95
+  per 10,000 rows of 768 dimensions (``bench/retrieval.py``; 100,000 rows: p50 12-26 ms,
+  p95 39-47 ms with the machine loaded), which is why a server is capped at 20,000 chunks.
+- **Memory is the matrix**: rows x dimensions x 4 bytes, 293 MB for 100,000 chunks of 768
   dimensions (nomic-embed-text), 3 MB per 1,000. float16 would halve it, but numpy has no
-  fast float16 product: the bench measured a scan 10-20x slower, far over 20 ms, so the
-  matrix stays float32. The per-server chunk limit (``bot.core.knowledge.base``) bounds it.
+  float16 matrix product: the bench measured the scan 13-29x slower, so the matrix stays
+  float32.
 - **One model per search**: only vectors of the current EMBEDDING_MODEL are loaded; the
   others are stale until re-embedded, never compared with the question's vector.
 - **Channels**: a document limited to channels is masked out of searches elsewhere.
