@@ -1,25 +1,22 @@
 """Retrieval from a knowledge base: searching the index, its memory, loading it from the
 database, ingesting documents, and the time retrieval adds before an answer's first token.
 
-1. index: ``--passages`` random unit vectors of ``--dims`` dimensions in a VectorIndex (as
-   one server's); top-5 search of ``--queries`` random questions, p50 / p95, without and
-   with a channel limit (a tenth of the documents limited to another channel); the memory
-   it takes (the process's RSS before and after, and the arrays' bytes); for scale, the
-   same scan in float16 (numpy has no fast float16 product). Each query's top 5 is checked
-   against a full sort.
-2. load: the same vectors stored through KnowledgeStore in a SQLite file (documents of
-   1,000 chunks of ``--text-chars`` characters), then read into a KnowledgeBase's index
-   (``preload``, as the first search after a start does), ``--load-reps`` times.
-3. ingestion: ``--docs`` generated Markdown documents (headings, prose, code blocks) of
-   about 40,000 characters and a 2,000-row CSV, added through KnowledgeBase.add with the
-   request manager's Embedder against the Ollama emulator (a child process, instant;
-   nomic-embed-text as a bag of words, 768 dimensions): chunks and characters per second;
-   then the same documents again (unchanged: no embedding) and under other names in
-   another server (every passage's vector reused). The /api/embed calls are counted.
-4. first token: ``--answers`` questions each, shuffled, through the manager (no session):
-   "plain" asks; "retrieval" searches the server's knowledge base first (embedding the
-   question, the scan, reading the passages) and asks with the passages as sources; for the
-   ingested server and for the one of ``--passages``. Query -> the first chunk of text.
+1. index: ``--passages`` random unit vectors of ``--dims`` dimensions in a VectorIndex (one
+   server's); top-5 of ``--queries`` random questions, p50 / p95, also with a tenth of the
+   documents limited to another channel; the memory (RSS before and after, the arrays'
+   bytes); the same scan in float16, for scale. Answers checked against a full sort.
+2. load: the same vectors stored through KnowledgeStore in SQLite (documents of 1,000
+   chunks of ``--text-chars`` characters), read into a KnowledgeBase's index (``preload``,
+   as the first search after a start does), ``--load-reps`` times.
+3. ingestion: ``--docs`` generated Markdown handbooks (headings, prose, code blocks) of
+   ~40,000 characters and a 2,000-row CSV through KnowledgeBase.add, with the request
+   manager's Embedder against the Ollama emulator (a child process, instant; its
+   nomic-embed-text a bag of words, 768 dimensions); then the same again (unchanged: no
+   embedding) and under other names in another server (vectors reused). Chunks per second.
+4. first token: ``--answers`` questions per kind, shuffled, through the manager (no
+   session): "plain" asks; "retrieval" first searches a server's knowledge base (embedding
+   the question, the scan, reading the passages), then asks with them as sources; for the
+   ingested server and the one of ``--passages``. Query -> the first chunk of text.
 
     .venv/bin/python -m bench.retrieval [--passages 100000] [--dims 768] [--queries 300]
         [--text-chars 900] [--load-reps 3] [--docs 20] [--answers 40]
@@ -59,16 +56,12 @@ MODEL = "llama3.2"
 EMBEDDING_MODEL = "nomic-embed-text"
 K = 5
 BIG, DOCS = "guild:1", "guild:2"
+# (label, server, suffix of the names): new documents, the same again, copies elsewhere
+INGESTION_ROUNDS = (("new", DOCS, ""), ("again, unchanged", DOCS, ""),
+                    ("other names, other server", "guild:3", "-copy"))  # fmt: skip
 CHUNKS_PER_DOCUMENT = 1000
-LIMITED_CHANNEL = 7  # a tenth of the big server's documents are limited to it
-
-
-def is_limited(document: int) -> bool:
-    """Whether the big server's document is limited to LIMITED_CHANNEL (one in ten, the
-    second one among the first few, so that small runs have one too)."""
-    return document % 10 == 1
-
-
+# The big server's documents 1, 11, 21... (a tenth; a small run has one) are limited to it.
+LIMITED_CHANNEL = 7
 _VOCABULARY_TEXT = (
     "garden greenhouse orchard bicycle treasurer committee library annex harvest compost "
     "volunteer schedule rota ladder shed irrigation seedling tomato beehive honey market "
@@ -106,14 +99,8 @@ def _serve(conn: Connection) -> None:
 
 # -- helpers ------------------------------------------------------------------------------------
 def rss() -> int:
-    """This process's resident memory in bytes (Linux), else its peak."""
-    try:
-        with open("/proc/self/statm") as statm:
-            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except OSError:
-        import resource
-
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    """This process's resident memory in bytes (Linux's /proc)."""
+    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 def unit_rows(rng: np.random.Generator, n: int, dims: int) -> np.ndarray:
@@ -130,13 +117,10 @@ def mb(size: float) -> str:
     return f"{size / 2**20:.1f} MB"
 
 
-def timed(function: Callable[[], Any], reps: int) -> list[float]:
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return times
+def seconds(function: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    function()
+    return time.perf_counter() - start
 
 
 def fail(message: str) -> None:
@@ -147,7 +131,7 @@ def fail(message: str) -> None:
 def bench_index(vectors: np.ndarray, queries: int, rng: np.random.Generator) -> None:
     n, dims = vectors.shape
     documents = np.arange(n) // CHUNKS_PER_DOCUMENT
-    limited = {int(d): [LIMITED_CHANNEL] for d in np.unique(documents) if is_limited(int(d))}
+    limited = {int(d): [LIMITED_CHANNEL] for d in np.unique(documents) if d % 10 == 1}
     channels = {int(d): limited.get(int(d)) for d in np.unique(documents)}
     gc.collect()
     before = rss()
@@ -169,8 +153,8 @@ def bench_index(vectors: np.ndarray, queries: int, rng: np.random.Generator) -> 
             fail("a channel-limited passage is not found in its channel")
         if any(h.document_id in limited for h in index.search(vectors[row], K, channel_id=999)):
             fail("a channel-limited document was found elsewhere")
-    plain = [timed(lambda q=q: index.search(q, K), 1)[0] for q in asked]
-    filtered = [timed(lambda q=q: index.search(q, K, channel_id=999), 1)[0] for q in asked]
+    plain = [seconds(lambda q=q: index.search(q, K)) for q in asked]
+    filtered = [seconds(lambda q=q: index.search(q, K, channel_id=999)) for q in asked]
     print(f"1. index: {n:,} passages x {dims} dimensions (float32), top-{K}, {queries} queries")
     print(f"   search p50 / p95 ms:              {ms(plain)}   (target p95 <= 20 ms)")
     print(f"   ... a tenth of documents limited:  {ms(filtered)}")
@@ -180,7 +164,7 @@ def bench_index(vectors: np.ndarray, queries: int, rng: np.random.Generator) -> 
         f"{percentile(plain, 95) * 1000 / (n / 10_000):.2f} ms"
     )
     half = vectors.astype(np.float16)
-    f16 = [timed(lambda q=q: half @ q.astype(np.float16), 1)[0] for q in asked[:10]]
+    f16 = [seconds(lambda q=q: half @ q.astype(np.float16)) for q in asked[:10]]
     print(
         f"   float16 scan, for scale ({mb(half.nbytes)}): {ms(f16)} ms, "
         f"{statistics.median(f16) / statistics.median(plain):.1f}x float32's median"
@@ -196,23 +180,15 @@ async def store_vectors(store: KnowledgeStore, vectors: np.ndarray, text_chars: 
         rows = range(first, min(n, first + CHUNKS_PER_DOCUMENT))
         document = first // CHUNKS_PER_DOCUMENT
         new = [
-            NewChunk(
-                Chunk(f"{i} {filler}", None, None, content_hash(f"{i}")),
-                EMBEDDING_MODEL,
-                to_blob(vectors[i]),
-            )
+            NewChunk(Chunk(f"{i} {filler}", None, None, content_hash(str(i))), EMBEDDING_MODEL,
+                     to_blob(vectors[i]))
             for i in rows
-        ]
-        channels = [LIMITED_CHANNEL] if is_limited(document) else None
+        ]  # fmt: skip
+        channels = [LIMITED_CHANNEL] if document % 10 == 1 else None
+        about: dict[str, Any] = {"characters": text_chars, "pages": None, "added_by": None}
+        name = f"doc-{document:04d}.md"
         await store.put_document(
-            BIG,
-            f"doc-{document:04d}.md",
-            content_hash=f"{document}",
-            characters=text_chars,
-            pages=None,
-            channel_ids=channels,
-            added_by=None,
-            new_chunks=new,
+            BIG, name, content_hash=name, channel_ids=channels, new_chunks=new, **about
         )
     return time.perf_counter() - start
 
@@ -220,10 +196,10 @@ async def store_vectors(store: KnowledgeStore, vectors: np.ndarray, text_chars: 
 async def bench_load(
     store: KnowledgeStore, manager: OllamaRequestManager, n: int, written: float, reps: int
 ) -> KnowledgeBase:
-    times, grown = [], []
-    kb = None
+    times: list[float] = []
+    grown: list[int] = []
     for _ in range(reps):
-        kb = None
+        kb = None  # the previous index is freed before measuring
         gc.collect()
         before = rss()
         kb = KnowledgeBase(store, manager.embedder)
@@ -233,7 +209,6 @@ async def bench_load(
         grown.append(rss() - before)
         if loaded != n:
             fail(f"loaded {loaded} vectors of {n}")
-    assert kb is not None
     print(
         f"\n2. load: {n:,} passages written in {written:.1f} s; read into the index "
         f"(preload) in {statistics.median(times):.2f} s median of {reps} "
@@ -277,11 +252,7 @@ async def bench_ingestion(kb: KnowledgeBase, ctl: EmulatorControl, docs: int) ->
     expected = sum(len(chunk_document(d)) for d in documents)
     chunking = time.process_time() - start
     rounds: list[tuple[str, float, int, int]] = []
-    for label, scope, suffix in (
-        ("new", DOCS, ""),
-        ("again, unchanged", DOCS, ""),
-        ("other names, other server", "guild:3", "-copy"),
-    ):
+    for label, scope, suffix in INGESTION_ROUNDS:
         calls0, texts0 = await ctl.call("embeds")
         start = time.perf_counter()
         chunks = 0
@@ -304,11 +275,8 @@ async def bench_ingestion(kb: KnowledgeBase, ctl: EmulatorControl, docs: int) ->
         f"{expected:,} chunks (chunking alone: {chunking:.2f} s CPU)"
     )
     for label, wall, calls, texts in rounds:
-        print(
-            f"   {label:<28}{wall:7.2f} s  {expected / wall:8,.0f} chunks/s  "
-            f"{characters / wall / 1000:7,.0f} k chars/s  /api/embed: {calls} calls, "
-            f"{texts} texts"
-        )
+        rates = f"{expected / wall:8,.0f} chunks/s  {characters / wall / 1000:7,.0f} k chars/s"
+        print(f"   {label:<28}{wall:7.2f} s  {rates}  /api/embed: {calls} calls, {texts} texts")
 
 
 # -- 4. before the first token ------------------------------------------------------------------
@@ -316,8 +284,7 @@ async def first_token(
     manager: OllamaRequestManager, question: str, sources: list[str] | None
 ) -> float:
     start = time.perf_counter()
-    options: dict[str, Any] = {} if sources is None else {"sources": sources}
-    stream = await manager.query(prompt=question, stream=True, model=MODEL, **options)
+    stream = await manager.query(prompt=question, stream=True, model=MODEL, sources=sources)
     first = None
     async for _ in stream:
         first = first or time.perf_counter()
@@ -376,12 +343,12 @@ async def bench_first_token(
     print(f"\n4. before the first token: {answers} questions per kind, p50 / p95 ms")
     print(f"   {'kind':<24}{'first token':>16}{'search':>16}{'added (median)':>16}{'ratio':>8}")
     for kind in sorted(results):
-        found = ms(search[kind]) if kind in search else "-"
-        added = (statistics.median(results[kind]) - base) * 1000
-        print(
-            f"   {kind:<24}{ms(results[kind]):>16}{found:>16}{added:>16.2f}"
-            f"{statistics.median(results[kind]) / base:>8.2f}"
+        found, median = (
+            ms(search[kind]) if kind in search else "-",
+            statistics.median(results[kind]),
         )
+        added = f"{(median - base) * 1000:.2f}"
+        print(f"   {kind:<24}{ms(results[kind]):>16}{found:>16}{added:>16}{median / base:>8.2f}")
     print(f"   embedding the question alone: {ms(embed_only)}")
 
 
@@ -422,7 +389,7 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=20, help="Markdown documents ingested")
     parser.add_argument("--answers", type=int, default=40, help="questions per kind, part 4")
     args = parser.parse_args()
-    if args.passages < 10 or args.queries < 5 or args.docs < 1 or args.answers < 1:
+    if min(args.passages, args.queries) < 10 or min(args.docs, args.answers, args.load_reps) < 1:
         parser.error("too small to measure anything")
     asyncio.run(run(args))
 
