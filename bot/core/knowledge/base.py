@@ -58,9 +58,9 @@ MAX_PASSAGES = 50  # the most a search returns
 # Texts embedded between two progress reports: a few seconds on a CPU-only server.
 PROGRESS_BATCH = 64
 REEMBED_BATCH = 256  # stale chunks read, embedded and written per round
-# A scan of more rows than this runs in a worker thread (numpy releases the GIL), so a
-# large base does not hold up the event loop's streaming answers.
-THREAD_ROWS = 20_000
+# A scan of more rows than this (about a millisecond) runs in a worker thread (numpy
+# releases the GIL), so a large base does not hold up the event loop's streaming answers.
+THREAD_ROWS = 5_000
 
 
 class KnowledgeBase:
@@ -73,6 +73,7 @@ class KnowledgeBase:
         min_score: float = 0.5,
         max_documents: int = MAX_DOCUMENTS,
         max_chunks: int = MAX_SERVER_CHUNKS,
+        thread_rows: int = THREAD_ROWS,
     ) -> None:
         self.store = store
         self.embedder = embedder
@@ -80,6 +81,7 @@ class KnowledgeBase:
         self.min_score = min_score  # KNOWLEDGE_MIN_SCORE: the relevance floor
         self.max_documents = max_documents
         self.max_chunks = max_chunks
+        self.thread_rows = thread_rows
         self._indexes: dict[str, VectorIndex] = {}
         self._locks: dict[str, asyncio.Lock] = {}  # a scope's loads and changes, one at a time
 
@@ -200,7 +202,7 @@ class KnowledgeBase:
             log.warning("%s: %s now makes %d-dimension vectors, the index has %d", scope,
                         self.model, vector.shape[0], snapshot.matrix.shape[1])  # fmt: skip
             return []
-        if len(snapshot.chunk_ids) > THREAD_ROWS:
+        if len(snapshot.chunk_ids) > self.thread_rows:
             hits = await asyncio.to_thread(
                 snapshot.search, vector, wanted, channel_id=channel_id, min_score=floor
             )

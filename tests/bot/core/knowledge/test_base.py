@@ -61,6 +61,15 @@ async def test_a_question_finds_the_passage_sharing_its_words(kb: KnowledgeBase)
     assert [p.document for p in treasurer] == ["dues.txt"]
 
 
+async def test_a_scan_in_a_worker_thread_finds_the_same(make_knowledge: KnowledgeFactory) -> None:
+    inline = await make_knowledge()
+    await add_three(inline)
+    threaded = await make_knowledge(thread_rows=0)  # every scan in a thread
+    for kb in (inline, threaded):
+        found = await kb.search(SCOPE, "membership dues treasurer", min_score=-1)
+        assert [p.document for p in found][:1] == ["dues.txt"] and len(found) == 3
+
+
 async def test_the_floor_keeps_unrelated_passages_out(kb: KnowledgeBase) -> None:
     await add_three(kb)
     assert await kb.search(SCOPE, "quantum chromodynamics lecture notes") == []  # 0.5 floor
