@@ -12,6 +12,7 @@ from bot.core.documents import Document
 from bot.core.embedding import Embedder
 from bot.core.errors import InvalidRequestError
 from bot.core.generation import GenerationLimits
+from bot.core.knowledge.base import KnowledgeBase
 from bot.core.manager_sessions import SessionMethods
 from bot.core.model_catalog import ModelCatalog
 from bot.core.ollama_client import OllamaClient
@@ -77,6 +78,8 @@ class OllamaRequestManager(SessionMethods):
         tool_timeout: float = DEFAULTS.tool_timeout,
         mcp_servers: Sequence[McpServerConfig] = (),
         embedding_model: str = DEFAULTS.embedding_model,
+        knowledge_passages: int = DEFAULTS.knowledge_passages,
+        knowledge_min_score: float = DEFAULTS.knowledge_min_score,
     ) -> None:
         self.host = host
         self.default_model = default_model
@@ -98,6 +101,8 @@ class OllamaRequestManager(SessionMethods):
         self.vision_model = vision_model  # answers images the chosen model cannot see
         self.max_tool_rounds = max_tool_rounds
         self.embedding_model = embedding_model
+        self.knowledge_passages = knowledge_passages
+        self.knowledge_min_score = knowledge_min_score
         self.queue = RequestQueue(max_concurrent_requests)
         self.stats = RequestStats()
         # The tools a model may call (built-in ones from start(); MCP servers' as they come).
@@ -105,6 +110,7 @@ class OllamaRequestManager(SessionMethods):
         self.mcp = McpHub(mcp_servers, self.tools, tool_timeout=tool_timeout)
         self._session_count = 0
         self._services: Services | None = None
+        self._knowledge: KnowledgeBase | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> OllamaRequestManager:
@@ -130,6 +136,8 @@ class OllamaRequestManager(SessionMethods):
             "max_tool_rounds": settings.max_tool_rounds,
             "tool_timeout": settings.tool_timeout,
             "embedding_model": settings.embedding_model,
+            "knowledge_passages": settings.knowledge_passages,
+            "knowledge_min_score": settings.knowledge_min_score,
         }
         if "mcp_servers" not in overrides and settings.mcp_config:
             options["mcp_servers"] = load_mcp_config(settings.mcp_config)  # ConfigError
@@ -200,6 +208,7 @@ class OllamaRequestManager(SessionMethods):
         default ``shutdown_grace``)."""
         await self.wait_idle(grace)
         await self.mcp.close()
+        self._knowledge = None
         services, self._services = self._services, None
         if services is not None:
             await close_services(services)
@@ -336,6 +345,24 @@ class OllamaRequestManager(SessionMethods):
     @property
     def embedder(self) -> Embedder:
         return self.services.embedder
+
+    @property
+    def knowledge(self) -> KnowledgeBase:
+        """The servers' knowledge bases (needs the database)."""
+        if self._knowledge is None:
+            if self.services.engine is None:
+                raise InvalidRequestError(NO_DATABASE)
+            from bot.storage.engine import create_sessionmaker
+            from bot.storage.knowledge import KnowledgeStore
+
+            store = KnowledgeStore(create_sessionmaker(self.services.engine))
+            self._knowledge = KnowledgeBase(
+                store,
+                self.embedder,
+                passages=self.knowledge_passages,
+                min_score=self.knowledge_min_score,
+            )
+        return self._knowledge
 
     async def health_check(self) -> HealthStatus:
         return await self.catalog.health()
