@@ -137,3 +137,11 @@ class ChatTarget:
     preset: str | None = None  # the channel's preset; its options give way to ``options``
     keep_alive: str | None = None
     tools: tuple[str, ...] | None = None  # the tools allowed here; None: the default ones
+    # The server's knowledge base ("guild:<id>"; None in direct messages), whether questions
+    # here search it (channel over server; on unless switched off, and a server without
+    # documents costs nothing), how many passages (None: KNOWLEDGE_PASSAGES), and the
+    # channel asked in (documents can be limited to channels).
+    knowledge_scope: str | None = None
+    knowledge: bool = False
+    knowledge_passages: int | None = None
+    channel_id: int | None = None

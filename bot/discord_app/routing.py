@@ -22,6 +22,7 @@ from bot.storage import SessionSettings
 
 MAX_SYSTEM_PROMPT_CHARS = 4000
 MAX_NAMES_SHOWN_CHARS = 1500  # of the list of tools in a refusal (a message holds 2000)
+UNCHANGED: Any = object()  # a keyword left out
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +52,13 @@ def member_key(channel_id: int, user_id: int) -> str:
 
 def dm_key(user_id: int) -> str:
     return f"dm:{user_id}"
+
+
+def _first_set(*values: bool | None, default: bool) -> bool:
+    for value in values:
+        if value is not None:
+            return value
+    return default
 
 
 def _bounded_list(names: Sequence[str]) -> str:
@@ -88,6 +96,7 @@ class ConversationRouter:
             # a target's preset under all of its options).
             preset_sets = get_preset(channel.preset).options
             server_options = {k: v for k, v in guild.options.items() if k not in preset_sets}
+        knowledge = _first_set(channel.knowledge, guild.knowledge, default=True)
         return ChatTarget(
             session_id=session_id,
             scope=scope,
@@ -97,6 +106,10 @@ class ConversationRouter:
             preset=channel.preset or guild.preset,
             keep_alive=channel.keep_alive or guild.keep_alive,
             tools=channel.tools if channel.tools is not None else guild.tools,
+            knowledge_scope=None if place.guild_id is None else guild_key(place.guild_id),
+            knowledge=knowledge and not place.is_dm,
+            knowledge_passages=channel.knowledge_passages or guild.knowledge_passages,
+            channel_id=place.channel_id,
         )
 
     def settings_key(self, place: Place) -> str:
@@ -182,6 +195,20 @@ class ConversationRouter:
         await self._manager.update_session_settings(self.settings_key(place), tools=chosen)
         return chosen
 
+    async def set_knowledge(
+        self, place: Place, *, enabled: bool | None = UNCHANGED, passages: int | None = UNCHANGED
+    ) -> SessionSettings:
+        """This channel's knowledge switch and passages per question (None: back to the
+        server's or the bot's default; left out: unchanged)."""
+        if place.is_dm:
+            raise InvalidRequestError("Knowledge bases belong to servers, not direct messages.")
+        changes: dict[str, Any] = {}
+        if enabled is not UNCHANGED:
+            changes["knowledge"] = enabled
+        if passages is not UNCHANGED:
+            changes["knowledge_passages"] = passages
+        return await self._manager.update_session_settings(self.settings_key(place), **changes)
+
     async def reset_settings(self, place: Place) -> None:
         await self._manager.update_session_settings(
             self.settings_key(place),
@@ -192,6 +219,8 @@ class ConversationRouter:
             preset=None,
             keep_alive=None,
             tools=None,
+            knowledge=None,
+            knowledge_passages=None,
         )
 
     async def forget(self, place: Place, *, only_mine: bool) -> int:

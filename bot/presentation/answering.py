@@ -45,6 +45,10 @@ FIRST = asyncio.FIRST_COMPLETED
 
 MAX_PROMPT_CHARS = 6000  # Discord's own cap on a slash-command string option
 STOPPED_EARLY = "⏹️ Stopped before the model answered."
+SEARCHING_KNOWLEDGE = "📚 Searching the knowledge base…"
+KNOWLEDGE_UNAVAILABLE = "📚 knowledge base unavailable: answered without it"
+# The sources' part of the footer: ten labels of up to 200 characters would be a paragraph.
+MAX_SOURCES_FOOTER_CHARS = 400
 
 
 def neutral(error: OllacordError) -> str:
@@ -90,6 +94,19 @@ def footer(result: OllamaQueryResult, *, stopped: bool = False, tools_chosen: bo
     return " · ".join(parts)
 
 
+def sources_note(labels: Sequence[str]) -> str | None:
+    """ "📚 [1] handbook.pdf p. 3 · [2] faq.md" for the footer, cut to a bounded length."""
+    if not labels:
+        return None
+    note = "📚"
+    for number, label in enumerate(labels, 1):
+        part = f"{' ·' if number > 1 else ''} [{number}] {label}"
+        if len(note) + len(part) > MAX_SOURCES_FOOTER_CHARS:
+            return note + " · …"
+        note += part
+    return note
+
+
 @dataclass(slots=True)
 class Answer:
     """How an answer ended: ``result`` on success or stop, ``error`` on failure."""
@@ -123,6 +140,7 @@ class AnswerRun:
         self._interrupted: str | None = None  # the notice, once interrupt() was called
         self._structured = False  # a JSON answer: shown whole as a code block
         self._tools_chosen = False
+        self._knowledge_note: str | None = None  # the sources (or their absence) in the footer
         self.answer = Answer()
 
     def _on_event(self, event: QueryEvent) -> None:
@@ -201,6 +219,7 @@ class AnswerRun:
                 options["format"] = format
                 self._structured = True
                 self.reply.set_status("🧩 Writing a JSON answer…")
+            options.update(await self._knowledge(prompt, target))
             return await self._run(
                 prompt,
                 session_id=target.session_id,
@@ -208,6 +227,31 @@ class AnswerRun:
                 system_prompt=target.system_prompt,
                 options=options,
             )
+
+    async def _knowledge(self, prompt: str, target: ChatTarget) -> dict[str, Any]:
+        """The query's ``sources``: the server's passages for ``prompt`` ([]: none relevant,
+        which the model is told). Nothing where knowledge is off or the server has no
+        documents; a failing embedding model leaves the answer without sources, said in
+        the footer, rather than without an answer."""
+        scope = target.knowledge_scope
+        if not target.knowledge or scope is None or self._manager.services.engine is None:
+            return {}
+        knowledge = self._manager.knowledge
+        try:
+            if not await knowledge.preload(scope):  # in memory after the first question
+                return {}
+            if not self._structured:
+                self.reply.set_status(SEARCHING_KNOWLEDGE)
+            passages = await knowledge.search(
+                scope, prompt, channel_id=target.channel_id, k=target.knowledge_passages
+            )
+        except OllacordError as exc:
+            log.warning("%s: knowledge search failed: %s", scope, exc.user_message)
+            self._knowledge_note = KNOWLEDGE_UNAVAILABLE
+            return {}
+        sources = knowledge.sources_for(passages)
+        self._knowledge_note = sources_note(sources.labels)
+        return {"sources": list(sources.texts)}
 
     async def run(
         self,
@@ -271,9 +315,11 @@ class AnswerRun:
     def _ending(self, result: OllamaQueryResult) -> tuple[str, str | None]:
         """The footer and notice an answer ends with."""
         stopped = self._stream is not None and self._stream.stop_requested
-        if stopped and self._interrupted is not None:
-            return footer(result, tools_chosen=self._tools_chosen), self._interrupted
-        return footer(result, stopped=stopped, tools_chosen=self._tools_chosen), None
+        interrupted = stopped and self._interrupted is not None
+        text = footer(result, stopped=stopped and not interrupted, tools_chosen=self._tools_chosen)
+        if self._knowledge_note:
+            text += f" · {self._knowledge_note}"
+        return text, self._interrupted if interrupted else None
 
     def _show_complete(self, result: OllamaQueryResult) -> None:
         text, notice = self._ending(result)
