@@ -10,11 +10,13 @@ from bot.core.config import Settings
 from bot.core.errors import ConfigError
 from bot.core.tools.mcp_config import load_mcp_config
 from bot.ops.logging_setup import setup_logging
+from bot.ops.process import limit_blas_threads
 
 log = logging.getLogger("bot")
 
 
 def main() -> int:
+    limit_blas_threads()
     try:
         settings = Settings.load()
         mcp_servers = load_mcp_config(settings.mcp_config) if settings.mcp_config else []

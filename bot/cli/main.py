@@ -15,6 +15,7 @@ from bot.cli.parser import build_parser, usage_error
 from bot.core.config import Settings
 from bot.core.errors import ConfigError, OllacordError
 from bot.ops.logging_setup import QUIET_LOGGERS, setup_logging
+from bot.ops.process import limit_blas_threads
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,7 @@ EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line ``argv`` (default: sys.argv[1:]) and return the exit code."""
+    limit_blas_threads()
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
