@@ -289,21 +289,37 @@ class SessionStore:
         return bool(result.rowcount)
 
     async def clear_messages(self, session_id: str) -> int:
-        """Forget a session's messages but keep its settings."""
+        """Forget a session's messages, and its summary of them, but keep its settings.
+
+        The messages' embeddings go with them (foreign keys, ON DELETE CASCADE)."""
         await self._turns.settle()
-        async with self._writing() as db:
+        async with self._writing(session_id) as db:
             result = await db.execute(
                 delete(StoredMessage).where(StoredMessage.session_id == session_id)
+            )
+            await db.execute(
+                update(ChatSession)
+                .where(ChatSession.id == session_id)
+                .values(summary=None, summary_upto=None)
             )
         await self._scrub()
         return int(result.rowcount or 0)
 
     async def clear_messages_prefix(self, prefix: str) -> int:
-        """Forget the messages of every session whose id starts with ``prefix``."""
+        """Forget the messages (and summaries) of every session whose id starts with
+        ``prefix``."""
         await self._turns.settle()
         matching = StoredMessage.session_id.startswith(prefix, autoescape=True)
-        async with self._writing() as db:
-            result = await db.execute(delete(StoredMessage).where(matching))
+        try:
+            async with self._writing() as db:
+                result = await db.execute(delete(StoredMessage).where(matching))
+                await db.execute(
+                    update(ChatSession)
+                    .where(ChatSession.id.startswith(prefix, autoescape=True))
+                    .values(summary=None, summary_upto=None)
+                )
+        finally:
+            self._cache.forget_all()  # the summaries cached with those sessions' settings
         await self._scrub()
         return int(result.rowcount or 0)
 
