@@ -102,10 +102,18 @@ class MemoryStore:
 
     # turn embeddings -----------------------------------------------------------------------
     async def unembedded(
-        self, model: str, limit: int, *, session_id: str | None = None, max_chars: int
+        self,
+        model: str,
+        limit: int,
+        *,
+        session_id: str | None = None,
+        before: int | None = None,
+        max_chars: int,
     ) -> list[StoredText]:
         """User and assistant messages with text but no vector of ``model``, newest first
-        (of one session, or of all): recent conversations are the likeliest searched."""
+        (of one session, or of all; with ``before``, older than that message id, so a pass
+        over many pages reads each message once): recent conversations are the likeliest
+        searched."""
         vector = MessageEmbedding
         query = (
             _texts(max_chars)
@@ -120,6 +128,8 @@ class MemoryStore:
         )
         if session_id is not None:
             query = query.where(StoredMessage.session_id == session_id)
+        if before is not None:
+            query = query.where(StoredMessage.id < before)
         async with self._reading() as db:
             return [_text(row) for row in (await db.execute(query)).all()]
 

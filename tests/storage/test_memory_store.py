@@ -78,7 +78,10 @@ async def test_unembedded_are_spoken_messages_with_text_newest_first(stores: Sto
     ]
     only_a = await stores.memory.unembedded(NOMIC, 10, session_id="a", max_chars=CHARS)
     assert [t.content for t in only_a] == ["It is 2.", "what is 1+1?"]
-    assert len(await stores.memory.unembedded(NOMIC, 3, max_chars=CHARS)) == 3
+    first_page = await stores.memory.unembedded(NOMIC, 3, max_chars=CHARS)
+    assert len(first_page) == 3
+    rest = await stores.memory.unembedded(NOMIC, 3, before=first_page[-1].id, max_chars=CHARS)
+    assert [t.content for t in rest] == ["what is 1+1?"]
 
 
 async def test_vectors_of_another_model_count_as_missing(stores: Stores) -> None:
