@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from bot.core.errors import OllacordError
 from bot.core.history import ChatMessage
 from bot.core.tools.calculator import MAX_EXPRESSION_CHARS, evaluate, format_number
 from bot.core.tools.registry import Tool, ToolContext, ToolError
@@ -22,6 +23,9 @@ from bot.core.tools.registry import Tool, ToolContext, ToolError
 log = logging.getLogger(__name__)
 
 SearchMessages = Callable[[str, str, int], Awaitable[list[ChatMessage]]]
+# (session, query, k) -> (message, score) pairs, best first; None where the conversation has
+# no vectors yet. bot.core.memory's Memory.search.
+SearchByMeaning = Callable[[str, str, int], Awaitable[Sequence[tuple[ChatMessage, float]] | None]]
 
 MAX_TIMEZONE_CHARS = 64
 MAX_QUERY_CHARS = 200
@@ -147,13 +151,29 @@ def calculator_tool() -> Tool:
     )
 
 
-def search_conversation_tool(search: SearchMessages) -> Tool:
+def search_conversation_tool(
+    search: SearchMessages, by_meaning: SearchByMeaning | None = None
+) -> Tool:
     async def handler(arguments: dict[str, Any], context: ToolContext) -> str:
         if context.session_id is None:
             raise ToolError("no conversation here: this question is not part of a stored "
                             "conversation, so there is nothing to search")  # fmt: skip
         query = _text_argument(arguments, "query", MAX_QUERY_CHARS)
         limit = _int_argument(arguments, "limit", DEFAULT_SEARCH_RESULTS, 1, MAX_SEARCH_RESULTS)
+        if by_meaning is not None:
+            meant = await _search_by_meaning(by_meaning, context.session_id, query, limit)
+            if meant:
+                lines = [
+                    f"{m.get('role', 'unknown')} ({score:.2f}): "
+                    f"{_excerpt(m.get('content', ''), query)}"
+                    for m, score in meant[:limit]
+                ]
+                return (
+                    f"Messages of this conversation about {query!r}, closest in meaning "
+                    "first (with their similarity, 0 to 1):\n" + "\n".join(lines)
+                )
+        # No vectors for this conversation yet, none close enough, or the embedding model
+        # unavailable: the words themselves.
         found = (await search(context.session_id, query, limit))[:limit]
         if not found:
             return f"No message of this conversation contains {query!r}."
@@ -165,13 +185,17 @@ def search_conversation_tool(search: SearchMessages) -> Tool:
     return Tool(
         name="search_conversation",
         description="Search the earlier messages of this conversation, including those too "
-        "old to be in your context, for a word or phrase. Returns each matching message "
-        "with who wrote it (user or assistant). Use it when the user refers to something "
-        "said earlier that you cannot see.",
+        "old to be in your context, by meaning (or for the exact words when that finds "
+        "nothing). Returns each matching message with who wrote it (user or assistant). "
+        "Use it when the user refers to something said earlier that you cannot see, e.g. "
+        "'what did we decide about the release?'.",
         parameters={
             "type": "object",
             "properties": {
-                "query": {"type": "string", "description": "The word or phrase to look for."},
+                "query": {
+                    "type": "string",
+                    "description": "What to look for: a subject, a question or a phrase.",
+                },
                 "limit": {
                     "type": "integer",
                     "minimum": 1,
@@ -186,6 +210,17 @@ def search_conversation_tool(search: SearchMessages) -> Tool:
         # participants already share and which the model is partly shown anyway.
         default_on=True,
     )
+
+
+async def _search_by_meaning(
+    by_meaning: SearchByMeaning, session_id: str, query: str, limit: int
+) -> Sequence[tuple[ChatMessage, float]] | None:
+    """The search by meaning, or None when it cannot help now (the words are searched)."""
+    try:
+        return await by_meaning(session_id, query, limit)
+    except OllacordError as exc:  # the embedding model missing, Ollama down, the database
+        log.info("search by meaning unavailable, searching words: %s", exc.user_message)
+        return None
 
 
 def read_channel_tool() -> Tool:
@@ -245,11 +280,12 @@ async def no_conversations(session_id: str, text: str, limit: int) -> list[ChatM
     raise ToolError("this bot keeps no conversations to search")
 
 
-def builtin_tools(search: SearchMessages) -> list[Tool]:
-    """Every built-in tool; ``search`` is the store's ``search_messages``."""
+def builtin_tools(search: SearchMessages, by_meaning: SearchByMeaning | None = None) -> list[Tool]:
+    """Every built-in tool; ``search`` is the store's ``search_messages``, ``by_meaning``
+    the turn index's search (``Memory.search``) where there is one."""
     return [
         current_time_tool(),
         calculator_tool(),
-        search_conversation_tool(search),
+        search_conversation_tool(search, by_meaning),
         read_channel_tool(),
     ]

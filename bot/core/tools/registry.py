@@ -45,10 +45,13 @@ class ChannelReader(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class ToolContext:
-    """Where a tool call comes from: the conversation, and the channel when readable."""
+    """Where a tool call comes from: the conversation, the channel when readable, and the
+    member asking with the scope of their notes ("guild:<id>" or "dm") when known."""
 
     session_id: str | None = None
     channel: ChannelReader | None = None
+    user_id: int | None = None
+    scope: str | None = None
 
 
 ToolHandler = Callable[[dict[str, Any], ToolContext], Awaitable[str]]

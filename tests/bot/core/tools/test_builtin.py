@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bot.core.errors import ModelNotFoundError, OllamaUnavailableError
 from bot.core.history import ChatMessage
 from bot.core.tools.builtin import (
     EXCERPT_CHARS,
@@ -289,6 +290,73 @@ async def test_search_without_a_conversation_or_a_query() -> None:
         assert outcome.status == "error" and "whole number" in outcome.content
     await call(search_conversation_tool(search), {"query": "x", "limit": -3}, ToolContext("s"))
     assert search.calls[-1] == ("s", "x", 1)  # clamped
+
+
+class FakeMeaning:
+    """A search by meaning: its results, None (no vectors yet), or an error to raise."""
+
+    def __init__(self, found: list[tuple[ChatMessage, float]] | Exception | None) -> None:
+        self.found = found
+        self.calls: list[tuple[str, str, int]] = []
+
+    async def __call__(
+        self, session_id: str, text: str, limit: int
+    ) -> list[tuple[ChatMessage, float]] | None:
+        self.calls.append((session_id, text, limit))
+        if isinstance(self.found, Exception):
+            raise self.found
+        return self.found
+
+
+async def test_search_by_meaning_comes_first() -> None:
+    words = FakeSearch([{"role": "user", "content": "never asked for"}])
+    meaning = FakeMeaning([
+        ({"role": "user", "content": "The release slipped to March."}, 0.8123),
+        ({"role": "assistant", "content": "Noted: March."}, 0.61),
+    ])  # fmt: skip
+    outcome = await call(
+        search_conversation_tool(words, meaning),
+        {"query": "when do we ship?", "limit": 4},
+        ToolContext("s1"),
+    )
+    assert outcome.ok
+    assert meaning.calls == [("s1", "when do we ship?", 4)] and words.calls == []
+    header, *lines = outcome.content.splitlines()
+    assert "about 'when do we ship?'" in header and "closest in meaning first" in header
+    assert lines == [
+        "user (0.81): The release slipped to March.",
+        "assistant (0.61): Noted: March.",
+    ]
+
+
+@pytest.mark.parametrize(
+    "meant",
+    [None, [], OllamaUnavailableError("http://127.0.0.1:11434"), ModelNotFoundError("nomic")],
+    ids=["no vectors", "nothing close", "ollama down", "model missing"],
+)
+async def test_search_falls_back_to_the_words(
+    meant: list[tuple[ChatMessage, float]] | Exception | None,
+) -> None:
+    words = FakeSearch([{"role": "user", "content": "the code name is Bluebird"}])
+    meaning = FakeMeaning(meant)
+    outcome = await call(
+        search_conversation_tool(words, meaning), {"query": "Bluebird"}, ToolContext("s")
+    )
+    assert outcome.ok
+    assert meaning.calls and words.calls == [("s", "Bluebird", 5)]
+    assert outcome.content.splitlines() == [
+        "Messages of this conversation containing 'Bluebird':",
+        "user: the code name is Bluebird",
+    ]
+
+
+async def test_builtin_tools_take_the_search_by_meaning() -> None:
+    meaning = FakeMeaning([({"role": "user", "content": "found by meaning"}, 0.9)])
+    registry = ToolRegistry(builtin_tools(no_search, meaning))
+    tool = registry.get("search_conversation")
+    assert tool is not None
+    outcome = await call(tool, {"query": "anything"}, ToolContext("s"))
+    assert outcome.content.endswith("user (0.90): found by meaning")
 
 
 # --- read_channel -----------------------------------------------------------------------
