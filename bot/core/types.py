@@ -145,3 +145,9 @@ class ChatTarget:
     knowledge: bool = False
     knowledge_passages: int | None = None
     channel_id: int | None = None
+    # The member asking and the scope of their notes ("guild:<id>", or "dm"), for the
+    # remember tool and the notes sent with their questions; ``member_notes``: whether that
+    # scope's server has opted in (members' notes are off by default).
+    member_id: int | None = None
+    member_scope: str | None = None
+    member_notes: bool = False

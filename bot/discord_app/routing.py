@@ -16,6 +16,7 @@ from typing import Any
 
 from bot.core.errors import InvalidRequestError
 from bot.core.manager import OllamaRequestManager
+from bot.core.memory.notes import DM_SCOPE
 from bot.core.presets import get_preset
 from bot.core.types import ChatTarget, GenerationConfig, Scope
 from bot.storage import SessionSettings
@@ -110,6 +111,10 @@ class ConversationRouter:
             knowledge=knowledge and not place.is_dm,
             knowledge_passages=channel.knowledge_passages or guild.knowledge_passages,
             channel_id=place.channel_id,
+            member_id=place.user_id,
+            member_scope=DM_SCOPE if place.is_dm else guild_key(place.guild_id or 0),
+            # Opted in on the server's settings only: a channel cannot opt its server in.
+            member_notes=bool(guild.member_notes) and not place.is_dm,
         )
 
     def settings_key(self, place: Place) -> str:

@@ -220,6 +220,7 @@ class AnswerRun:
                 self._structured = True
                 self.reply.set_status("🧩 Writing a JSON answer…")
             options.update(await self._knowledge(prompt, target))
+            options.update(await self._member_notes(target))
             return await self._run(
                 prompt,
                 session_id=target.session_id,
@@ -252,6 +253,20 @@ class AnswerRun:
         sources = knowledge.sources_for(passages)
         self._knowledge_note = sources_note(sources.labels)
         return {"sources": list(sources.texts)}
+
+    async def _member_notes(self, target: ChatTarget) -> dict[str, Any]:
+        """The query's ``notes``: what the member asking asked the bot to remember, where
+        their server has opted in. Unreadable notes leave the answer without them."""
+        memory = self._manager.memory
+        member, scope = target.member_id, target.member_scope
+        if memory is None or not target.member_notes or member is None or scope is None:
+            return {}
+        try:
+            notes = await memory.notes_for(scope, member)
+        except OllacordError as exc:
+            log.warning("%s: member notes unreadable: %s", scope, exc.user_message)
+            return {}
+        return {"notes": notes} if notes else {}
 
     async def run(
         self,
