@@ -12,8 +12,9 @@ from discord.ext import commands
 
 from bot.core.context_window import FROM_DEFAULT, ContextWindow
 from bot.core.presets import PRESETS, effective_options, get_preset
+from bot.core.queries import MAX_KNOWLEDGE_PASSAGES
 from bot.core.types import Scope
-from bot.discord_app.routing import MAX_SYSTEM_PROMPT_CHARS
+from bot.discord_app.routing import MAX_SYSTEM_PROMPT_CHARS, guild_key
 from bot.discord_app.tools_panel import (
     DEFAULT_TOOLS,
     NO_TOOLS,
@@ -42,6 +43,47 @@ PRESET_CHOICES = [
     *(app_commands.Choice(name=p.description, value=p.name) for p in PRESETS.values()),
     app_commands.Choice(name="None: no preset for this channel", value=NO_PRESET),
 ]
+
+KNOWLEDGE_CHOICES = [
+    app_commands.Choice(name="On: answers use the server's knowledge base", value="on"),
+    app_commands.Choice(name="Off: answers here ignore it", value="off"),
+    app_commands.Choice(name="Default: the server's choice (on)", value="default"),
+]
+KNOWLEDGE_SWITCH = {"on": True, "off": False, "default": None}
+
+
+def describe_knowledge(
+    guild: SessionSettings, channel: SessionSettings, default_passages: int, documents: int
+) -> str:
+    """Whether answers here use the knowledge base, with how many passages, and where each
+    choice comes from."""
+    switch = channel.knowledge if channel.knowledge is not None else guild.knowledge
+    state = "off" if switch is False else "on"
+    where = origin(channel.knowledge, guild.knowledge, "the default")
+    passages = channel.knowledge_passages or guild.knowledge_passages or default_passages
+    came = origin(channel.knowledge_passages, guild.knowledge_passages, "KNOWLEDGE_PASSAGES")
+    base = f"{documents} documents" if documents else "no documents yet (`/kb add`)"
+    return f"{state} ({where}), up to {passages} passages a question ({came}); {base}"
+
+
+MEMBER_NOTES_CHOICES = [
+    app_commands.Choice(name="On: members can ask it to remember facts about them", value="on"),
+    app_commands.Choice(name="Off: no notes stored or used (stored ones are kept)", value="off"),
+]
+NO_SUMMARY = "none yet: made when the conversation outgrows its history window"
+
+
+def describe_member_notes(guild: SessionSettings) -> str:
+    if guild.member_notes:
+        return (
+            "on in this server: the model may remember facts a member asks it to (the "
+            "`remember` tool), and each member's notes go with their questions; members see "
+            "and delete theirs with `/memory show` and `/memory forget`"
+        )
+    return (
+        "off in this server: no notes are stored or used (those stored are kept until "
+        "`/memory purge` or their members delete them)"
+    )
 
 
 def describe_options(options: dict[str, object], window: ContextWindow | None = None) -> str:
@@ -113,8 +155,20 @@ class Settings(commands.Cog):
         if "tools" not in (await manager.catalog.capabilities(model) or ("tools",)):
             tools += f"\n`{model}` cannot call tools: its answers use none."
         embed.add_field(name="Tools", value=tools[:MAX_FIELD_CHARS], inline=False)
+        documents = await manager.knowledge.list(guild_key(interaction.guild_id or 0))
+        knowledge = describe_knowledge(guild, channel, manager.knowledge_passages, len(documents))
+        embed.add_field(name="Knowledge base", value=knowledge, inline=False)
         prompt = channel.system_prompt or guild.system_prompt or manager.default_system_prompt
         embed.add_field(name="System prompt", value=(prompt or "none")[:1024], inline=False)
+        if channel.scope == Scope.USER:
+            summary = "each member's conversation here keeps its own"
+        else:
+            summary = channel.summary or NO_SUMMARY
+        if len(summary) > MAX_FIELD_CHARS:
+            summary = summary[: MAX_FIELD_CHARS - 1] + "…"
+        embed.add_field(name="Running summary", value=summary, inline=False)
+        notes = "on" if guild.member_notes else "off"
+        embed.add_field(name="Members' notes", value=f"{notes}, server-wide (`/settings memory`)")
         defaults = manager.generation_defaults.to_options()
         effective = effective_options(option_layers(guild, channel, defaults))
         window = await manager.context_window(model, effective.get("num_ctx", (None,))[0])
@@ -267,6 +321,52 @@ class Settings(commands.Cog):
         return [app_commands.Choice(name=v, value=v) for v in found if len(v) <= MAX_CHOICE_VALUE][
             :MAX_AUTOCOMPLETE_CHOICES
         ]
+
+    @settings.command(name="knowledge")
+    @app_commands.describe(
+        use="Whether answers here use the server's knowledge base",
+        passages=f"Passages a question gets, 1 to {MAX_KNOWLEDGE_PASSAGES}; 0: the default",
+    )
+    @app_commands.choices(use=KNOWLEDGE_CHOICES)
+    @app_commands.checks.has_permissions(manage_guild=True)
+    async def knowledge(
+        self,
+        interaction: discord.Interaction,
+        use: str | None = None,
+        passages: app_commands.Range[int, 0, MAX_KNOWLEDGE_PASSAGES] | None = None,
+    ) -> None:
+        """Whether answers in this channel use the knowledge base, and with how many passages."""
+        place = place_of(interaction)
+        router, manager = self.bot.router, self.bot.manager
+        changes: dict[str, Any] = {}
+        if use is not None:
+            changes["enabled"] = KNOWLEDGE_SWITCH[use]
+        if passages is not None:
+            changes["passages"] = passages or None
+        if changes:
+            await router.set_knowledge(place, **changes)
+        guild, channel = await router.channel_settings(place)
+        documents = await manager.knowledge.list(guild_key(interaction.guild_id or 0))
+        text = describe_knowledge(guild, channel, manager.knowledge_passages, len(documents))
+        said = (SAVED if changes else "") + f"Knowledge base here: {text}."
+        await interaction.response.send_message(said, ephemeral=True)
+
+    @settings.command(name="memory")
+    @app_commands.describe(notes="Whether members' notes are kept in this whole server")
+    @app_commands.choices(notes=MEMBER_NOTES_CHOICES)
+    @app_commands.checks.has_permissions(manage_guild=True)
+    async def memory(self, interaction: discord.Interaction, notes: str | None = None) -> None:
+        """Turn members' notes (facts they ask the bot to remember) on or off server-wide."""
+        key = guild_key(interaction.guild_id or 0)  # the group is guild_only
+        manager = self.bot.manager
+        if notes is None:
+            guild = (await manager.store.settings_of([key])).get(key, SessionSettings())
+        else:
+            guild = await manager.update_session_settings(key, member_notes=notes == "on")
+        said = (SAVED if notes is not None else "") + "Members' notes are "
+        await interaction.response.send_message(
+            said + describe_member_notes(guild) + ".", ephemeral=True
+        )
 
     @settings.command(name="reset")
     @app_commands.checks.has_permissions(manage_guild=True)

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn
 
+from bot.cli.kb_args import add_kb
 from bot.cli.options import add_generation_options
 from bot.cli.question_inputs import add_question_inputs
 
@@ -112,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_chat(commands)
     _add_models(commands)
     _add_sessions(commands)
+    add_kb(commands, handler)
     health = commands.add_parser(
         "health",
         help="check the database and Ollama (exit 0 healthy, 1 degraded)",

@@ -26,6 +26,7 @@ REQUIRED_OPTIONS: dict[str, dict[str, Any]] = {
     "settings preset": {"name": "creative"},
     "settings keep_alive": {"value": "-1"},
     "settings tools": {"names": "none"},
+    "settings knowledge": {"use": "off"},
     "settings reset": {},
 }
 
@@ -73,4 +74,5 @@ async def test_every_admin_command_is_checked_by_the_bot(w: World) -> None:
     assert settings.system_prompt == "Secret admin instructions."
     assert settings.options == {} and settings.scope is None and settings.model is None
     assert settings.preset is None and settings.keep_alive is None and settings.tools is None
+    assert settings.knowledge is None and settings.knowledge_passages is None
     assert [r.path for r in w.ollama.requests[chats_before:]] == []

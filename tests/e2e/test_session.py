@@ -170,6 +170,10 @@ async def test_show_lists_the_settings(w: World) -> None:
             "`search_conversation`. Off unless chosen: `read_channel` and every MCP server's "
             "tools."
         ),
+        "Knowledge base": (
+            "on (the default), up to 4 passages a question (KNOWLEDGE_PASSAGES); no documents "
+            "yet (`/kb add`)"
+        ),
         "System prompt": "Be kind.",
         "Options": "`temperature=0.2` (channel)\nContext window: `num_ctx` 8192 (DEFAULT_NUM_CTX)",
     }
