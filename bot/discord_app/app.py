@@ -47,6 +47,7 @@ EXTENSIONS = (
     "cogs.settings",
     "cogs.models",
     "cogs.admin",
+    "cogs.knowledge",
 )
 COMMAND_HASH_KEY = "command_tree_hash"
 
