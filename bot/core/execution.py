@@ -65,6 +65,8 @@ class QueryExecutor:
         self._queue = queue
         self._stats = stats
         self._on_session_created = on_session_created
+        # Told after each stored turn (the memory indexes and summarizes it, in the background).
+        self.on_turn_stored: Callable[[str], None] | None = None
         self.planner = QueryPlanner(store, catalog, defaults)
         self.active_streams = 0
         self._idle = asyncio.Event()
@@ -205,3 +207,5 @@ class QueryExecutor:
         created = await self._store.append_turn(query.session_id, messages, model=result.model)
         if created:
             self._on_session_created()
+        if self.on_turn_stored is not None:
+            self.on_turn_stored(query.session_id)

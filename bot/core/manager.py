@@ -14,6 +14,7 @@ from bot.core.errors import InvalidRequestError
 from bot.core.generation import GenerationLimits
 from bot.core.knowledge.base import KnowledgeBase
 from bot.core.manager_sessions import SessionMethods
+from bot.core.memory.service import Memory
 from bot.core.model_catalog import ModelCatalog
 from bot.core.ollama_client import OllamaClient
 from bot.core.planning import QueryDefaults
@@ -80,6 +81,7 @@ class OllamaRequestManager(SessionMethods):
         embedding_model: str = DEFAULTS.embedding_model,
         knowledge_passages: int = DEFAULTS.knowledge_passages,
         knowledge_min_score: float = DEFAULTS.knowledge_min_score,
+        summary_model: str | None = DEFAULTS.summary_model,
     ) -> None:
         self.host = host
         self.default_model = default_model
@@ -103,6 +105,8 @@ class OllamaRequestManager(SessionMethods):
         self.embedding_model = embedding_model
         self.knowledge_passages = knowledge_passages
         self.knowledge_min_score = knowledge_min_score
+        self.summary_model = summary_model  # None: each conversation's own model
+        self.memory: Memory | None = None  # with a database, from start()
         self.queue = RequestQueue(max_concurrent_requests)
         self.stats = RequestStats()
         # The tools a model may call (built-in ones from start(); MCP servers' as they come).
@@ -138,6 +142,7 @@ class OllamaRequestManager(SessionMethods):
             "embedding_model": settings.embedding_model,
             "knowledge_passages": settings.knowledge_passages,
             "knowledge_min_score": settings.knowledge_min_score,
+            "summary_model": settings.summary_model,
         }
         if "mcp_servers" not in overrides and settings.mcp_config:
             options["mcp_servers"] = load_mcp_config(settings.mcp_config)  # ConfigError
@@ -173,12 +178,30 @@ class OllamaRequestManager(SessionMethods):
         )
         self._session_count = self._services.session_count
         store = self._services.store
-        for tool in builtin_tools(store.search_messages if store else no_conversations):
+        if store is not None:
+            from bot.storage.memory import MemoryStore
+
+            self.memory = Memory(
+                MemoryStore(store),
+                self.embedder,
+                self._summarize,
+                max_history_messages=self.max_history_length,
+            )
+            self._services.executor.on_turn_stored = self.memory.on_turn_stored
+            self.memory.start()
+            for tool in self.memory.tools():
+                self.tools.add(tool)
+        by_meaning = self.memory.search if self.memory else None
+        for tool in builtin_tools(store.search_messages if store else no_conversations, by_meaning):
             self.tools.add(tool)
         await self.mcp.start()  # at most its connect timeout; failing servers retry later
         log.info(
             "request manager ready (ollama at %s, %d sessions)", self.host, self._session_count
         )
+
+    async def _summarize(self, prompt: str, model: str | None) -> str:
+        """The running summary's model call: SUMMARY_MODEL, else the conversation's."""
+        return (await self.ask(prompt=prompt, model=self.summary_model or model)).content
 
     @property
     def limits(self) -> GenerationLimits:
@@ -208,6 +231,9 @@ class OllamaRequestManager(SessionMethods):
         default ``shutdown_grace``)."""
         await self.wait_idle(grace)
         await self.mcp.close()
+        if self.memory is not None:
+            await self.memory.close()
+            self.memory = None
         self._knowledge = None
         services, self._services = self._services, None
         if services is not None:
