@@ -71,6 +71,34 @@ class Settings:
         """Mention chat reads messages, so it needs the privileged intent too."""
         return self.mention_chat or self.message_content_intent
 
+    def manager_options(self) -> dict[str, Any]:
+        """The request manager's keyword arguments (OllamaRequestManager.from_settings)."""
+        return {
+            "host": self.ollama_host,
+            "default_model": self.default_model,
+            "default_system_prompt": self.system_prompt,
+            "max_history_length": self.max_history_messages,
+            "max_history_tokens": self.max_history_tokens,
+            "database_url": self.database_url,
+            "fallback_models": self.fallback_models,
+            "max_concurrent_requests": self.max_concurrent_requests,
+            "request_timeout": self.request_timeout,
+            "first_token_timeout": self.first_token_timeout,
+            "stream_idle_timeout": self.stream_idle_timeout,
+            "max_retries": self.max_retries,
+            "retry_backoff": self.retry_backoff,
+            "keep_alive": self.keep_alive,
+            "default_num_ctx": self.default_num_ctx,
+            "shutdown_grace": self.shutdown_grace_seconds,
+            "vision_model": self.vision_model,
+            "max_tool_rounds": self.max_tool_rounds,
+            "tool_timeout": self.tool_timeout,
+            "embedding_model": self.embedding_model,
+            "knowledge_passages": self.knowledge_passages,
+            "knowledge_min_score": self.knowledge_min_score,
+            "summary_model": self.summary_model,
+        }
+
     @classmethod
     def load(
         cls,

@@ -119,31 +119,7 @@ class OllamaRequestManager(SessionMethods):
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> OllamaRequestManager:
         """The manager as the bot and the CLI build it from settings."""
-        options: dict[str, Any] = {
-            "host": settings.ollama_host,
-            "default_model": settings.default_model,
-            "default_system_prompt": settings.system_prompt,
-            "max_history_length": settings.max_history_messages,
-            "max_history_tokens": settings.max_history_tokens,
-            "database_url": settings.database_url,
-            "fallback_models": settings.fallback_models,
-            "max_concurrent_requests": settings.max_concurrent_requests,
-            "request_timeout": settings.request_timeout,
-            "first_token_timeout": settings.first_token_timeout,
-            "stream_idle_timeout": settings.stream_idle_timeout,
-            "max_retries": settings.max_retries,
-            "retry_backoff": settings.retry_backoff,
-            "keep_alive": settings.keep_alive,
-            "default_num_ctx": settings.default_num_ctx,
-            "shutdown_grace": settings.shutdown_grace_seconds,
-            "vision_model": settings.vision_model,
-            "max_tool_rounds": settings.max_tool_rounds,
-            "tool_timeout": settings.tool_timeout,
-            "embedding_model": settings.embedding_model,
-            "knowledge_passages": settings.knowledge_passages,
-            "knowledge_min_score": settings.knowledge_min_score,
-            "summary_model": settings.summary_model,
-        }
+        options = settings.manager_options()
         if "mcp_servers" not in overrides and settings.mcp_config:
             options["mcp_servers"] = load_mcp_config(settings.mcp_config)  # ConfigError
         return cls(**{**options, **overrides})
