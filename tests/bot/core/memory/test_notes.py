@@ -17,7 +17,7 @@ from bot.core.memory.notes import (
 )
 from bot.core.planning import NOTES_HEADING
 from bot.core.tools.registry import ToolContext, ToolRegistry
-from tests.bot.core.memory.conftest import MemoryFactory
+from tests.bot.core.memory.conftest import wired
 from tests.conftest import ManagerFactory
 from tests.emulators.ollama_server import OllamaEmulator
 
@@ -33,8 +33,8 @@ async def manager(make_manager: ManagerFactory) -> OllamaRequestManager:
 
 
 @pytest.fixture
-def memory(manager: OllamaRequestManager, memory_of: MemoryFactory) -> Memory:
-    return memory_of(manager)
+def memory(manager: OllamaRequestManager) -> Memory:
+    return wired(manager)
 
 
 @pytest.fixture
@@ -55,14 +55,14 @@ async def remember_through_the_model(
     user_id: int = ADA,
     scope: str | None = GUILD,
 ) -> str:
-    """A question whose model calls remember(note); the tool's result as the model read it."""
-    registry = ToolRegistry(memory.tools())
+    """A question whose model calls remember(note); the tool's result as the model read it.
+    The front end offers the tool by name, with the member and scope in the context."""
     context = ToolContext(session_id="channel:7", user_id=user_id, scope=scope)
     emu.script_tools([[("remember", {"note": note})]], final="{tool:remember}")
     result = await manager.ask(
         prompt="Please remember this.",
         session_id="channel:7",
-        toolset=registry.select(["remember"], context),
+        toolset=manager.tools.select(["remember"], context),
     )
     emu.clear_tool_scripts()
     return result.content
@@ -87,7 +87,9 @@ async def test_the_model_remembers_for_the_member_asking(
         session_id="channel:7",
         notes=await memory.notes_for(GUILD, ADA),
     )
-    system = ollama_emu.requests[-1].messages[0]
+    # The last chat request (the memory may have embedded the turns since).
+    [*_, asked] = [r for r in ollama_emu.requests if r.path == "/api/chat"]
+    system = asked.messages[0]
     assert f"{NOTES_HEADING}\n- Prefers Python" in system["content"]
     assert await memory.notes_for(GUILD, BOB) == []
 
@@ -106,6 +108,7 @@ async def test_remember_is_refused_where_notes_are_off(
     await remember_through_the_model(manager, memory, ollama_emu, "Prefers Python")
     assert await notes.list(GUILD, ADA) == []
     # The tool is not among the defaults: a channel offers it only where chosen.
+    assert "remember" in manager.tools and "remember" not in manager.tools.default_names()
     assert ToolRegistry(memory.tools()).default_names() == []
     # Notes already stored stay out of questions while the server has them off.
     await notes.add(GUILD, ADA, "Prefers Python")

@@ -15,11 +15,13 @@ import pytest
 from bot import OllamaRequestManager
 from bot.core.memory.summary import MAX_SUMMARY_CHARS, PROMPT
 from bot.core.planning import SUMMARY_HEADING
+from bot.storage import SessionStore
 from tests.bot.core.memory.conftest import (
     WAIT,
     MemoryFactory,
     converse,
     settled,
+    store_turn,
     summarizer,
 )
 from tests.conftest import ManagerFactory
@@ -76,10 +78,10 @@ async def manager(make_manager: ManagerFactory, ollama_emu: OllamaEmulator) -> O
     return m
 
 
-async def fill(manager: OllamaRequestManager, session_id: str, turns: int) -> None:
+async def fill(store: SessionStore, session_id: str, turns: int, first: int = 0) -> None:
     """Turns stored as the executor stores them, without asking a model."""
-    for i in range(turns):
-        await manager.store.append_turn(
+    for i in range(first, first + turns):
+        await store.append_turn(
             session_id,
             [{"role": "user", "content": f"question {i}"},
              {"role": "assistant", "content": f"answer {i}"}],
@@ -87,18 +89,15 @@ async def fill(manager: OllamaRequestManager, session_id: str, turns: int) -> No
         )  # fmt: skip
 
 
-async def summary_of(manager: OllamaRequestManager, session_id: str) -> str | None:
-    return (await manager.get_session_settings(session_id)).summary
+async def summary_of(store: SessionStore, session_id: str) -> str | None:
+    record = await store.get(session_id)
+    return None if record is None else record.settings.summary
 
 
 async def test_an_early_fact_outlives_the_window_through_the_summary(
-    manager: OllamaRequestManager, memory_of: MemoryFactory, ollama_emu: OllamaEmulator
+    manager: OllamaRequestManager, ollama_emu: OllamaEmulator
 ) -> None:
-    memory = memory_of(manager)
-    memory.start()
-    for question in [CAT, *SMALL_TALK[:2]]:
-        await converse(manager, memory, "s", question)
-        await settled(memory)
+    await converse(manager, "s", CAT, *SMALL_TALK[:2])
     # Four places: the question and one turn. The two turns before it fell out and were
     # folded (a fold waits for two turns' worth), with the conversation's model.
     [fold] = summary_requests(ollama_emu)
@@ -106,9 +105,9 @@ async def test_an_early_fact_outlives_the_window_through_the_summary(
     assert f"user: {CAT}" in last_user_text(fold.json)
     assert "assistant: Noted." in last_user_text(fold.json)
     assert SMALL_TALK[1] not in last_user_text(fold.json)  # still sent
-    assert await summary_of(manager, "s") == f"{CAT} {SMALL_TALK[0]}"
+    assert await summary_of(manager.store, "s") == f"{CAT} {SMALL_TALK[0]}"
 
-    await converse(manager, memory, "s", "What is my cat called?")
+    await converse(manager, "s", "What is my cat called?")
     asked = questions(ollama_emu)[-1].messages
     assert asked[0]["role"] == "system"
     assert f"{SUMMARY_HEADING}\n{CAT} {SMALL_TALK[0]}" in asked[0]["content"]
@@ -116,84 +115,91 @@ async def test_an_early_fact_outlives_the_window_through_the_summary(
     assert [m["content"] for m in asked[1:]] == [SMALL_TALK[1], "Noted.", "What is my cat called?"]
 
     # The next fold starts from the previous summary.
-    await settled(memory)
-    await converse(manager, memory, "s", "One more.")
-    await settled(memory)
+    await converse(manager, "s", "One more.")
     _, second = summary_requests(ollama_emu)
     assert f"Previous summary:\n{CAT} {SMALL_TALK[0]}\n" in last_user_text(second.json or {})
-    assert await summary_of(manager, "s") == " ".join(
+    assert await summary_of(manager.store, "s") == " ".join(
         [CAT, SMALL_TALK[0], SMALL_TALK[1], "What is my cat called?"]
     )
 
+    # /reset clears the conversation: the summary goes with it.
+    await manager.store.clear_messages("s")
+    assert await summary_of(manager.store, "s") is None
+    await converse(manager, "s", "Hello again.")
+    assert SUMMARY_HEADING not in str(questions(ollama_emu)[-1].messages[0].get("content"))
+
 
 async def test_nothing_is_folded_before_two_turns_fell_out(
-    manager: OllamaRequestManager, memory_of: MemoryFactory, ollama_emu: OllamaEmulator
+    manager: OllamaRequestManager, ollama_emu: OllamaEmulator
 ) -> None:
-    memory = memory_of(manager)
-    memory.start()
-    await converse(manager, memory, "s", CAT, SMALL_TALK[0])
-    await settled(memory)
+    await converse(manager, "s", CAT, SMALL_TALK[0])
     # One turn out of the window: not yet worth a request.
     assert summary_requests(ollama_emu) == []
-    assert await summary_of(manager, "s") is None
+    assert await summary_of(manager.store, "s") is None
 
 
 async def test_one_fold_at_a_time_per_conversation(
-    manager: OllamaRequestManager, memory_of: MemoryFactory, ollama_emu: OllamaEmulator
+    manager: OllamaRequestManager,
+    memory_of: MemoryFactory,
+    side_store: SessionStore,
+    ollama_emu: OllamaEmulator,
 ) -> None:
-    memory = memory_of(manager)
-    await fill(manager, "s", 10)
+    memory = memory_of(manager, store=side_store)
+    await fill(side_store, "s", 10)
     for _ in range(5):  # five turns noted together, as a busy channel would
         memory.on_turn_stored("s")
     await settled(memory)
     [fold] = summary_requests(ollama_emu)  # one request for the eighteen that fell out
     assert "user: question 8" in last_user_text(fold.json or {})
     assert "question 9" not in last_user_text(fold.json or {})  # still in the window
-    summary = await summary_of(manager, "s")
+    summary = await summary_of(side_store, "s")
     assert summary == " ".join(f"question {i}" for i in range(9))
 
 
 async def test_a_failed_fold_is_tried_again_at_the_next_turn(
     manager: OllamaRequestManager,
     memory_of: MemoryFactory,
+    side_store: SessionStore,
     ollama_emu: OllamaEmulator,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    memory = memory_of(manager)
-    await fill(manager, "s", 4)
+    memory = memory_of(manager, store=side_store)
+    await fill(side_store, "s", 3)
     ollama_emu.fail_next(status=400, error="invalid request")
     with caplog.at_level(logging.WARNING, logger="bot.core.memory.summary"):
-        memory.on_turn_stored("s")
+        await store_turn(side_store, memory, "s", "question 3")
         await settled(memory)
     assert ["summary of s not updated" in r.getMessage() for r in caplog.records] == [True]
-    assert await summary_of(manager, "s") is None
+    assert await summary_of(side_store, "s") is None
 
-    memory.on_turn_stored("s")
+    await store_turn(side_store, memory, "s", "question 4")
     await settled(memory)
-    assert await summary_of(manager, "s") == "question 0 question 1 question 2"
+    assert await summary_of(side_store, "s") == " ".join(f"question {i}" for i in range(4))
 
 
 async def test_the_summary_is_bounded(
-    manager: OllamaRequestManager, memory_of: MemoryFactory, ollama_emu: OllamaEmulator
+    manager: OllamaRequestManager,
+    memory_of: MemoryFactory,
+    side_store: SessionStore,
+    ollama_emu: OllamaEmulator,
 ) -> None:
     sentence = "The member said something worth keeping. "
     ollama_emu.set_reply(sentence * 200)
-    memory = memory_of(manager)
-    await fill(manager, "s", 4)
+    memory = memory_of(manager, store=side_store)
+    await fill(side_store, "s", 4)
     memory.on_turn_stored("s")
     await settled(memory)
-    summary = await summary_of(manager, "s")
+    summary = await summary_of(side_store, "s")
     assert summary is not None and len(sentence * 200) > MAX_SUMMARY_CHARS
     assert MAX_SUMMARY_CHARS // 2 < len(summary) <= MAX_SUMMARY_CHARS
     assert summary.endswith("keeping.")  # cut after a sentence
 
 
-async def test_clearing_the_conversation_deletes_its_summary(
-    manager: OllamaRequestManager, memory_of: MemoryFactory, ollama_emu: OllamaEmulator
+async def test_a_fold_under_way_when_the_conversation_is_cleared_is_dropped(
+    manager: OllamaRequestManager, memory_of: MemoryFactory, side_store: SessionStore
 ) -> None:
     asked = asyncio.Event()
     go_on = asyncio.Event()
-    go_on.set()
     summarize = summarizer(manager)
 
     async def held(prompt: str, model: str | None) -> str:
@@ -201,26 +207,18 @@ async def test_clearing_the_conversation_deletes_its_summary(
         await go_on.wait()
         return await summarize(prompt, model)
 
-    memory = memory_of(manager, summarize=held)
-    await fill(manager, "s", 4)
-    memory.on_turn_stored("s")
-    await settled(memory)
-    assert await summary_of(manager, "s") == "question 0 question 1 question 2"
-
-    await manager.store.clear_messages("s")  # what /reset does
-    assert await summary_of(manager, "s") is None
-    await manager.ask(prompt="Hello again", session_id="s")
-    system = questions(ollama_emu)[-1].messages[0]
-    assert SUMMARY_HEADING not in str(system.get("content"))
-
-    # A fold under way when the conversation is cleared does not bring a summary back.
-    await fill(manager, "s", 4)
-    asked.clear()
-    go_on.clear()
+    memory = memory_of(manager, store=side_store, summarize=held)
+    await fill(side_store, "s", 4)
     memory.on_turn_stored("s")
     await asyncio.wait_for(asked.wait(), WAIT)
-    await manager.store.clear_messages("s")
-    await fill(manager, "s", 1)
+    await side_store.clear_messages("s")  # what /reset does, while the model summarizes
+    await fill(side_store, "s", 1)
     go_on.set()
     await settled(memory)
-    assert await summary_of(manager, "s") is None
+    assert await summary_of(side_store, "s") is None
+
+    # Not a fold that cannot write at all: with nothing cleared, the same one lands.
+    await fill(side_store, "s", 3, first=1)
+    memory.on_turn_stored("s")
+    await settled(memory)
+    assert await summary_of(side_store, "s") == "question 0 question 1 question 2"

@@ -1,8 +1,8 @@
 """The turn index against the Ollama emulator (bag-of-words embeddings: a query sharing
-distinctive words with a message is close to it, one sharing none is not) and a real SQLite
-store: turns embedded in the background and found by meaning, never delaying an answer,
-nothing dropped when the queue is full, a failing model retried, a restart caught up, and a
-change of embedding model."""
+distinctive words with a message is close to it, one sharing none is not) and real SQLite
+stores: turns embedded in the background and found by meaning, the conversation search tool,
+answers unaffected by a missing embedding model, nothing dropped when the queue is full, a
+failing model retried, a restart caught up, and a change of embedding model."""
 
 from __future__ import annotations
 
@@ -16,14 +16,16 @@ from bot import OllamaRequestManager
 from bot.core.embedding import Embedder, Embeddings
 from bot.core.errors import OllamaUnavailableError
 from bot.core.memory.turn_index import DEFAULT_MIN_SCORE, TurnIndex
-from bot.core.tools.builtin import search_conversation_tool
-from bot.core.tools.registry import ToolContext, ToolSet
+from bot.core.tools.registry import ToolContext, ToolOutcome
+from bot.storage import SessionStore
 from bot.storage.memory import MemoryStore
 from tests.bot.core.memory.conftest import (
     WAIT,
     MemoryFactory,
     converse,
     settled,
+    store_turn,
+    wired,
 )
 from tests.conftest import ManagerFactory
 from tests.emulators.ollama_models import second_embedding_model
@@ -37,6 +39,7 @@ PASTA = "My favourite pasta is carbonara with guanciale."
 # Shares four of LIGHTHOUSE's seven words, in another order: close in meaning, but not a
 # phrase of it, so a search for the words themselves finds nothing.
 ABOUT_LIGHTHOUSE = "tower lighthouse Marta keeper"
+ABOUT_PASTA = "favourite pasta carbonara guanciale"
 
 
 def embedded_texts(emu: OllamaEmulator, since: int = 0) -> list[str]:
@@ -52,6 +55,10 @@ def embed_calls(emu: OllamaEmulator) -> int:
     return sum(r.path == "/api/embed" for r in emu.requests)
 
 
+def contents(found: Sequence[tuple[dict[str, str], float]] | None) -> list[str] | None:
+    return None if found is None else [message["content"] for message, _ in found]
+
+
 @pytest.fixture
 async def manager(make_manager: ManagerFactory, ollama_emu: OllamaEmulator) -> OllamaRequestManager:
     ollama_emu.set_reply(lambda body: "Noted.")
@@ -60,14 +67,23 @@ async def manager(make_manager: ManagerFactory, ollama_emu: OllamaEmulator) -> O
     return m
 
 
+async def search_tool(manager: OllamaRequestManager, session_id: str, query: str) -> ToolOutcome:
+    """The search_conversation tool as a question in ``session_id`` gets it."""
+    tools = manager.tools.select(["search_conversation"], ToolContext(session_id))
+    call = {"function": {"name": "search_conversation", "arguments": {"query": query}}}
+    [outcome] = await tools.run([call])
+    return outcome
+
+
+# --- the manager's own memory -------------------------------------------------------------
+
+
 async def test_turns_are_embedded_in_the_background_and_found_by_meaning(
-    manager: OllamaRequestManager, memory_of: MemoryFactory, ollama_emu: OllamaEmulator
+    manager: OllamaRequestManager, ollama_emu: OllamaEmulator
 ) -> None:
-    memory = memory_of(manager)
-    memory.start()
-    await converse(manager, memory, "channel:1", LIGHTHOUSE, RELEASE, PASTA)
-    await converse(manager, memory, "channel:2", "The lighthouse keeper Marta is my aunt.")
-    await settled(memory)
+    memory = wired(manager)
+    await converse(manager, "channel:1", LIGHTHOUSE, RELEASE, PASTA)
+    await converse(manager, "channel:2", "The lighthouse keeper Marta is my aunt.")
 
     found = await memory.search("channel:1", ABOUT_LIGHTHOUSE, 5)
     assert found is not None
@@ -77,44 +93,83 @@ async def test_turns_are_embedded_in_the_background_and_found_by_meaning(
     assert found[0].score > DEFAULT_MIN_SCORE
     # The words as typed are in no message: only the meaning finds it.
     assert await manager.store.search_messages("channel:1", ABOUT_LIGHTHOUSE, 5) == []
-
-    release = await memory.search("channel:1", "release version March migration", 5)
-    assert release is not None and [t.message["content"] for t in release] == [RELEASE]
+    assert contents(await memory.search("channel:1", "release version March migration", 5)) == [
+        RELEASE
+    ]
     # Nothing of the conversation is about this: nothing clears the floor.
     assert await memory.search("channel:1", "quantum chromodynamics", 5) == []
     # No vectors for a conversation: None, so the caller searches another way.
     assert await memory.search("channel:404", ABOUT_LIGHTHOUSE, 5) is None
     # Every user and assistant message was embedded, with the configured model.
-    assert sorted(set(embedded_texts(ollama_emu))) == sorted(
-        {LIGHTHOUSE, RELEASE, PASTA, "The lighthouse keeper Marta is my aunt.", "Noted."}
-        | {ABOUT_LIGHTHOUSE, "release version March migration", "quantum chromodynamics"}
-    )
+    assert set(embedded_texts(ollama_emu)) == {
+        LIGHTHOUSE, RELEASE, PASTA, "The lighthouse keeper Marta is my aunt.", "Noted.",
+        ABOUT_LIGHTHOUSE, "release version March migration", "quantum chromodynamics",
+    }  # fmt: skip
     embeds = [r for r in ollama_emu.requests if r.path == "/api/embed"]
-    assert embeds and {r.json["model"] for r in embeds if r.json} == {"nomic-embed-text"}
+    assert {r.json["model"] for r in embeds if r.json} == {"nomic-embed-text"}
+
+    # The conversation search tool the model calls finds it the same way.
+    outcome = await search_tool(manager, "channel:1", ABOUT_LIGHTHOUSE)
+    header, *lines = outcome.content.splitlines()
+    assert "closest in meaning" in header
+    assert lines == [f"user ({found[0].score:.2f}): {LIGHTHOUSE}"]
+
+
+async def test_answers_go_on_while_the_embedding_model_is_missing(
+    manager: OllamaRequestManager, ollama_emu: OllamaEmulator
+) -> None:
+    del ollama_emu.models[NOMIC]
+    for question in (LIGHTHOUSE, PASTA):
+        result = await asyncio.wait_for(manager.ask(prompt=question, session_id="s"), WAIT)
+        assert result.content == "Noted."
+    assert len(await manager.store.messages("s")) == 4
+    await wait_until(lambda: embed_calls(ollama_emu) >= 1, WAIT)  # tried, and failed
+    assert await wired(manager).search("s", ABOUT_LIGHTHOUSE, 5) is None
+    # The search tool falls back to the words.
+    outcome = await search_tool(manager, "s", "lighthouse keeper")
+    assert outcome.content.splitlines() == [
+        "Messages of this conversation containing 'lighthouse keeper':",
+        f"user: {LIGHTHOUSE}",
+    ]
+
+
+async def test_a_restart_embeds_what_the_last_run_did_not(
+    make_manager: ManagerFactory, ollama_emu: OllamaEmulator
+) -> None:
+    ollama_emu.set_reply(lambda body: "Noted.")
+    first = make_manager()
+    await first.start()
+    await converse(first, "s", LIGHTHOUSE)
+    embedding_model = ollama_emu.models.pop(NOMIC)  # gone while the next turn is stored
+    await first.ask(prompt=PASTA, session_id="s")
+    await first.close()
+    ollama_emu.models[NOMIC] = embedding_model
+
+    since = len(ollama_emu.requests)
+    second = make_manager()  # the same database
+    await second.start()
+    await settled(wired(second))
+    # Only what the first run left: its last question and answer, not the first turn again.
+    assert sorted(embedded_texts(ollama_emu, since)) == sorted([PASTA, "Noted."])
+    memory = wired(second)
+    assert contents(await memory.search("s", ABOUT_PASTA, 5)) == [PASTA]
+    assert contents(await memory.search("s", ABOUT_LIGHTHOUSE, 5)) == [LIGHTHOUSE]
+
+
+# --- a memory of the test's own, on a database of its own ---------------------------------
 
 
 async def test_search_ranks_best_first_and_keeps_k(
-    manager: OllamaRequestManager, memory_of: MemoryFactory, ollama_emu: OllamaEmulator
+    manager: OllamaRequestManager, memory_of: MemoryFactory, side_store: SessionStore
 ) -> None:
-    memory = memory_of(manager, min_score=0.1)
+    memory = memory_of(manager, store=side_store, min_score=0.1)
     memory.start()
-    await converse(
-        manager,
-        memory,
-        "s",
-        "lighthouse",
-        "lighthouse keeper",
-        "lighthouse keeper Marta",
-        "lighthouse keeper Marta tower",
-    )
+    for text in ("lighthouse", "lighthouse keeper", "lighthouse keeper Marta", ABOUT_LIGHTHOUSE):
+        await store_turn(side_store, memory, "s", text)
     await settled(memory)
     found = await memory.search("s", ABOUT_LIGHTHOUSE, 3)
+    assert contents(found) == [ABOUT_LIGHTHOUSE, "lighthouse keeper Marta", "lighthouse keeper"]
     assert found is not None
-    assert [t.message["content"] for t in found] == [
-        "lighthouse keeper Marta tower",
-        "lighthouse keeper Marta",
-        "lighthouse keeper",
-    ]
     assert found[0].score == pytest.approx(1.0, abs=1e-5)
     assert found[0].score > found[1].score > found[2].score
 
@@ -133,39 +188,39 @@ class GatedEmbedder(Embedder):
         return await super().embed(texts, model=model)
 
 
-async def test_answers_never_wait_for_embedding(
-    manager: OllamaRequestManager, ollama_emu: OllamaEmulator
+async def test_turns_noted_while_embedding_is_stuck_wait_for_nothing(
+    manager: OllamaRequestManager, side_store: SessionStore, ollama_emu: OllamaEmulator
 ) -> None:
     embedder = GatedEmbedder(manager.embedder)
-    index = TurnIndex(MemoryStore(manager.store), embedder)
+    store = MemoryStore(side_store)
+    index = TurnIndex(store, embedder)
     index.start()
     try:
-        await manager.ask(prompt=LIGHTHOUSE, session_id="s")
+        await side_store.append_turn("s", [{"role": "user", "content": LIGHTHOUSE}])
         index.note_stored("s")
         await asyncio.wait_for(embedder.waiting.wait(), WAIT)  # the worker is embedding
-        # ...and stays stuck there while more questions are answered and noted.
-        for question in (RELEASE, PASTA):
-            result = await asyncio.wait_for(manager.ask(prompt=question, session_id="s"), WAIT)
-            assert result.content == "Noted."
+        # ...and stays stuck there while more turns are stored and noted.
+        for text in (RELEASE, PASTA):
+            await side_store.append_turn("s", [{"role": "user", "content": text}])
             index.note_stored("s")
         assert embed_calls(ollama_emu) == 0
         embedder.gate.set()
         await asyncio.wait_for(index.idle(), WAIT)
-        assert await MemoryStore(manager.store).unembedded(index.model, 10, max_chars=99) == []
+        assert await store.unembedded(index.model, 10, max_chars=99) == []
     finally:
         await index.close()
 
 
 async def test_a_full_queue_drops_nothing(
-    manager: OllamaRequestManager, caplog: pytest.LogCaptureFixture
+    manager: OllamaRequestManager, side_store: SessionStore, caplog: pytest.LogCaptureFixture
 ) -> None:
-    store = MemoryStore(manager.store)
+    store = MemoryStore(side_store)
     index = TurnIndex(store, manager.embedder, queue_size=1)
     index.start()
     try:
         await asyncio.wait_for(index.idle(), WAIT)  # the catch-up at start found nothing
         for session_id in ("a", "b", "c"):
-            await manager.store.append_turn(
+            await side_store.append_turn(
                 session_id,
                 [{"role": "user", "content": f"{session_id} asks"},
                  {"role": "assistant", "content": f"{session_id} answered"}],
@@ -185,15 +240,15 @@ async def test_a_full_queue_drops_nothing(
 
 
 async def test_the_catch_up_pages_through_the_backlog(
-    manager: OllamaRequestManager, ollama_emu: OllamaEmulator
+    manager: OllamaRequestManager, side_store: SessionStore, ollama_emu: OllamaEmulator
 ) -> None:
     for i in range(4):
-        await manager.store.append_turn(
+        await side_store.append_turn(
             f"s{i % 2}",
             [{"role": "user", "content": f"question {i}"},
              {"role": "assistant", "content": f"answer {i}"}],
         )  # fmt: skip
-    store = MemoryStore(manager.store)
+    store = MemoryStore(side_store)
     index = TurnIndex(store, manager.embedder, batch=3)
     index.start()
     try:
@@ -212,14 +267,15 @@ async def test_the_catch_up_pages_through_the_backlog(
 async def test_a_missing_model_is_logged_once_and_retried(
     manager: OllamaRequestManager,
     memory_of: MemoryFactory,
+    side_store: SessionStore,
     ollama_emu: OllamaEmulator,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     embedding_model = ollama_emu.models.pop(NOMIC)
-    memory = memory_of(manager)
+    memory = memory_of(manager, store=side_store)
     caplog.set_level(logging.DEBUG, logger="bot.core.memory.turn_index")
     memory.start()
-    await converse(manager, memory, "s", LIGHTHOUSE)  # answered all the same
+    await store_turn(side_store, memory, "s", LIGHTHOUSE)
     await wait_until(lambda: embed_calls(ollama_emu) >= 3, WAIT)  # tried again, and again
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1
@@ -228,73 +284,48 @@ async def test_a_missing_model_is_logged_once_and_retried(
 
     ollama_emu.models[NOMIC] = embedding_model  # pulled at last
     await settled(memory)
-    found = await memory.search("s", ABOUT_LIGHTHOUSE, 5)
-    assert found is not None and [t.message["content"] for t in found] == [LIGHTHOUSE]
+    assert contents(await memory.search("s", ABOUT_LIGHTHOUSE, 5)) == [LIGHTHOUSE]
     assert any("works again" in r.getMessage() for r in caplog.records)
 
 
 async def test_ollama_down_then_back(
-    manager: OllamaRequestManager, memory_of: MemoryFactory, ollama_emu: OllamaEmulator
+    manager: OllamaRequestManager,
+    memory_of: MemoryFactory,
+    side_store: SessionStore,
+    ollama_emu: OllamaEmulator,
 ) -> None:
-    memory = memory_of(manager)
+    memory = memory_of(manager, store=side_store)
     memory.start()
+    await store_turn(side_store, memory, "s", LIGHTHOUSE)
     await settled(memory)
-    await converse(manager, memory, "s", LIGHTHOUSE)
-    await settled(memory)
-    await manager.store.append_turn("s", [{"role": "user", "content": PASTA}])
     ollama_emu.refuse_connections()
-    memory.on_turn_stored("s")
+    await store_turn(side_store, memory, "s", PASTA)
     calls = embed_calls(ollama_emu)
     # Searching meanwhile fails as Ollama does (the tool then searches words).
     with pytest.raises(OllamaUnavailableError):
-        await memory.search("s", "pasta carbonara", 5)
+        await memory.search("s", ABOUT_PASTA, 5)
     await ollama_emu.accept_connections()
     await settled(memory)
     assert embed_calls(ollama_emu) > calls
-    found = await memory.search("s", "favourite pasta carbonara guanciale", 5)
-    assert found is not None and [t.message["content"] for t in found] == [PASTA]
-
-
-async def test_a_restart_embeds_what_the_last_run_did_not(
-    make_manager: ManagerFactory, memory_of: MemoryFactory, ollama_emu: OllamaEmulator
-) -> None:
-    ollama_emu.set_reply(lambda body: "Noted.")
-    first = make_manager()
-    await first.start()
-    memory = memory_of(first)
-    memory.start()
-    await converse(first, memory, "s", LIGHTHOUSE)
-    await settled(memory)
-    await memory.close()
-    await first.ask(prompt=PASTA, session_id="s")  # stored while nothing embeds
-    await first.close()
-
-    second = make_manager()  # the same database
-    await second.start()
-    since = len(ollama_emu.requests)
-    memory = memory_of(second)
-    memory.start()
-    await settled(memory)
-    # Only what the first run left: its last question and answer, not the first turn again.
-    assert sorted(embedded_texts(ollama_emu, since)) == sorted([PASTA, "Noted."])
-    found = await memory.search("s", "favourite pasta carbonara guanciale", 5)
-    assert found is not None and [t.message["content"] for t in found] == [PASTA]
-    found = await memory.search("s", ABOUT_LIGHTHOUSE, 5)
-    assert found is not None and [t.message["content"] for t in found] == [LIGHTHOUSE]
+    assert contents(await memory.search("s", ABOUT_PASTA, 5)) == [PASTA]
 
 
 async def test_vectors_of_another_model_are_ignored_then_replaced(
-    manager: OllamaRequestManager, memory_of: MemoryFactory, ollama_emu: OllamaEmulator
+    manager: OllamaRequestManager,
+    memory_of: MemoryFactory,
+    side_store: SessionStore,
+    ollama_emu: OllamaEmulator,
 ) -> None:
     mxbai = second_embedding_model()
     ollama_emu.models[mxbai.name] = mxbai
-    memory = memory_of(manager)
+    memory = memory_of(manager, store=side_store)
     memory.start()
-    await converse(manager, memory, "s", LIGHTHOUSE, PASTA)
+    await store_turn(side_store, memory, "s", LIGHTHOUSE)
+    await store_turn(side_store, memory, "s", PASTA)
     await settled(memory)
     await memory.close()
 
-    changed = memory_of(manager, embedding_model="mxbai-embed-large")
+    changed = memory_of(manager, store=side_store, embedding_model="mxbai-embed-large")
     # Not started yet: nomic-embed-text's vectors are never compared with mxbai's.
     assert await changed.search("s", ABOUT_LIGHTHOUSE, 5) is None
     since = len(ollama_emu.requests)
@@ -303,31 +334,8 @@ async def test_vectors_of_another_model_are_ignored_then_replaced(
     assert sorted(embedded_texts(ollama_emu, since)) == sorted(
         [LIGHTHOUSE, "Noted.", PASTA, "Noted."]
     )
-    store = MemoryStore(manager.store)
+    store = MemoryStore(side_store)
     assert await store.vectors_of("s", "nomic-embed-text") == []
     vectors = await store.vectors_of("s", "mxbai-embed-large")
     assert len(vectors) == 4 and {len(blob) for _, blob in vectors} == {mxbai.embedding_length * 4}
-    found = await changed.search("s", ABOUT_LIGHTHOUSE, 5)
-    assert found is not None and [t.message["content"] for t in found] == [LIGHTHOUSE]
-
-
-async def test_the_search_tool_uses_the_index_once_it_has_the_conversation(
-    manager: OllamaRequestManager, memory_of: MemoryFactory
-) -> None:
-    memory = memory_of(manager)
-    tool = search_conversation_tool(manager.store.search_messages, memory.search)
-    tools = ToolSet({tool.name: tool}, ToolContext("s"))
-    call = {"function": {"name": tool.name, "arguments": {"query": "lighthouse keeper"}}}
-    await converse(manager, memory, "s", LIGHTHOUSE)  # not started: nothing indexed
-
-    [by_words] = await tools.run([call])
-    assert by_words.content.splitlines() == [
-        "Messages of this conversation containing 'lighthouse keeper':",
-        f"user: {LIGHTHOUSE}",
-    ]
-    memory.start()
-    await settled(memory)
-    [by_meaning] = await tools.run([call])
-    header, *lines = by_meaning.content.splitlines()
-    assert "closest in meaning" in header
-    assert lines == [f"user (0.53): {LIGHTHOUSE}"]  # two of its seven words: 2/sqrt(2*7)
+    assert contents(await changed.search("s", ABOUT_LIGHTHOUSE, 5)) == [LIGHTHOUSE]
