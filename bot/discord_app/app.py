@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import hashlib
 import json
@@ -48,8 +49,10 @@ EXTENSIONS = (
     "cogs.models",
     "cogs.admin",
     "cogs.knowledge",
+    "cogs.memory",
 )
 COMMAND_HASH_KEY = "command_tree_hash"
+REMEMBER_TOOL = "remember"  # the members' notes tool (bot.core.memory.notes)
 
 
 class OllacordBot(commands.Bot):
@@ -139,7 +142,9 @@ class OllacordBot(commands.Bot):
         question: int | None = None,
     ) -> ToolSet:
         """The tools a question in ``channel`` may use: the channel's choice (or the default
-        ones), reading the channel only where the bot can read messages."""
+        ones), reading the channel only where the bot can read messages, and ``remember``
+        where the server has opted in to members' notes (unless the channel has no tools
+        at all), storing for the member asking."""
         reader = None
         if isinstance(channel, discord.abc.Messageable):
             reader = DiscordChannelReader(
@@ -147,8 +152,21 @@ class OllacordBot(commands.Bot):
                 can_read_content=self.settings.wants_message_content,
                 exclude_message_id=question,
             )
-        context = ToolContext(session_id=target.session_id, channel=reader)
-        return self.manager.tools.select(target.tools, context)
+        context = ToolContext(
+            session_id=target.session_id,
+            channel=reader,
+            user_id=target.member_id,
+            scope=target.member_scope,
+        )
+        tools = self.manager.tools
+        selected = tools.select(target.tools, context)
+        remember = tools.get(REMEMBER_TOOL)
+        # The server's opt-in is the admin's choice for this tool in every channel; a
+        # channel set to no tools keeps none. (Where the server has not opted in, a channel
+        # may still list it: the tool then refuses.)
+        if remember is None or not target.member_notes or target.tools == ():
+            return selected
+        return dataclasses.replace(selected, tools={**selected.tools, REMEMBER_TOOL: remember})
 
     def answer_run(self, sink: ReplySink) -> AnswerRun:
         """An answer the bot's stop waits for (and interrupts if it outlasts the grace)."""
