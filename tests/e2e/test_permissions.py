@@ -13,10 +13,12 @@ from tests.e2e.conftest import World, open_command_to_everyone, wait_private_not
 from tests.emulators.discord_server import DEFAULT_PERMISSIONS
 
 # Every command that needs Manage Server, with the options it needs to be invoked at all.
-# (/model set and /model pull share their group with /model list, which everyone may use,
-# so Discord does not hide them: the bot's check is all there is.)
+# (/model set and /model pull share their group with /model list, and /memory purge with
+# /memory show, which everyone may use, so Discord does not hide them: the bot's check is
+# all there is.)
 REQUIRED_OPTIONS: dict[str, dict[str, Any]] = {
     "stats": {},
+    "memory purge": {},
     "model set": {"name": "llama3.2"},
     "model pull": {"name": "llama3.2"},
     "settings show": {},
@@ -27,6 +29,7 @@ REQUIRED_OPTIONS: dict[str, dict[str, Any]] = {
     "settings keep_alive": {"value": "-1"},
     "settings tools": {"names": "none"},
     "settings knowledge": {"use": "off"},
+    "settings memory": {"notes": "on"},
     "settings reset": {},
 }
 
@@ -75,4 +78,6 @@ async def test_every_admin_command_is_checked_by_the_bot(w: World) -> None:
     assert settings.options == {} and settings.scope is None and settings.model is None
     assert settings.preset is None and settings.keep_alive is None and settings.tools is None
     assert settings.knowledge is None and settings.knowledge_passages is None
+    guild = await w.bot.manager.get_session_settings(f"guild:{w.guild.id}")
+    assert guild.member_notes is None
     assert [r.path for r in w.ollama.requests[chats_before:]] == []

@@ -167,14 +167,16 @@ async def test_show_lists_the_settings(w: World) -> None:
         "Tools": (
             "**Allowed here** (the defaults): `calculator`, `get_current_time`, "
             "`search_conversation`\nOn by default: `calculator`, `get_current_time`, "
-            "`search_conversation`. Off unless chosen: `read_channel` and every MCP server's "
-            "tools."
+            "`search_conversation`. Off unless chosen: `read_channel`, `remember` and every MCP "
+            "server's tools."
         ),
         "Knowledge base": (
             "on (the default), up to 4 passages a question (KNOWLEDGE_PASSAGES); no documents "
             "yet (`/kb add`)"
         ),
         "System prompt": "Be kind.",
+        "Running summary": "each member's conversation here keeps its own",
+        "Members' notes": "off, server-wide (`/settings memory`)",
         "Options": "`temperature=0.2` (channel)\nContext window: `num_ctx` 8192 (DEFAULT_NUM_CTX)",
     }
 

@@ -97,10 +97,10 @@ async def test_the_panel_shows_the_defaults_preselected(w: World) -> None:
     assert panel.ephemeral
     text = panel.original.content
     assert "**Allowed here** (the defaults): `calculator`, `get_current_time`" in text
-    assert "Off unless chosen: `read_channel` and every MCP server's tools" in text
+    assert "Off unless chosen: `read_channel`, `remember` and every MCP server's tools" in text
     assert preselected(panel.original) == DEFAULTS
     (select,) = components(panel.original, SELECT)
-    names = ["calculator", "get_current_time", "read_channel", "search_conversation"]
+    names = ["calculator", "get_current_time", "read_channel", "remember", "search_conversation"]
     assert [o["value"] for o in select["options"]] == names
     assert select["min_values"] == 0
     assert [b["label"] for b in components(panel.original, BUTTON)] == ["Reset to defaults"]
@@ -191,7 +191,8 @@ async def test_an_unknown_tool_name_is_refused_politely(w: World) -> None:
     rec = await open_panel(w, names="calculator, teleport")
     note = "\n".join(private_notes(rec))
     assert "There is no tool named teleport." in note
-    assert "The tools are: calculator, get_current_time, read_channel, search_conversation" in note
+    tools = "calculator, get_current_time, read_channel, remember, search_conversation"
+    assert f"The tools are: {tools}" in note
     assert "Traceback" not in note and rec.original.components == []
     assert await stored_tools(w) == ("calculator",)
 
