@@ -251,6 +251,14 @@ async def test_members_see_and_forget_only_their_own_notes(w: World) -> None:
     assert system_prompt(await asked(w, w.alice, "Which language should I use?")) == notes
     assert "Python" not in system_prompt(await asked(w, w.bob, "Which language should I use?"))
 
+    # Completing /memory forget's note offers each member their own notes only.
+    for member, own in ((w.alice, PYTHON), (w.bob, RUST)):
+        rec = await w.discord.invoke_autocomplete(
+            "memory", subcommand="forget", user_id=member.id, **w.where, focused="note", value=""
+        )
+        await rec.wait_done(lambda r: r.autocomplete_choices is not None)
+        assert rec.autocomplete_choices == [{"name": f"1. {own}", "value": 1}]
+
     # Bob's numbers are his own notes': his note 1 is his, and "all" is all of his.
     assert await memory(w, "forget", w.bob, note=1) == f"🗑️ Forgot note 1: “{RUST}”."
     refused = await memory(w, "forget", w.bob, note=1)
