@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from bot.core.knowledge.prompt import NO_SOURCES, WITH_SOURCES
+from bot.discord_app.routing import Place
 from tests.e2e.conftest import (
     World,
     e2e_settings,
     running_bot,
     stored_messages,
     wait_private_note,
-    world,
 )
 from tests.e2e.test_ask import ask, finished, footer_of, pages_without_footer
 from tests.e2e.test_files import make_pdf
@@ -345,16 +345,11 @@ async def test_a_change_of_embedding_model_is_detected_and_re_embedded(tmp_path:
             )
 
 
-async def test_direct_messages_have_no_knowledge_base(tmp_path: Path) -> None:
-    # Commands synced to a development guild do not exist in DMs: sync globally.
-    async with world(tmp_path, DEV_GUILD_ID="") as w:
-        await add(w, "parking.txt", PARKING)
-        dm = w.discord.dm_channel(w.alice.id)
-        rec = await w.discord.invoke_slash(
-            "ask", user_id=w.alice.id, channel_id=dm.id, guild_id=None,
-            options={"prompt": PARKING_QUESTION},
-        )  # fmt: skip
-        await finished(rec)
-        assert asked(w)[-1] == PARKING_QUESTION
-        in_the_server = await finished(await ask(w, PARKING_QUESTION))  # the same, in the server
-        assert PARKING in asked(w)[-1] and "📚 [1] parking.txt" in footer_of(in_the_server)
+async def test_direct_messages_have_no_knowledge_base(w: World) -> None:
+    await add(w, "parking.txt", PARKING)
+    dm = w.discord.dm_channel(w.alice.id)
+    in_a_dm = await w.bot.router.target(Place(dm.id, w.alice.id))
+    assert in_a_dm.knowledge is False and in_a_dm.knowledge_scope is None
+    here = await w.bot.router.target(Place(w.channel.id, w.alice.id, w.guild.id))
+    assert here.knowledge is True and here.knowledge_scope == f"guild:{w.guild.id}"
+    assert here.channel_id == w.channel.id and here.knowledge_passages is None
