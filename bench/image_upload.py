@@ -275,6 +275,8 @@ async def run(files: dict[str, bytes], reps: int) -> dict[str, list[Rep]]:
                 "OLLAMA_HOST": setup.ollama_url,
                 "DEFAULT_MODEL": "llama3.2",
                 "VISION_MODEL": "gemma3",
+                # The image's path alone: no turn embeddings or summaries in the background.
+                "CONVERSATION_MEMORY": "false",
                 "DATABASE_URL": f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}",
                 "DEV_GUILD_ID": str(setup.guild_id),
                 "LOG_LEVEL": "WARNING",

@@ -60,6 +60,7 @@ class Settings:
     knowledge_passages: int = 4
     knowledge_min_score: float = 0.5
     summary_model: str | None = None
+    conversation_memory: bool = True
 
     @property
     def secrets(self) -> tuple[str | None, ...]:
@@ -97,6 +98,7 @@ class Settings:
             "knowledge_passages": self.knowledge_passages,
             "knowledge_min_score": self.knowledge_min_score,
             "summary_model": self.summary_model,
+            "conversation_memory": self.conversation_memory,
         }
 
     @classmethod
@@ -249,4 +251,5 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "tool_timeout": _positive_float,
     "knowledge_passages": _int(1),
     "knowledge_min_score": _non_negative_float,
+    "conversation_memory": _bool,
 }

@@ -82,6 +82,7 @@ class OllamaRequestManager(SessionMethods):
         knowledge_passages: int = DEFAULTS.knowledge_passages,
         knowledge_min_score: float = DEFAULTS.knowledge_min_score,
         summary_model: str | None = DEFAULTS.summary_model,
+        conversation_memory: bool = DEFAULTS.conversation_memory,
     ) -> None:
         self.host = host
         self.default_model = default_model
@@ -107,6 +108,8 @@ class OllamaRequestManager(SessionMethods):
         self.knowledge_min_score = knowledge_min_score
         self.summary_model = summary_model  # None: each conversation's own model
         self.memory: Memory | None = None  # with a database, from start()
+        # Off: no turn embeddings, no running summary (members' notes still work).
+        self.conversation_memory = conversation_memory
         self.queue = RequestQueue(max_concurrent_requests)
         self.stats = RequestStats()
         # The tools a model may call (built-in ones from start(); MCP servers' as they come).
@@ -163,8 +166,9 @@ class OllamaRequestManager(SessionMethods):
                 self._summarize,
                 max_history_messages=self.max_history_length,
             )
-            self._services.executor.on_turn_stored = self.memory.on_turn_stored
-            self.memory.start()
+            if self.conversation_memory:
+                self._services.executor.on_turn_stored = self.memory.on_turn_stored
+                self.memory.start()
             for tool in self.memory.tools():
                 self.tools.add(tool)
         by_meaning = self.memory.search if self.memory else None

@@ -112,6 +112,10 @@ SETTING_DOCS: dict[str, SettingDoc] = {
         "Cosine similarity a passage needs to be sent as a source (0 to 1; depends on the "
         "embedding model)"
     ),
+    "conversation_memory": SettingDoc(
+        "Embed stored turns for search by meaning and fold turns leaving the history window "
+        "into a running summary (both in the background, with the models above)"
+    ),
     "summary_model": SettingDoc(
         "Model that folds turns leaving the history window into the conversation's running "
         "summary",

@@ -71,9 +71,9 @@ class RequestStats:
         self._notify(RequestRecord(model, outcome, latency, error=type(error).__name__))
 
     def record_embedding(self, model: str, texts: int, latency: float) -> None:
+        # Apart from model_usage, which counts answers (seed 003).
         self.embedding_requests += 1
         self.texts_embedded += texts
-        self.model_usage[model] += 1
 
     def record_tool(self, name: str, status: str) -> None:
         self.tools_usage[name] += 1
