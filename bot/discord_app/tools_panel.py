@@ -9,6 +9,7 @@ from collections.abc import Iterable
 import discord
 
 from bot.core.errors import InvalidRequestError, OllacordError
+from bot.core.memory.notes import REMEMBER
 from bot.core.tools.registry import ToolRegistry
 from bot.discord_app.advice import explain
 from bot.discord_app.routing import ConversationRouter, Place
@@ -48,10 +49,16 @@ def tools_text(registry: ToolRegistry, guild: SessionSettings, channel: SessionS
     allowed = allowed_tools(registry, guild, channel)
     where = origin(channel.tools, guild.tools, "the defaults")
     lines = [f"**Allowed here** ({where}): {names_list(allowed)}"]
-    off = [t.name for t in registry if not t.default_on and t.source == "builtin"]
+    # remember is no admin's pick per channel: it joins wherever the server opted in.
+    off = [
+        t.name
+        for t in registry
+        if not t.default_on and t.source == "builtin" and t.name != REMEMBER
+    ]
     lines.append(
         f"On by default: {names_list(registry.default_names())}. Off unless chosen: "
-        f"{names_list(off)}{' and' if off else ''} every MCP server's tools."
+        f"{names_list(off)}{' and' if off else ''} every MCP server's tools. `{REMEMBER}` "
+        "joins where the server keeps members' notes (`/settings memory`)."
     )
     missing = [name for name in allowed if name not in registry]
     if missing:

@@ -167,8 +167,8 @@ async def test_show_lists_the_settings(w: World) -> None:
         "Tools": (
             "**Allowed here** (the defaults): `calculator`, `get_current_time`, "
             "`search_conversation`\nOn by default: `calculator`, `get_current_time`, "
-            "`search_conversation`. Off unless chosen: `read_channel`, `remember` and every MCP "
-            "server's tools."
+            "`search_conversation`. Off unless chosen: `read_channel` and every MCP server's "
+            "tools. `remember` joins where the server keeps members' notes (`/settings memory`)."
         ),
         "Knowledge base": (
             "on (the default), up to 4 passages a question (KNOWLEDGE_PASSAGES); no documents "

@@ -97,7 +97,8 @@ async def test_the_panel_shows_the_defaults_preselected(w: World) -> None:
     assert panel.ephemeral
     text = panel.original.content
     assert "**Allowed here** (the defaults): `calculator`, `get_current_time`" in text
-    assert "Off unless chosen: `read_channel`, `remember` and every MCP server's tools" in text
+    assert "Off unless chosen: `read_channel` and every MCP server's tools" in text
+    assert "`remember` joins where the server keeps members' notes" in text
     assert preselected(panel.original) == DEFAULTS
     (select,) = components(panel.original, SELECT)
     names = ["calculator", "get_current_time", "read_channel", "remember", "search_conversation"]

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+REMEMBER = "remember"  # the tool's name
+
 MAX_NOTES_PER_MEMBER = 50
 MAX_NOTE_CHARS = 300
 DM_SCOPE = "dm"
@@ -110,7 +112,7 @@ def remember_tool(notes: MemberNotes) -> Tool:
         return f"Remembered for this member: {note.text}"
 
     return Tool(
-        name="remember",
+        name=REMEMBER,
         description="Remember a short fact about the member you are talking to, that they "
         "asked you to remember or clearly want kept (a preference, their name, a project): "
         "it is shown to you in their later questions. One fact per call, in the third "
