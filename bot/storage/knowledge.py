@@ -11,15 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import case, delete, func, insert, or_, select, update
-from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession as DbSession
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from bot.core.errors import StorageError
 from bot.core.knowledge.records import (
     DocumentRecord,
     NewChunk,
@@ -29,6 +27,7 @@ from bot.core.knowledge.records import (
     StoredDocument,
 )
 from bot.storage.models import KbChunk, KbDocument, utcnow
+from bot.storage.operations import reading, writing
 from bot.storage.turns import IDS_PER_STATEMENT
 
 log = logging.getLogger(__name__)
@@ -56,23 +55,11 @@ class KnowledgeStore:
         self._write_lock = asyncio.Lock()
 
     # plumbing ------------------------------------------------------------------------------
-    @contextlib.asynccontextmanager
-    async def _reading(self) -> AsyncIterator[DbSession]:
-        try:
-            async with self._sessionmaker() as db:
-                yield db
-        except (OperationalError, DBAPIError) as exc:
-            log.error("database read failed: %s", exc)
-            raise StorageError() from exc
+    def _reading(self) -> contextlib.AbstractAsyncContextManager[DbSession]:
+        return reading(self._sessionmaker)
 
-    @contextlib.asynccontextmanager
-    async def _writing(self) -> AsyncIterator[DbSession]:
-        try:
-            async with self._write_lock, self._sessionmaker() as db, db.begin():
-                yield db
-        except (OperationalError, DBAPIError) as exc:
-            log.error("database write failed: %s", exc)
-            raise StorageError() from exc
+    def _writing(self) -> contextlib.AbstractAsyncContextManager[DbSession]:
+        return writing(self._sessionmaker, self._write_lock)
 
     # reads ---------------------------------------------------------------------------------
     async def documents(self, scope: str, model: str) -> list[DocumentRecord]:

@@ -21,9 +21,9 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession as DbSession
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from bot.core.errors import StorageError
 from bot.core.history import ChatMessage
 from bot.storage.models import ChatSession, StoredMessage, utcnow
+from bot.storage.operations import reading, writing
 from bot.storage.records import SessionRecord, SessionSettings
 from bot.storage.settings_cache import SettingsCache
 from bot.storage.turns import (
@@ -76,23 +76,15 @@ class SessionStore:
         self._cache = SettingsCache(self._read_settings, self._read_ids)
 
     # plumbing ------------------------------------------------------------------------------
-    @contextlib.asynccontextmanager
-    async def _reading(self) -> AsyncIterator[DbSession]:
-        try:
-            async with self._sessionmaker() as db:
-                yield db
-        except (OperationalError, DBAPIError) as exc:
-            log.error("database read failed: %s", exc)
-            raise StorageError() from exc
+    def _reading(self) -> contextlib.AbstractAsyncContextManager[DbSession]:
+        return reading(self._sessionmaker)
 
     @contextlib.asynccontextmanager
     async def _writing(self, *invalidate: str) -> AsyncIterator[DbSession]:
+        """One write; the cached settings of ``invalidate`` are forgotten after it."""
         try:
-            async with self._write_lock, self._sessionmaker() as db, db.begin():
+            async with writing(self._sessionmaker, self._write_lock) as db:
                 yield db
-        except (OperationalError, DBAPIError) as exc:
-            log.error("database write failed: %s", exc)
-            raise StorageError() from exc
         finally:
             self._cache.forget(*invalidate)
 
