@@ -64,6 +64,16 @@ def _settings(row: Any) -> SessionSettings:
     )
 
 
+def _configured(settings: SessionSettings) -> bool:
+    """Whether a session holds settings someone chose (not only a conversation)."""
+    return bool(
+        settings.model or settings.system_prompt or settings.options or settings.scope
+        or settings.preset or settings.keep_alive or settings.knowledge_passages
+        or settings.tools is not None or settings.knowledge is not None
+        or settings.member_notes is not None
+    )  # fmt: skip
+
+
 def _record(row: ChatSession, count: int) -> SessionRecord:
     return SessionRecord(row.id, _settings(row), row.created_at, row.updated_at, count)
 
@@ -326,14 +336,31 @@ class SessionStore:
         return deleted
 
     async def delete_idle(self, older_than: datetime) -> int:
+        """Forget the conversations not used since ``older_than``: a session holding only a
+        conversation is deleted; one that also holds settings (a channel's model, a server's
+        defaults and opt-ins) keeps them and loses its messages. Returns how many sessions
+        were deleted."""
         await self._turns.settle()
         try:
             async with self._writing() as db:
-                stale = delete(ChatSession).where(ChatSession.updated_at < older_than)
-                deleted = int((await db.execute(stale)).rowcount or 0)
+                rows = (
+                    await db.execute(_SETTINGS.where(ChatSession.updated_at < older_than))
+                ).all()
+                keep = [row.id for row in rows if _configured(_settings(row))]
+                drop = [row.id for row in rows if not _configured(_settings(row))]
+                deleted = 0
+                for part in chunks(drop, IDS_PER_STATEMENT):
+                    result = await db.execute(delete(ChatSession).where(ChatSession.id.in_(part)))
+                    deleted += int(result.rowcount or 0)
+                for part in chunks(keep, IDS_PER_STATEMENT):
+                    await db.execute(
+                        delete(StoredMessage).where(StoredMessage.session_id.in_(part))
+                    )
+                    forget = update(ChatSession).where(ChatSession.id.in_(part))
+                    await db.execute(forget.values(summary=None, summary_upto=None))
         finally:
             self._cache.forget_all()
-        if deleted:
+        if rows:
             await self._scrub()
         return deleted
 

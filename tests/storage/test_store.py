@@ -194,3 +194,17 @@ async def test_turns_finishing_together_share_one_transaction(store: SessionStor
     assert len(commits) <= 2
     assert [len(await store.messages(f"s{i}")) for i in range(20)] == [1] * 20
     assert not await store.append_turn("s0", [{"role": "assistant", "content": "a"}])
+
+
+async def test_idle_cleanup_keeps_what_admins_chose(store: SessionStore) -> None:
+    await store.update_settings("guild:1", model="qwen3", member_notes=True)
+    await store.update_settings("channel:2", preset="creative")
+    await store.append_turn("channel:2", [{"role": "user", "content": "old talk"}])
+    await store.append_turn("dm:3", [{"role": "user", "content": "q"}])
+
+    assert await store.delete_idle(datetime.now(UTC) + timedelta(seconds=1)) == 1  # dm:3
+    assert await store.get("dm:3") is None
+    kept = await store.settings_of(["guild:1", "channel:2"])
+    assert kept["guild:1"].model == "qwen3" and kept["guild:1"].member_notes is True
+    assert kept["channel:2"].preset == "creative"
+    assert await store.messages("channel:2") == []  # the conversation itself is forgotten
