@@ -9,6 +9,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from bot.cli.options import positive_int
+
 KB_DESCRIPTION = """\
 The knowledge bases the bot answers from, one per Discord server (--guild: the server's
 id; in Discord, right-click the server with Developer Mode on, "Copy Server ID"). What the
@@ -68,7 +70,7 @@ def add_kb(commands: argparse._SubParsersAction[argparse.ArgumentParser], handle
         help="only documents used in this channel (default: every document)",
     )
     search.add_argument(
-        "-k", "--count", type=_count, help="how many passages (default: KNOWLEDGE_PASSAGES)"
+        "-k", "--count", type=positive_int, help="how many passages (default: KNOWLEDGE_PASSAGES)"
     )
     search.add_argument(
         "--min-score",
@@ -107,13 +109,3 @@ def _discord_id(raw: str) -> int:
     if not digits.isdigit() or int(digits) < 1:
         raise argparse.ArgumentTypeError(f"expected a Discord id (digits), got {raw!r}")
     return int(digits)
-
-
-def _count(raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {raw!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value

@@ -55,3 +55,14 @@ def _checked(name: str, kind: type) -> Callable[[str], Any]:
 
     parse.__name__ = kind.__name__  # what argparse names in "invalid float value"
     return parse
+
+
+def positive_int(raw: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        value = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {raw!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value

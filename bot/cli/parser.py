@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn
 
 from bot.cli.kb_args import add_kb
-from bot.cli.options import add_generation_options
+from bot.cli.options import add_generation_options, positive_int
 from bot.cli.question_inputs import add_question_inputs
 
 # A command's handler is imported when it runs: `--help` must not pay for the whole stack.
@@ -215,7 +215,7 @@ def _add_sessions(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     )
     listing = actions.add_parser("list", help="sessions, most recently updated first")
     listing.add_argument(
-        "--limit", type=_positive, default=100, help="show at most this many (default 100)"
+        "--limit", type=positive_int, default=100, help="show at most this many (default 100)"
     )
     listing.set_defaults(handler=handler("sessions", "list_sessions"))
     export = actions.add_parser("export", help="print a session's whole conversation")
@@ -264,13 +264,3 @@ def _add_sessions_set(actions: argparse._SubParsersAction[argparse.ArgumentParse
     )
     add_generation_options(change, default_note="stored with the session")
     change.set_defaults(handler=handler("sessions", "set_session"), subparser=change)
-
-
-def _positive(raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {raw!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
