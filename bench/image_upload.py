@@ -45,8 +45,8 @@ import ollama
 from PIL import Image, ImageDraw, ImageFont
 
 from bench.streaming_analysis import percentile
-from bench.streaming_child import shows_final
-from bench.tool_rounds import child_process, serve_commands
+from bench.streaming_child import child_process, shows_final
+from bench.tool_rounds import serve_commands
 from bot.core import images as core_images
 from bot.core.config import Settings
 from bot.core.images import PreparedImage

@@ -282,16 +282,11 @@ class EmulatorControl:
 
 
 @contextmanager
-def emulators_process(
-    n: int, tokens: int, rate: float, edit_limit: int, edit_window: float, path: str = "ask"
-) -> Iterator[EmulatorControl]:
-    """Both emulators in a child process, with ``n`` channels (and askers) plus a warm-up one;
-    questions are asked by ``path``: "ask" (/ask) or "mention" (a message mentioning the bot)."""
+def child_process(target: Callable[..., None], *args: Any) -> Iterator[EmulatorControl]:
+    """Run ``target(conn, *args)`` in a spawned process; it sends its setup, then serves."""
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe()
-    process = ctx.Process(
-        target=_serve, args=(child, n, tokens, rate, edit_limit, edit_window, path), daemon=True
-    )
+    process = ctx.Process(target=target, args=(child, *args), daemon=True)
     process.start()
     child.close()
     try:
@@ -309,3 +304,13 @@ def emulators_process(
         if process.is_alive():
             process.kill()
             process.join(5)
+
+
+@contextmanager
+def emulators_process(
+    n: int, tokens: int, rate: float, edit_limit: int, edit_window: float, path: str = "ask"
+) -> Iterator[EmulatorControl]:
+    """Both emulators in a child process, with ``n`` channels (and askers) plus a warm-up one;
+    questions are asked by ``path``: "ask" (/ask) or "mention" (a message mentioning the bot)."""
+    with child_process(_serve, n, tokens, rate, edit_limit, edit_window, path) as ctl:
+        yield ctl

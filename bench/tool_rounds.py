@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import cProfile
 import gc
-import multiprocessing as mp
 import pstats
 import random
 import statistics
@@ -32,15 +31,14 @@ import tempfile
 import time
 import traceback
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 from bench.streaming_analysis import percentile
-from bench.streaming_child import EmulatorControl
+from bench.streaming_child import EmulatorControl, child_process
 from bot import OllamaRequestManager
 from bot.core.tools.registry import Tool, ToolContext, ToolSet
 
@@ -84,31 +82,6 @@ async def serve_commands(conn: Connection, handle: Handle) -> None:
             conn.send(("ok", await handle(command, *args)))
         except Exception:
             conn.send(("error", traceback.format_exc()))
-
-
-@contextmanager
-def child_process(target: Callable[..., None], *args: Any) -> Iterator[EmulatorControl]:
-    """Run ``target(conn, *args)`` in a spawned process; it sends its setup, then serves."""
-    ctx = mp.get_context("spawn")
-    parent, child = ctx.Pipe()
-    process = ctx.Process(target=target, args=(child, *args), daemon=True)
-    process.start()
-    child.close()
-    try:
-        if not parent.poll(60):
-            raise RuntimeError("the emulator process did not start")
-        yield EmulatorControl(parent, parent.recv())
-    finally:
-        try:
-            parent.send(("stop",))
-            if parent.poll(10):
-                parent.recv()
-        except (BrokenPipeError, EOFError, OSError):
-            pass
-        process.join(10)
-        if process.is_alive():
-            process.kill()
-            process.join(5)
 
 
 def _serve(conn: Connection, ks: list[int], final: str) -> None:
