@@ -214,7 +214,9 @@ class OllamaRequestManager(SessionMethods):
         if self.memory is not None:
             await self.memory.close()
             self.memory = None
-        self._knowledge = None
+        if self._knowledge is not None:
+            await self._knowledge.close()
+            self._knowledge = None
         services, self._services = self._services, None
         if services is not None:
             await close_services(services)

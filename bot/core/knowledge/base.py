@@ -23,7 +23,9 @@ from bot.core.documents import Document
 from bot.core.embedding import Embedder, from_blob, to_blob
 from bot.core.errors import AttachmentError, InvalidRequestError
 from bot.core.knowledge.chunking import chunk_document
+from bot.core.knowledge.clusters import EXACT_SCAN_MAX_ROWS
 from bot.core.knowledge.index import VectorIndex
+from bot.core.knowledge.lists import ListMaker
 from bot.core.knowledge.records import (
     ADDED,
     REPLACED,
@@ -46,10 +48,10 @@ log = logging.getLogger(__name__)
 Progress = Callable[[int, int], Awaitable[None] | None]
 
 MAX_DOCUMENTS = 200  # per server
-# Per server: ~60 MB of vectors at 768 dimensions, about 10 ms of p95 per search on a 2-core
-# machine (bench/retrieval.py), and about 20 MB of text (ten long books) - more than a
-# community's documentation.
-MAX_SERVER_CHUNKS = 20_000
+# Per server: ~300 MB of vectors at 768 dimensions and ~100 MB of text, far more than a
+# community's documentation; searched in 2-4 ms at p95 through inverted lists past 20,000
+# (bench/retrieval.py).
+MAX_SERVER_CHUNKS = 100_000
 # A document's text; read_document's max_chars for knowledge-base files (what /summarize
 # reads too). About 1,100 chunks.
 MAX_DOCUMENT_CHARS = 1_000_000
@@ -74,6 +76,7 @@ class KnowledgeBase:
         max_documents: int = MAX_DOCUMENTS,
         max_chunks: int = MAX_SERVER_CHUNKS,
         thread_rows: int = THREAD_ROWS,
+        exact_max_rows: int = EXACT_SCAN_MAX_ROWS,
     ) -> None:
         self.store = store
         self.embedder = embedder
@@ -82,8 +85,10 @@ class KnowledgeBase:
         self.max_documents = max_documents
         self.max_chunks = max_chunks
         self.thread_rows = thread_rows
+        self.exact_max_rows = exact_max_rows  # larger indexes get inverted lists
         self._indexes: dict[str, VectorIndex] = {}
         self._locks: dict[str, asyncio.Lock] = {}  # a scope's loads and changes, one at a time
+        self._lists = ListMaker(lambda scope: self._indexes.get(scope))
 
     @property
     def model(self) -> str:
@@ -149,6 +154,7 @@ class KnowledgeBase:
                 if old is not None:
                     index.remove(old)
                 index.add(document_id, chunk_ids, vectors, channels)
+                self._lists.keep(scope, index)
         status = ADDED if existing is None else REPLACED
         log.info("%s: %s %s (%d chunks, %d embedded)", scope, status, name, len(chunks), embedded)
         return AddedDocument(name, len(chunks), document.characters, pages, status, embedded)
@@ -170,6 +176,7 @@ class KnowledgeBase:
             index = self._loaded(scope)
             if index is not None:
                 index.remove(document_id)
+                self._lists.keep(scope, index)
         log.info("%s: removed %s (%d chunks)", scope, name, chunk_count)
         return chunk_count
 
@@ -256,6 +263,14 @@ class KnowledgeBase:
             log.info("re-embedded %d chunks with %s", done, self.model)
         return done
 
+    async def close(self) -> None:
+        """Stop making inverted lists (a thread already at it finishes on its own)."""
+        await self._lists.close()
+
+    async def clustered(self, scope: str) -> None:
+        """Wait until the server's index has the inverted lists it needs (tests, benches)."""
+        await self._lists.wait(scope)
+
     # internals -----------------------------------------------------------------------------
     def _lock(self, scope: str) -> asyncio.Lock:
         return self._locks.setdefault(scope, asyncio.Lock())
@@ -277,11 +292,12 @@ class KnowledgeBase:
             if index is None:
                 index = await self._load(scope)
                 self._indexes[scope] = index
+                self._lists.keep(scope, index)
             return index
 
     async def _load(self, scope: str) -> VectorIndex:
         stored = await self.store.vectors(scope, self.model)
-        index = VectorIndex(self.model)
+        index = VectorIndex(self.model, exact_max_rows=self.exact_max_rows)
         count = len(stored.chunk_ids)
         if count:
             matrix = np.frombuffer(stored.embeddings, dtype="<f4").reshape(count, -1)

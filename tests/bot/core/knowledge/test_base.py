@@ -8,6 +8,8 @@ with one passage is closest to it, and one sharing none scores about 0.
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from sqlalchemy import func, select
 
@@ -68,6 +70,28 @@ async def test_a_scan_in_a_worker_thread_finds_the_same(make_knowledge: Knowledg
     for kb in (inline, threaded):
         found = await kb.search(SCOPE, "membership dues treasurer", min_score=-1)
         assert [p.document for p in found][:1] == ["dues.txt"] and len(found) == 3
+
+
+async def test_a_large_base_gets_inverted_lists_in_the_background(
+    make_knowledge: KnowledgeFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    kb = await make_knowledge(exact_max_rows=2)  # three passages are "large" here
+    caplog.set_level(logging.INFO, logger="bot.core.knowledge.lists")
+    await kb.preload(SCOPE)  # an index in memory, which adding documents grows
+    await add_three(kb)
+    await kb.clustered(SCOPE)
+    assert "guild:1: 3 vectors in 2 lists" in caplog.text
+    [found] = await kb.search(SCOPE, "membership dues treasurer", k=1)
+    assert found.document == "dues.txt"
+    restarted = await make_knowledge(exact_max_rows=2)  # lists made again after a load
+    caplog.clear()
+    assert (await restarted.search(SCOPE, "visitors park bicycles"))[0].document == "parking.txt"
+    await restarted.clustered(SCOPE)
+    assert "3 vectors in 2 lists" in caplog.text
+    await restarted.remove(SCOPE, "parking.txt")  # two left: an exact scan again
+    assert await restarted.search(SCOPE, "visitors park bicycles") == []
+    await kb.close()
+    await restarted.close()
 
 
 async def test_the_floor_keeps_unrelated_passages_out(kb: KnowledgeBase) -> None:
