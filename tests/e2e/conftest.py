@@ -24,6 +24,7 @@ from tests.emulators.discord_server import (
     running_client,
 )
 from tests.emulators.ollama_server import OllamaEmulator
+from tests.support import databases
 
 
 @dataclass
@@ -94,9 +95,10 @@ async def world(
         discord_emu.add_member(
             guild.id, admin.id, permissions=DEFAULT_PERMISSIONS | Permission.MANAGE_GUILD
         )
-        settings = e2e_settings(ollama, f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}", guild, **env)
-        async with running_bot(discord_emu, settings) as bot:
-            yield World(discord_emu, ollama, bot, guild, channel, alice, bob, admin, settings)
+        async with databases.current().database_async(tmp_path, "bot.db") as database_url:
+            settings = e2e_settings(ollama, database_url, guild, **env)
+            async with running_bot(discord_emu, settings) as bot:
+                yield World(discord_emu, ollama, bot, guild, channel, alice, bob, admin, settings)
 
 
 @pytest.fixture

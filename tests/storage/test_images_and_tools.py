@@ -101,6 +101,7 @@ async def test_preset_keep_alive_and_tools_settings(store: SessionStore) -> None
     assert (await store.settings_of(["channel:1"]))["channel:1"].keep_alive == "10m"
 
 
+@pytest.mark.sqlite_only
 @pytest.mark.parametrize("forget", ["clear", "delete", "reset"])
 async def test_forgotten_images_are_gone_from_the_database_files(
     store: SessionStore, tmp_path: Path, forget: str
