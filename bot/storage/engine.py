@@ -26,15 +26,34 @@ log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(migrations.__file__).parent
 # SQLite serialises writers; waiting a little beats failing with "database is locked".
 SQLITE_BUSY_TIMEOUT_MS = 5000
+# PostgreSQL's pool: a connection for each answer that may run at once, plus a few for the
+# background work beside them (the stores' writers, the session index, embeddings, /kb).
+DEFAULT_CONCURRENCY = 4
+POOL_HEADROOM = 4
+POOL_OVERFLOW = 10  # opened for a burst, closed again when it has passed
+# Connections older than this are replaced: proxies and firewalls drop idle ones silently.
+POOL_RECYCLE_SECONDS = 1800
 
 
-def create_engine(database_url: str) -> AsyncEngine:
+def create_engine(database_url: str, *, concurrency: int | None = None) -> AsyncEngine:
+    """An engine for the URL: SQLite with its pragmas, or a server database with a pool
+    sized for ``concurrency`` answers at once (whose connections are checked before use)."""
     url = make_url(database_url)
-    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url)
+    options: dict[str, Any] = {}
+    if url.get_backend_name() == "sqlite":
+        if url.database not in (None, "", ":memory:"):
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    else:
+        options = {
+            "pool_size": max(1, concurrency or DEFAULT_CONCURRENCY) + POOL_HEADROOM,
+            "max_overflow": POOL_OVERFLOW,
+            "pool_pre_ping": True,
+            "pool_recycle": POOL_RECYCLE_SECONDS,
+        }
+    engine = create_async_engine(url, **options)
     if url.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    log.debug("database %s", url.render_as_string(hide_password=True))
     return engine
 
 
@@ -65,10 +84,10 @@ def alembic_config(database_url: str | None = None) -> Config:
     return cfg
 
 
-def open_engine(database_url: str) -> AsyncEngine:
+def open_engine(database_url: str, *, concurrency: int | None = None) -> AsyncEngine:
     """create_engine(), with failures (a bad URL, a missing driver) as StorageError."""
     try:
-        return create_engine(database_url)
+        return create_engine(database_url, concurrency=concurrency)
     except (ArgumentError, ImportError, OSError) as exc:
         raise StorageError(f"Cannot open the database {safe_url(database_url)}: {exc}") from exc
 

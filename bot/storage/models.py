@@ -27,6 +27,25 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+# Row ids, and columns that hold them: BIGINT (BIGSERIAL) on PostgreSQL, whose INTEGER stops
+# at 2^31. SQLite's INTEGER already holds 64 bits, and only "INTEGER PRIMARY KEY" is the
+# rowid that numbers new rows: "BIGINT PRIMARY KEY" would leave them without an id.
+RowId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class PlainText(TypeDecorator[str]):
+    """Text that PostgreSQL accepts: it refuses NUL characters, which SQLite stores. A NUL
+    (from a tool's output, say) becomes U+FFFD there rather than losing the whole turn."""
+
+    impl = Text()
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        if value is not None and dialect.name == "postgresql" and "\x00" in value:
+            value = value.replace("\x00", "\ufffd")
+        return value
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """Stores UTC and always returns aware datetimes (SQLite drops the zone on the way in)."""
 
@@ -60,7 +79,7 @@ class ChatSession(Base):
 
     id: Mapped[str] = mapped_column(String(200), primary_key=True)
     model: Mapped[str | None] = mapped_column(String(200))
-    system_prompt: Mapped[str | None] = mapped_column(Text)
+    system_prompt: Mapped[str | None] = mapped_column(PlainText)
     options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # For channel sessions: "channel" (one conversation) or "user" (one per member).
     scope: Mapped[str | None] = mapped_column(String(20))
@@ -71,8 +90,8 @@ class ChatSession(Base):
     tools: Mapped[list[str] | None] = mapped_column(JSON)
     # The running summary of the turns that fell out of the history window, and the id of
     # the last message folded into it.
-    summary: Mapped[str | None] = mapped_column(Text)
-    summary_upto: Mapped[int | None] = mapped_column(Integer)
+    summary: Mapped[str | None] = mapped_column(PlainText)
+    summary_upto: Mapped[int | None] = mapped_column(RowId)
     knowledge: Mapped[bool | None] = mapped_column(Boolean)  # None: on where a base exists
     knowledge_passages: Mapped[int | None] = mapped_column(Integer)
     member_notes: Mapped[bool | None] = mapped_column(Boolean)  # a server's opt-in
@@ -91,12 +110,12 @@ class StoredMessage(Base):
     __tablename__ = "messages"
     __table_args__ = (Index("ix_messages_session_id_id", "session_id", "id"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(RowId, primary_key=True, autoincrement=True)
     session_id: Mapped[str] = mapped_column(
         String(200), ForeignKey("sessions.id", ondelete="CASCADE"), nullable=False
     )
     role: Mapped[str] = mapped_column(String(20), nullable=False)
-    content: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    content: Mapped[str] = mapped_column(PlainText, nullable=False, default="")
     tool_calls: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     tool_name: Mapped[str | None] = mapped_column(String(200))  # of a "tool" message
     # How many images came with the message (some may since have left the image budget);
@@ -114,9 +133,9 @@ class MessageImage(Base):
     __tablename__ = "message_images"
     __table_args__ = (Index("ix_message_images_session_id", "session_id", "id"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(RowId, primary_key=True, autoincrement=True)
     message_id: Mapped[int] = mapped_column(
-        Integer, ForeignKey("messages.id", ondelete="CASCADE"), nullable=False, index=True
+        RowId, ForeignKey("messages.id", ondelete="CASCADE"), nullable=False, index=True
     )
     session_id: Mapped[str] = mapped_column(
         String(200), ForeignKey("sessions.id", ondelete="CASCADE"), nullable=False
@@ -158,7 +177,7 @@ class KbDocument(Base):
     __tablename__ = "kb_documents"
     __table_args__ = (UniqueConstraint("scope", "name", name="uq_kb_documents_scope_name"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(RowId, primary_key=True, autoincrement=True)
     scope: Mapped[str] = mapped_column(String(200), nullable=False)  # "guild:<id>"
     name: Mapped[str] = mapped_column(String(200), nullable=False)
     channel_ids: Mapped[list[int] | None] = mapped_column(JSON)  # None: every channel
@@ -175,12 +194,12 @@ class KbChunk(Base):
 
     __tablename__ = "kb_chunks"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(RowId, primary_key=True, autoincrement=True)
     document_id: Mapped[int] = mapped_column(
-        Integer, ForeignKey("kb_documents.id", ondelete="CASCADE"), nullable=False, index=True
+        RowId, ForeignKey("kb_documents.id", ondelete="CASCADE"), nullable=False, index=True
     )
     position: Mapped[int] = mapped_column(Integer, nullable=False)
-    text: Mapped[str] = mapped_column(Text, nullable=False)
+    text: Mapped[str] = mapped_column(PlainText, nullable=False)
     page: Mapped[int | None] = mapped_column(Integer)
     heading: Mapped[str | None] = mapped_column(String(300))
     content_hash: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
@@ -194,7 +213,7 @@ class MessageEmbedding(Base):
     __tablename__ = "message_embeddings"
 
     message_id: Mapped[int] = mapped_column(
-        Integer, ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True
+        RowId, ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True
     )
     session_id: Mapped[str] = mapped_column(
         String(200), ForeignKey("sessions.id", ondelete="CASCADE"), nullable=False, index=True
@@ -209,8 +228,8 @@ class MemberNote(Base):
     __tablename__ = "member_notes"
     __table_args__ = (Index("ix_member_notes_scope_user_id", "scope", "user_id"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(RowId, primary_key=True, autoincrement=True)
     scope: Mapped[str] = mapped_column(String(200), nullable=False)  # "guild:<id>" or "dm"
     user_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    text: Mapped[str] = mapped_column(Text, nullable=False)
+    text: Mapped[str] = mapped_column(PlainText, nullable=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)

@@ -22,7 +22,7 @@ async def reading(sessionmaker: async_sessionmaker[DbSession]) -> AsyncIterator[
     try:
         async with sessionmaker() as db:
             yield db
-    except (OperationalError, DBAPIError) as exc:
+    except (OperationalError, DBAPIError, OSError) as exc:  # OSError: a server unreachable
         log.error("database read failed: %s", exc)
         raise StorageError() from exc
 
@@ -36,6 +36,6 @@ async def writing(
     try:
         async with lock, sessionmaker() as db, db.begin():
             yield db
-    except (OperationalError, DBAPIError) as exc:
+    except (OperationalError, DBAPIError, OSError) as exc:
         log.error("database write failed: %s", exc)
         raise StorageError() from exc

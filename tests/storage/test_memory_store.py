@@ -109,14 +109,15 @@ async def test_vectors_are_per_session(stores: Stores) -> None:
     assert [t.content for t in await stores.memory.texts("theirs", ids, CHARS)] == ["q2", "a2"]
 
 
-async def test_a_vector_for_a_cleared_message_is_not_saved(stores: Stores) -> None:
+async def test_a_vector_for_a_cleared_message_is_not_saved(stores: Stores, db_backend: str) -> None:
     await stores.sessions.append_turn("s", turn("old question", "old answer"))
     pending = await stores.memory.unembedded(NOMIC, 10, max_chars=CHARS)
     # Cleared while its vectors were being computed; new messages may reuse the ids.
     await stores.sessions.clear_messages("s")
     await stores.sessions.append_turn("s", turn("new question", "new answer"))
     reused = await stores.memory.unembedded(NOMIC, 10, max_chars=CHARS)
-    assert {t.id for t in reused} == {t.id for t in pending}  # SQLite did reuse them
+    if db_backend == "sqlite":  # PostgreSQL's sequences never give an id twice
+        assert {t.id for t in reused} == {t.id for t in pending}  # SQLite did reuse them
 
     assert await stores.memory.save_vectors([vector(t) for t in pending]) == 0
     assert await stores.vector_count() == 0
