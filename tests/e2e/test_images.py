@@ -169,6 +169,7 @@ def database_files(tmp_path: Path) -> list[Path]:
     return sorted(p for p in tmp_path.iterdir() if p.name.startswith("bot.db"))
 
 
+@pytest.mark.sqlite_only  # SQLite's own files
 async def test_reset_leaves_no_trace_of_the_image_in_the_database_files(
     sees: World, tmp_path: Path
 ) -> None:

@@ -37,6 +37,7 @@ from tests.emulators.discord_server import (
     User,
 )
 from tests.emulators.ollama_server import OllamaEmulator
+from tests.support.databases import count_rows
 
 PARKING = "Visitors park their bicycles behind the greenhouse, next to the orchard gate."
 PARKING_QUESTION = "Where do visitors park their bicycles?"
@@ -79,13 +80,8 @@ def asked(w: World) -> list[str]:
     ]
 
 
-def database(w: World) -> Path:
-    return Path(w.settings.database_url.split("///", 1)[1])
-
-
 def rows(w: World, table: str) -> int:
-    with sqlite3.connect(database(w)) as db:
-        return int(db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+    return count_rows(w.settings.database_url, table)
 
 
 def embeds(w: World) -> int:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,7 @@ from tests.e2e.test_ask import ask, finished
 from tests.emulators.discord_server import DEFAULT_PERMISSIONS, DiscordEmulator, User
 from tests.emulators.ollama_models import RecordedRequest
 from tests.emulators.ollama_server import OllamaEmulator
+from tests.support.databases import count_rows
 
 EARLY = "Our release codename is Marmalade Falcon."
 LATER = ["Lunch today is pizza with extra olives.", "The printer on floor two is broken again."]
@@ -49,13 +49,14 @@ def chats(ollama: OllamaEmulator, since: int = 0) -> list[RecordedRequest]:
     return [r for r in ollama.requests[since:] if r.path == "/api/chat"]
 
 
-def rows(database: Path, table: str) -> int:
-    with sqlite3.connect(database) as db:
-        return int(db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+def rows(database: str | Path, table: str) -> int:
+    """Rows of a table, in the database at a URL or in a SQLite file."""
+    url = database if isinstance(database, str) else f"sqlite+aiosqlite:///{database}"
+    return count_rows(url, table)
 
 
-def database(w: World) -> Path:
-    return Path(w.settings.database_url.split("///", 1)[1])
+def database(w: World) -> str:
+    return w.settings.database_url
 
 
 async def memory(w: World, subcommand: str, user: User, **options: Any) -> str:

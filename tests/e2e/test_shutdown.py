@@ -11,6 +11,8 @@ import sqlite3
 from contextlib import closing
 from pathlib import Path
 
+import pytest
+
 from bot.presentation.shutdown import INTERRUPTED, RESTARTING
 from tests.e2e.conftest import World, world
 from tests.emulators.discord_server import InteractionRecord
@@ -37,6 +39,7 @@ def stored(tmp_path: Path) -> list[tuple[str, str]]:
         return db.execute("SELECT role, content FROM messages ORDER BY id").fetchall()
 
 
+@pytest.mark.sqlite_only  # reads the database after the world (and a server's copy) is gone
 async def test_a_second_signal_interrupts_at_once_queued_answers_too(tmp_path: Path) -> None:
     async with world(tmp_path, SHUTDOWN_GRACE_SECONDS="600") as w:
         w.ollama.set_reply(LONG)

@@ -24,6 +24,7 @@ import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 from tests.support import postgres
 
@@ -137,6 +138,30 @@ async def _migrate(url: str) -> None:
     engine = create_engine(url)
     try:
         await upgrade_database(engine)
+    finally:
+        await engine.dispose()
+
+
+def fetch_all(url: str, query: str) -> list[tuple[Any, ...]]:
+    """The rows of a read-only query on any database URL (a test looking behind the stores);
+    callable from sync code and from inside an event loop."""
+    return postgres._sync(_fetch_all(url, query))
+
+
+def count_rows(url: str, table: str) -> int:
+    ((count,),) = fetch_all(url, f"SELECT count(*) FROM {table}")
+    return int(count)
+
+
+async def _fetch_all(url: str, query: str) -> list[tuple[Any, ...]]:
+    from sqlalchemy import text
+
+    from bot.storage.engine import create_engine
+
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            return [tuple(row) for row in (await conn.execute(text(query))).all()]
     finally:
         await engine.dispose()
 
