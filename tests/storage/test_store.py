@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import event
@@ -114,8 +113,8 @@ async def test_list_and_delete_idle(store: SessionStore) -> None:
     assert await store.count() == 0
 
 
-async def test_database_failures_become_storage_errors(tmp_path: Path) -> None:
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}")
+async def test_database_failures_become_storage_errors(empty_database_url: str) -> None:
+    engine = create_engine(empty_database_url)
     store = SessionStore(create_sessionmaker(engine))  # never migrated: no tables
     with pytest.raises(StorageError) as info:
         await store.append_turn("s", [{"role": "user", "content": "q"}])

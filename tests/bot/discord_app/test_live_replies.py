@@ -4,7 +4,6 @@ all for a reply that ends before the next flush."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,8 +25,8 @@ class Db:
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Db]:
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'live.db'}")
+async def db(database_url: str) -> AsyncIterator[Db]:
+    engine = create_engine(database_url)
     await upgrade_database(engine)
     value = Db(LiveReplyStore(create_sessionmaker(engine)))
     event.listen(engine.sync_engine, "before_cursor_execute", value.note)
