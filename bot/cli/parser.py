@@ -129,7 +129,28 @@ def build_parser() -> argparse.ArgumentParser:
         "revision reached. (The bot also does this on start.)",
     )
     migrate.set_defaults(handler=handler("admin", "migrate"))
+    _add_migrate_data(commands)
     return parser
+
+
+def _add_migrate_data(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    move = commands.add_parser(
+        "migrate-data",
+        help="copy everything to another database (e.g. SQLite to PostgreSQL)",
+        description="Copy every table (conversations, settings, knowledge bases, members' "
+        "notes) from one database to another: the target is migrated first and must hold no "
+        "data; each table's rows are counted on both sides afterwards. Stop the bot first. "
+        "DATABASE_URL is not used: name both databases.",
+    )
+    move.add_argument(
+        "--from", dest="source", metavar="URL", required=True,
+        help="the database to copy (left unchanged), e.g. sqlite+aiosqlite:///data/ollacord.db",
+    )  # fmt: skip
+    move.add_argument(
+        "--to", dest="target", metavar="URL", required=True,
+        help="the empty database to fill, e.g. postgresql+asyncpg://user:pass@host/db",
+    )  # fmt: skip
+    move.set_defaults(handler=handler("migrate", "migrate_data"))
 
 
 def _add_chat(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
