@@ -1,13 +1,14 @@
 """Retrieval from a knowledge base: searching the index, its memory, loading it from the
 database, ingesting documents, and the time retrieval adds before an answer's first token.
 
-1. index: ``--passages`` random unit vectors of ``--dims`` dimensions in a VectorIndex (one
-   server's); top-5 of ``--queries`` random questions, p50 / p95, also with a tenth of the
-   documents limited to another channel; the memory (RSS before and after, the arrays'
-   bytes); the same scan in float16, for scale. Answers checked against a full sort.
-2. load: the same vectors stored through KnowledgeStore in SQLite (documents of 1,000
+1. index (``bench/retrieval_index.py``): ``--passages`` vectors of ``--dims`` dimensions in
+   a VectorIndex (one server's), topical ones (shaped like text embeddings) and random
+   ones; top-5 of ``--queries`` questions, p50 / p95, by the exact scan and by inverted
+   lists, their recall, also with a tenth of the documents limited to another channel; the
+   memory; the exact scan in float16, for scale.
+2. load: the topical vectors stored through KnowledgeStore in SQLite (documents of 1,000
    chunks of ``--text-chars`` characters), read into a KnowledgeBase's index (``preload``,
-   as the first search after a start does), ``--load-reps`` times.
+   as the first search after a start does) and its lists made, ``--load-reps`` times.
 3. ingestion: ``--docs`` generated Markdown handbooks (headings, prose, code blocks) of
    ~40,000 characters and a 2,000-row CSV through KnowledgeBase.add, with the request
    manager's Embedder against the Ollama emulator (a child process, instant; its
@@ -22,24 +23,38 @@ database, ingesting documents, and the time retrieval adds before an answer's fi
         [--text-chars 900] [--load-reps 3] [--docs 20] [--answers 40]
 """
 
+# ruff: noqa: E402 - the BLAS threads are set before numpy is imported
 from __future__ import annotations
+
+from bot.ops.process import limit_blas_threads
+
+# One BLAS thread, as the bot runs (before numpy loads); OPENBLAS_NUM_THREADS=2 overrides.
+limit_blas_threads()
 
 import argparse
 import asyncio
 import gc
-import os
 import random
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bench.streaming_analysis import percentile
+from bench.retrieval_index import (
+    CHUNKS_PER_DOCUMENT,
+    LIMITED_CHANNEL,
+    Topics,
+    bench_index,
+    fail,
+    mb,
+    ms,
+    rss,
+    unit_rows,
+)
 from bench.streaming_child import EmulatorControl
 from bench.tool_rounds import child_process, serve_commands
 from bot import OllamaRequestManager
@@ -47,7 +62,6 @@ from bot.core.documents import Document
 from bot.core.embedding import to_blob
 from bot.core.knowledge.base import KnowledgeBase
 from bot.core.knowledge.chunking import chunk_document, content_hash
-from bot.core.knowledge.index import VectorIndex
 from bot.core.knowledge.records import Chunk, NewChunk
 from bot.storage import create_sessionmaker
 from bot.storage.knowledge import KnowledgeStore
@@ -59,9 +73,6 @@ BIG, DOCS = "guild:1", "guild:2"
 # (label, server, suffix of the names): new documents, the same again, copies elsewhere
 INGESTION_ROUNDS = (("new", DOCS, ""), ("again, unchanged", DOCS, ""),
                     ("other names, other server", "guild:3", "-copy"))  # fmt: skip
-CHUNKS_PER_DOCUMENT = 1000
-# The big server's documents 1, 11, 21... (a tenth; a small run has one) are limited to it.
-LIMITED_CHANNEL = 7
 _VOCABULARY_TEXT = (
     "garden greenhouse orchard bicycle treasurer committee library annex harvest compost "
     "volunteer schedule rota ladder shed irrigation seedling tomato beehive honey market "
@@ -97,80 +108,6 @@ def _serve(conn: Connection) -> None:
     asyncio.run(main())
 
 
-# -- helpers ------------------------------------------------------------------------------------
-def rss() -> int:
-    """This process's resident memory in bytes (Linux's /proc)."""
-    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-def unit_rows(rng: np.random.Generator, n: int, dims: int) -> np.ndarray:
-    rows = rng.standard_normal((n, dims), dtype=np.float32)
-    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
-    return rows
-
-
-def ms(values: list[float]) -> str:
-    return f"{statistics.median(values) * 1000:.2f} / {percentile(values, 95) * 1000:.2f}"
-
-
-def mb(size: float) -> str:
-    return f"{size / 2**20:.1f} MB"
-
-
-def seconds(function: Callable[[], Any]) -> float:
-    start = time.perf_counter()
-    function()
-    return time.perf_counter() - start
-
-
-def fail(message: str) -> None:
-    raise SystemExit(f"wrong result: {message}")
-
-
-# -- 1. the index -------------------------------------------------------------------------------
-def bench_index(vectors: np.ndarray, queries: int, rng: np.random.Generator) -> None:
-    n, dims = vectors.shape
-    documents = np.arange(n) // CHUNKS_PER_DOCUMENT
-    limited = {int(d): [LIMITED_CHANNEL] for d in np.unique(documents) if d % 10 == 1}
-    channels = {int(d): limited.get(int(d)) for d in np.unique(documents)}
-    gc.collect()
-    before = rss()
-    index = VectorIndex(EMBEDDING_MODEL)
-    # A copy: load() adopts its array, and the bench's own must stay apart from it.
-    index.load(range(n), documents.tolist(), vectors.copy(), channels)
-    grown = rss() - before
-    asked = unit_rows(rng, queries, dims)
-    for row in rng.choice(n, size=min(5, n), replace=False):  # a stored row finds itself
-        if index.search(vectors[row], 1)[0].chunk_id != row:
-            fail(f"row {row} is not its own best match")
-    for query in asked[:5]:
-        expected = np.argsort(-(vectors @ query), kind="stable")[:K].tolist()
-        if [h.chunk_id for h in index.search(query, K)] != expected:
-            fail("top 5 differs from a full sort")
-    row = CHUNKS_PER_DOCUMENT + 1  # in document 1, limited to LIMITED_CHANNEL
-    if n > row:
-        if index.search(vectors[row], 1, channel_id=LIMITED_CHANNEL)[0].chunk_id != row:
-            fail("a channel-limited passage is not found in its channel")
-        if any(h.document_id in limited for h in index.search(vectors[row], K, channel_id=999)):
-            fail("a channel-limited document was found elsewhere")
-    plain = [seconds(lambda q=q: index.search(q, K)) for q in asked]
-    filtered = [seconds(lambda q=q: index.search(q, K, channel_id=999)) for q in asked]
-    print(f"1. index: {n:,} passages x {dims} dimensions (float32), top-{K}, {queries} queries")
-    print(f"   search p50 / p95 ms:              {ms(plain)}   (target p95 <= 20 ms)")
-    print(f"   ... a tenth of documents limited:  {ms(filtered)}")
-    print(f"   matrix {mb(n * dims * 4)}; index arrays {mb(index.nbytes)}; RSS +{mb(grown)}")
-    print(
-        f"   per passage: {index.nbytes / n:,.0f} bytes; p95 per 10,000 passages: "
-        f"{percentile(plain, 95) * 1000 / (n / 10_000):.2f} ms"
-    )
-    half = vectors.astype(np.float16)
-    f16 = [seconds(lambda q=q: half @ q.astype(np.float16)) for q in asked[:10]]
-    print(
-        f"   float16 scan, for scale ({mb(half.nbytes)}): {ms(f16)} ms, "
-        f"{statistics.median(f16) / statistics.median(plain):.1f}x float32's median"
-    )
-
-
 # -- 2. loading from the database ---------------------------------------------------------------
 async def store_vectors(store: KnowledgeStore, vectors: np.ndarray, text_chars: int) -> float:
     filler = ("lorem ipsum dolor sit amet " * (text_chars // 27 + 1))[:text_chars]
@@ -197,6 +134,7 @@ async def bench_load(
     store: KnowledgeStore, manager: OllamaRequestManager, n: int, written: float, reps: int
 ) -> KnowledgeBase:
     times: list[float] = []
+    listing: list[float] = []
     grown: list[int] = []
     for _ in range(reps):
         kb = None  # the previous index is freed before measuring
@@ -206,13 +144,16 @@ async def bench_load(
         start = time.perf_counter()
         loaded = await kb.preload(BIG)
         times.append(time.perf_counter() - start)
+        await kb.clustered(BIG)  # the lists, made in a worker thread after the load
+        listing.append(time.perf_counter() - start - times[-1])
         grown.append(rss() - before)
         if loaded != n:
             fail(f"loaded {loaded} vectors of {n}")
     print(
         f"\n2. load: {n:,} passages written in {written:.1f} s; read into the index "
         f"(preload) in {statistics.median(times):.2f} s median of {reps} "
-        f"({', '.join(f'{t:.2f}' for t in times)}); RSS +{mb(statistics.median(grown))}"
+        f"({', '.join(f'{t:.2f}' for t in times)}); lists made in "
+        f"{statistics.median(listing):.2f} s more; RSS +{mb(statistics.median(grown))}"
     )
     return kb
 
@@ -354,8 +295,13 @@ async def bench_first_token(
 
 async def run(args: argparse.Namespace) -> None:
     rng = np.random.default_rng(5)
-    vectors = unit_rows(rng, args.passages, args.dims)
-    bench_index(vectors, args.queries, rng)
+    topics = Topics(rng, args.passages, args.dims)
+    vectors = topics.passages(args.passages)
+    bench_index(vectors, topics.questions(args.queries, args.passages), "topical")
+    noise = unit_rows(rng, args.passages, args.dims)
+    print()
+    bench_index(noise, unit_rows(rng, args.queries, args.dims), "random")
+    del noise
     with child_process(_serve) as ctl, tempfile.TemporaryDirectory() as tmp:
         manager = OllamaRequestManager(
             host=ctl.setup,
