@@ -44,6 +44,9 @@ class InteractionDriver(CommandOptions):
             raise ValueError(
                 f"channel {channel_id} belongs to guild {channel.guild_id}, not {guild_id}"
             )
+        if not self.gateway.serves(guild_id):
+            # Discord would hold the event for a shard nobody connected: the test waits in vain.
+            raise RuntimeError(f"no connected session serves the shard of guild {guild_id}")
         if guild_id is not None:
             if user_id not in world.guilds[guild_id].members:
                 raise LookupError(

@@ -1,5 +1,6 @@
 """The gateway websocket: HELLO, IDENTIFY/READY/GUILD_CREATE, heartbeats, RESUME with
-replay of missed dispatches, member chunks, and intent-aware dispatching."""
+replay of missed dispatches, member chunks, and dispatching by intents and shards
+(discord_shards: each guild's events go to the session of its shard only)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,14 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from .discord_shards import (
+    CLOSE_INVALID_SHARD,
+    CLOSE_SHARDING_REQUIRED,
+    ShardRules,
+    event_guild,
+    owns,
+    valid_shard,
+)
 from .discord_state import (
     INTENT_DIRECT_MESSAGES,
     INTENT_GUILD_MESSAGES,
@@ -40,6 +49,10 @@ class Session:
     buffer: list[tuple[int, str]] = field(default_factory=list)
     conn: Connection | None = None
     ended: bool = False
+
+    def owns(self, guild_id: int | None) -> bool:
+        """Whether this session gets the events of ``guild_id`` (None: a DM)."""
+        return owns(self.shard, guild_id)
 
 
 class Connection:
@@ -76,8 +89,15 @@ class Connection:
     async def stop(self, *, flush: bool) -> None:
         if flush and not self._writer.done():
             self._queue.put_nowait(None)
-            with contextlib.suppress(asyncio.TimeoutError):
+            try:
                 await asyncio.wait_for(asyncio.shield(self._writer), 2.0)
+            except TimeoutError:
+                pass
+            except asyncio.CancelledError:
+                # The client left meanwhile and its handler stopped the writer: nothing
+                # to flush. Any other cancellation is ours to pass on.
+                if not self._writer.cancelled():
+                    raise
         self._writer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._writer
@@ -96,8 +116,10 @@ class Gateway:
         token: str,
         heartbeat_interval_ms: int,
         allowed_privileged_intents: int,
+        shard_rules: ShardRules | None = None,
     ) -> None:
         self.world = world
+        self.shard_rules = shard_rules or ShardRules()
         self.token = token
         self.heartbeat_interval_ms = heartbeat_interval_ms
         self.allowed_privileged_intents = allowed_privileged_intents
@@ -106,6 +128,7 @@ class Gateway:
         self.connections: set[Connection] = set()
         self.received: list[dict[str, Any]] = []  # every frame a client sent
         self.identifies = 0
+        self.invalid_sessions = 0  # IDENTIFYs refused with op 9 (over the rate limit)
         self.resumes = 0
         self.heartbeats = 0
         self.ready = asyncio.Event()
@@ -116,6 +139,10 @@ class Gateway:
     def live_sessions(self) -> list[Session]:
         return [s for s in self.sessions.values() if not s.ended]
 
+    def serves(self, guild_id: int | None) -> bool:
+        """Whether some live session gets the events of ``guild_id`` (None: DMs)."""
+        return any(s.owns(guild_id) for s in self.live_sessions())
+
     def _dispatch_to(self, session: Session, event: str, data: dict[str, Any]) -> None:
         session.seq += 1
         frame = json.dumps({"op": 0, "t": event, "s": session.seq, "d": data})
@@ -124,8 +151,9 @@ class Gateway:
             session.conn.send(frame)
 
     def dispatch(self, event: str, data: dict[str, Any], *, intent: int | None = None) -> None:
+        guild_id = event_guild(event, data)
         for session in self.live_sessions():
-            if intent is None or session.intents & intent:
+            if (intent is None or session.intents & intent) and session.owns(guild_id):
                 self._dispatch_to(session, event, data)
 
     def dispatch_message(self, event: str, msg: Message) -> None:
@@ -136,6 +164,8 @@ class Gateway:
         bot_id = self.world.bot_user.id
         for session in self.live_sessions():
             if not session.intents & (INTENT_DIRECT_MESSAGES if is_dm else INTENT_GUILD_MESSAGES):
+                continue
+            if not session.owns(channel.guild_id):
                 continue
             if event == "MESSAGE_DELETE":
                 data: dict[str, Any] = {"id": str(msg.id), "channel_id": str(msg.channel_id)}
@@ -233,17 +263,30 @@ class Gateway:
         if intents & PRIVILEGED_INTENTS & ~self.allowed_privileged_intents:
             await conn.close(4014, "Disallowed intent(s).")
             return False
+        shard = data.get("shard")
+        if shard is not None and not valid_shard(shard):
+            await conn.close(CLOSE_INVALID_SHARD, "Invalid shard.")
+            return False
+        world = self.world
+        guilds = [g for g in world.guilds.values() if owns(shard, g.id)]
+        if len(guilds) > self.shard_rules.max_guilds_per_shard:
+            await conn.close(CLOSE_SHARDING_REQUIRED, "Sharding required.")
+            return False
+        if not self.shard_rules.may_identify(shard):
+            # Discord's answer to an IDENTIFY over max_concurrency: the client waits, retries.
+            self.invalid_sessions += 1
+            conn.send({"op": 9, "d": False, "s": None, "t": None})
+            return True
         self.identifies += 1
-        session = Session(id=secrets.token_hex(16), intents=intents, shard=data.get("shard"))
+        session = Session(id=secrets.token_hex(16), intents=intents, shard=shard)
         self.sessions[session.id] = session
         session.conn = conn
         conn.session = session
-        world = self.world
         ready: dict[str, Any] = {
             "v": 10,
             "user": world.me_payload(),
             "user_settings": {},
-            "guilds": [{"id": str(g), "unavailable": True} for g in world.guilds],
+            "guilds": [{"id": str(g.id), "unavailable": True} for g in guilds],
             "session_id": session.id,
             "session_type": "normal",
             "resume_gateway_url": self.url,
@@ -259,7 +302,7 @@ class Gateway:
             ready["shard"] = session.shard
         self._dispatch_to(session, "READY", ready)
         with_members = bool(intents & INTENT_GUILD_PRESENCES)
-        for guild in world.guilds.values():
+        for guild in guilds:
             self._dispatch_to(
                 session,
                 "GUILD_CREATE",
@@ -301,8 +344,8 @@ class Gateway:
         guild_ids = data.get("guild_id")
         for gid in guild_ids if isinstance(guild_ids, list) else [guild_ids]:
             guild = self.world.guilds.get(int(gid))
-            if guild is None:
-                continue
+            if guild is None or not session.owns(guild.id):
+                continue  # a guild of another shard: this session knows nothing of it
             query = str(data.get("query") or "").lower()
             wanted = {int(u) for u in data.get("user_ids") or []}
             members = [

@@ -320,13 +320,15 @@ class RestApi:
         return Reply(body={"url": self.gateway.url})
 
     async def get_gateway_bot(self, ctx: Ctx) -> Reply:
+        rules = self.gateway.shard_rules
         limit = {
             "total": 1000,
             "remaining": 1000 - self.gateway.identifies,
             "reset_after": 86_400_000,
-            "max_concurrency": 1,
+            "max_concurrency": rules.max_concurrency,
         }
-        return Reply(body={"url": self.gateway.url, "shards": 1, "session_start_limit": limit})
+        shards = rules.recommend(len(self.world.guilds))
+        return Reply(body={"url": self.gateway.url, "shards": shards, "session_start_limit": limit})
 
     def _scope(self, ctx: Ctx) -> int | None:
         if ctx.snowflake("application_id") != self.world.application_id:

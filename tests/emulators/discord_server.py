@@ -14,6 +14,10 @@ Usage::
             await rec.wait_done()
             await bot.close()
 
+Shards: ``add_guild(name, shard=(k, n))`` makes a guild whose events go to shard k of n;
+each session gets only its shard's guilds (and shard 0 the DMs), see discord_shards.
+``identify_interval`` turns on Discord's IDENTIFY rate limit (op 9 when exceeded).
+
 Files: pass ``Upload("cat.png", png_bytes(4, 4))`` as a slash option value
 (``options={"image": upload}``) or in ``send_user_message(..., attachments=[upload])``;
 the emulator serves the bytes at the attachment's signed ``url`` and records each
@@ -29,7 +33,7 @@ discord_messages (bodies, limits, mentions), discord_ratelimit, discord_rest
 (callback, webhook routes), discord_gateway, discord_driver (invoking interactions),
 discord_options (slash command data), discord_posting (members' messages and files),
 discord_attachments (attachment objects, Upload, signed links), discord_cdn (serving
-files, recording fetches).
+files, recording fetches), discord_shards (routing by shard, IDENTIFY limits).
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ from .discord_interactions import InteractionApi
 from .discord_posting import MemberActions
 from .discord_ratelimit import GLOBAL_LIMIT, ForcedLimit
 from .discord_rest import RestApi, RestConfig
+from .discord_shards import MAX_GUILDS_PER_SHARD, ShardRules
 from .discord_state import (
     ALL_PERMISSIONS,
     BOT_PERMISSIONS,
@@ -103,13 +108,24 @@ class DiscordEmulator(InteractionDriver, MemberActions):
         allowed_privileged_intents: int = PRIVILEGED_INTENTS,
         bot_name: str = "Ollacord",
         global_limit: int | None = GLOBAL_LIMIT,
+        identify_interval: float = 0.0,
+        max_concurrency: int = 1,
+        max_guilds_per_shard: int = MAX_GUILDS_PER_SHARD,
+        recommended_shards: int | None = None,
     ) -> None:
         self.world = World(bot_name)
+        rules = ShardRules(
+            identify_interval=identify_interval,
+            max_concurrency=max_concurrency,
+            max_guilds_per_shard=max_guilds_per_shard,
+            recommended_shards=recommended_shards,
+        )
         self.gateway = Gateway(
             self.world,
             token=self.token,
             heartbeat_interval_ms=heartbeat_interval_ms,
             allowed_privileged_intents=allowed_privileged_intents,
+            shard_rules=rules,
         )
         self.rest = RestApi(
             self.world,
@@ -208,8 +224,9 @@ class DiscordEmulator(InteractionDriver, MemberActions):
 
     # ----- world ------------------------------------------------------------
 
-    def add_guild(self, name: str = "Test Guild") -> Guild:
-        guild = self.world.add_guild(name)
+    def add_guild(self, name: str = "Test Guild", *, shard: tuple[int, int] | None = None) -> Guild:
+        """``shard=(k, n)``: the guild's events go to shard k when the bot runs n shards."""
+        guild = self.world.add_guild(name, shard=shard)
         if self.gateway.ready.is_set():
             self.gateway.dispatch(
                 "GUILD_CREATE", self.world.guild_payload(guild, gateway=True, members=False)

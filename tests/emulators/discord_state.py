@@ -14,6 +14,7 @@ from typing import Any
 from .discord_attachments import Attachment
 
 DISCORD_EPOCH_MS = 1_420_070_400_000
+TIMESTAMP_SHIFT = 22  # a snowflake's bits below its creation time
 
 
 class Permission(enum.IntFlag):
@@ -88,6 +89,11 @@ def iso_now() -> str:
     return datetime.now(UTC).isoformat()
 
 
+def shard_of(guild_id: int, shard_count: int) -> int:
+    """Discord's formula: the shard whose session gets a guild's events (DMs: shard 0)."""
+    return (guild_id >> TIMESTAMP_SHIFT) % shard_count
+
+
 class SnowflakeGenerator:
     """Ids that encode the creation time, so discord.py's ``created_at`` and its
     delete sub-limits (which look at message age) behave as with real ids."""
@@ -97,10 +103,24 @@ class SnowflakeGenerator:
 
     def next(self) -> int:
         ms = int(time.time() * 1000) - DISCORD_EPOCH_MS
-        candidate = (ms << 22) | (1 << 17) | (1 << 12)
+        candidate = (ms << TIMESTAMP_SHIFT) | (1 << 17) | (1 << 12)
         if candidate <= self._last:
             candidate = self._last + 1
         self._last = candidate
+        return candidate
+
+    def next_on_shard(self, shard_id: int, shard_count: int) -> int:
+        """An id that lands on shard ``shard_id`` of ``shard_count`` (for guilds): the shard
+        formula reads the timestamp, so the timestamp moves up to the next fitting
+        millisecond, as a guild created a moment later would have."""
+        if not 0 <= shard_id < shard_count:
+            raise ValueError(f"no shard {shard_id} among {shard_count}")
+        candidate = self.next()
+        ahead = (shard_id - shard_of(candidate, shard_count)) % shard_count
+        if ahead:
+            ms = (candidate >> TIMESTAMP_SHIFT) + ahead
+            candidate = (ms << TIMESTAMP_SHIFT) | (1 << 17) | (1 << 12)
+            self._last = candidate
         return candidate
 
 

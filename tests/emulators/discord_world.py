@@ -62,9 +62,11 @@ class World:
         self.users[user.id] = user
         return user
 
-    def add_guild(self, name: str) -> Guild:
+    def add_guild(self, name: str, *, shard: tuple[int, int] | None = None) -> Guild:
+        """``shard=(k, n)``: a guild whose events go to shard k when the bot runs n shards."""
         owner = self.add_user(f"{name} owner")
-        guild = Guild(id=self.ids.next(), name=name, owner_id=owner.id)
+        gid = self.ids.next() if shard is None else self.ids.next_on_shard(*shard)
+        guild = Guild(id=gid, name=name, owner_id=owner.id)
         self.guilds[guild.id] = guild
         everyone = Role(
             id=guild.id, guild_id=guild.id, name="@everyone", permissions=DEFAULT_PERMISSIONS
