@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.core.errors import ConfigError
+from bot.core.sharding import parse_shard_count, parse_shard_ids, shard_problems
 
 DEFAULT_OLLAMA_HOST = "http://localhost:11434"
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///data/ollacord.db"
@@ -61,11 +62,22 @@ class Settings:
     knowledge_min_score: float = 0.5
     summary_model: str | None = None
     conversation_memory: bool = True
+    # Discord's sharding (see ``shards``): None for one unsharded connection.
+    shard_count: int | None = None
+    shard_ids: tuple[int, ...] | None = None
 
     @property
     def secrets(self) -> tuple[str | None, ...]:
         """Values that must never appear in logs."""
         return (self.discord_token, self.admin_token)
+
+    @property
+    def shards(self) -> tuple[int, ...]:
+        """The shards this process connects: SHARD_IDS, else every shard of SHARD_COUNT;
+        empty when the bot is not sharded."""
+        if self.shard_count is None:
+            return ()
+        return self.shard_ids if self.shard_ids is not None else tuple(range(self.shard_count))
 
     @property
     def wants_message_content(self) -> bool:
@@ -135,6 +147,7 @@ class Settings:
                 values[f.name] = parser(raw.strip())
             except ValueError as exc:
                 problems.append(f"{key}: {exc}")
+        problems.extend(shard_problems(values.get("shard_count"), values.get("shard_ids"), env))
         if require_discord and not values.get("discord_token"):
             problems.append("DISCORD_TOKEN: required to connect to Discord")
         if problems:
@@ -252,4 +265,6 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "knowledge_passages": _int(1),
     "knowledge_min_score": _non_negative_float,
     "conversation_memory": _bool,
+    "shard_count": parse_shard_count,
+    "shard_ids": parse_shard_ids,
 }

@@ -121,6 +121,15 @@ SETTING_DOCS: dict[str, SettingDoc] = {
         "summary",
         empty="the conversation's own model",
     ),
+    "shard_count": SettingDoc(
+        "Shards of the whole bot, for running it as several processes (Discord requires "
+        "sharding past 2,500 servers per shard); every process gets the same value",
+        empty="not sharded",
+    ),
+    "shard_ids": SettingDoc(
+        "This process's shards, e.g. 0,1 or 0-3; needs SHARD_COUNT",
+        empty="every shard of SHARD_COUNT",
+    ),
 }
 
 ENV_EXAMPLE_HEADER = """\
