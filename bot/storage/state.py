@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession as DbSession
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
@@ -18,6 +19,14 @@ class BotStateStore:
             return None if row is None else row.value
 
     async def set(self, key: str, value: str) -> None:
+        try:
+            await self._write(key, value)
+        except IntegrityError:
+            # Another process (a shard starting at the same time) added the key between
+            # the read and the insert: it exists now, so this write updates it.
+            await self._write(key, value)
+
+    async def _write(self, key: str, value: str) -> None:
         async with self._sessionmaker() as db, db.begin():
             row = await db.get(BotState, key)
             if row is None:
