@@ -99,6 +99,8 @@ class Admin(commands.Cog):
         """Show the bot's request statistics, per-model and per-tool usage and uptime."""
         manager = self.bot.manager
         embed = stats_embed(manager.get_statistics(), manager.stats.tool_outcomes)
+        if note := self.bot.process_note(interaction.guild_id):
+            embed.set_footer(text=note)  # sharded: one process's numbers, not the bot's
         await interaction.response.send_message(embed=embed, ephemeral=True)
 
 

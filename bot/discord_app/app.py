@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import gc
 import hashlib
@@ -27,9 +26,9 @@ from bot.core.tools.registry import ToolContext, ToolSet
 from bot.core.types import ChatTarget
 from bot.discord_app.advice import explain
 from bot.discord_app.channel_reader import DiscordChannelReader
+from bot.discord_app.command_errors import error_message, send_ephemeral
 from bot.discord_app.live_replies import LiveReplies
 from bot.discord_app.rate_limits import GlobalWriteBudget, RateLimitTracker
-from bot.discord_app.replies import WRITTEN
 from bot.discord_app.routing import ConversationRouter, Place
 from bot.discord_app.unfinished_replies import finish_unfinished
 from bot.ops.http_api import DiscordStatus, HttpServer, start_http_server
@@ -52,13 +51,30 @@ EXTENSIONS = (
     "cogs.memory",
 )
 COMMAND_HASH_KEY = "command_tree_hash"
+# Discord allows one IDENTIFY per 5 s (per bucket of shards); discord.py waits this long
+# before every IDENTIFY but the first, and so does the bot unless told otherwise.
+IDENTIFY_INTERVAL = 5.0
 REMEMBER_TOOL = "remember"  # the members' notes tool (bot.core.memory.notes)
+# Gateway close codes that no reconnect can cure: the settings must change.
+GATEWAY_REFUSALS = {
+    4010: "Discord refused the shards SHARD_COUNT and SHARD_IDS name (close code 4010)",
+    4011: "Discord requires sharding: the bot is in more servers than one shard may hold "
+    "(2,500); set SHARD_COUNT (see Shards in the README)",
+}
 
 
 class OllacordBot(commands.Bot):
-    """The bot; cogs reach the shared services through its typed attributes."""
+    """The bot; cogs reach the shared services through its typed attributes. Sharded
+    (SHARD_COUNT set), create_bot builds its ShardedOllacordBot subclass instead."""
 
-    def __init__(self, settings: Settings, manager: OllamaRequestManager, **options: Any) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        manager: OllamaRequestManager,
+        *,
+        identify_interval: float = IDENTIFY_INTERVAL,
+        **options: Any,
+    ) -> None:
         intents = discord.Intents.none()
         intents.guilds = True
         if settings.wants_message_content:
@@ -80,6 +96,7 @@ class OllacordBot(commands.Bot):
         )
         self.settings = settings
         self.manager = manager
+        self.identify_interval = identify_interval
         self.router = ConversationRouter(manager)
         self.http_server: HttpServer | None = None  # with HTTP_PORT=0, .port is the bound one
         self.tree.on_error = self.on_app_command_error
@@ -224,6 +241,25 @@ class OllacordBot(commands.Bot):
     def discord_status(self) -> DiscordStatus:
         return DiscordStatus(self.is_ready() and not self.is_closed(), self.latency)
 
+    def shards_in_words(self) -> str | None:
+        """This process's shards ("shards 0-1 of 4"); None unsharded."""
+        return None
+
+    def process_note(self, guild_id: int | None) -> str | None:
+        """Said under /stats when sharded: the numbers are one process's, not the bot's."""
+        return None
+
+    async def own_replies(self, records: list[LiveReplyRecord]) -> list[LiveReplyRecord]:
+        """The replies a crash interrupted that this process ends: all of them, unless
+        other processes serve other shards."""
+        return records
+
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        # discord.py's own pacing, with the pause an option: tests of several shards in one
+        # process would otherwise wait 5 s per shard.
+        if not initial:
+            await asyncio.sleep(self.identify_interval)
+
     async def sync_commands(self, *, force: bool = False) -> bool:
         """Sync the command tree only when it changed since the last sync (hash in the DB)."""
         guild = discord.Object(self.settings.dev_guild_id) if self.settings.dev_guild_id else None
@@ -241,70 +277,32 @@ class OllacordBot(commands.Bot):
         return True
 
     async def on_ready(self) -> None:
+        shards = self.shards_in_words()
         log.info(
-            "connected as %s (%s) to %d servers",
+            "connected as %s (%s) to %d servers%s",
             self.user,
             self.user.id if self.user else "?",
             len(self.guilds),
+            f" on {shards}" if shards else "",
         )
         if self._unfinished and self.live_replies is not None:
             records, self._unfinished = self._unfinished, None
             task = asyncio.create_task(
-                finish_unfinished(self, records, self.live_replies.store), name="unfinished"
+                self._finish_unfinished(records, self.live_replies.store), name="unfinished"
             )
             self._background.add(task)
             task.add_done_callback(self._background.discard)
+
+    async def _finish_unfinished(
+        self, records: list[LiveReplyRecord], store: LiveReplyStore
+    ) -> None:
+        await finish_unfinished(self, await self.own_replies(records), store)
 
     async def on_app_command_error(
         self, interaction: discord.Interaction, error: app_commands.AppCommandError
     ) -> None:
         """The one place errors become ephemeral messages; unexpected ones are logged."""
-        original = getattr(error, "original", error)
-        if isinstance(original, OllacordError):
-            message = explain(original)
-        elif isinstance(error, app_commands.MissingPermissions):
-            needed = permission_names(error.missing_permissions)
-            message = f"You need the {needed} permission to use this command."
-        elif isinstance(error, app_commands.BotMissingPermissions):
-            needed = permission_names(error.missing_permissions)
-            message = f"I need the {needed} permission here to do that."
-        elif isinstance(error, app_commands.NoPrivateMessage):
-            message = "This command only works in a server."
-        elif isinstance(error, app_commands.CommandOnCooldown):
-            message = f"Slow down: try again in {error.retry_after:.0f} s."
-        elif isinstance(error, app_commands.CheckFailure):
-            message = "You are not allowed to use this command here."
-        else:
-            command = interaction.command.qualified_name if interaction.command else "?"
-            log.error("unexpected error in /%s", command, exc_info=original)
-            message = "Something went wrong on my side; the error was logged."
-        await send_ephemeral(interaction, message)
-
-
-# Discord's interface names a few permissions differently from the API.
-PERMISSION_LABELS = {
-    "manage_guild": "Manage Server",
-    "read_message_history": "Read Message History",
-}
-
-
-def permission_names(permissions: list[str]) -> str:
-    return ", ".join(PERMISSION_LABELS.get(p, p.replace("_", " ").title()) for p in permissions)
-
-
-async def send_ephemeral(interaction: discord.Interaction, message: str) -> None:
-    """Tell only the user. After a defer, the "thinking…" placeholder is removed first: the
-    first follow-up would otherwise replace it, as public as the placeholder was."""
-    try:
-        if not interaction.response.is_done():
-            await interaction.response.send_message(message, ephemeral=True)
-            return
-        if not interaction.extras.get(WRITTEN):
-            with contextlib.suppress(discord.HTTPException):
-                await interaction.delete_original_response()
-        await interaction.followup.send(message, ephemeral=True)
-    except discord.HTTPException as exc:
-        log.warning("could not tell the user about an error: %s", exc)
+        await send_ephemeral(interaction, error_message(interaction, error))
 
 
 def create_bot(
@@ -313,10 +311,17 @@ def create_bot(
     """Build the bot and its services, without connecting to anything.
 
     ``mcp_servers``: MCP_CONFIG's servers, if already read (else it is read here).
-    ``options`` go to discord.py's Bot (tests shorten ``guild_ready_timeout``).
+    ``options`` go to discord.py's Bot (tests shorten ``guild_ready_timeout``, and
+    ``identify_interval``, the pause between a process's IDENTIFYs).
     """
     extra = {} if mcp_servers is None else {"mcp_servers": mcp_servers}
-    return OllacordBot(settings, OllamaRequestManager.from_settings(settings, **extra), **options)
+    manager = OllamaRequestManager.from_settings(settings, **extra)
+    if settings.shard_count is None:
+        # Unsharded stays a plain commands.Bot: one connection, no GET /gateway/bot.
+        return OllacordBot(settings, manager, **options)
+    from bot.discord_app.shards import ShardedOllacordBot  # it subclasses OllacordBot
+
+    return ShardedOllacordBot(settings, manager, **options)
 
 
 def point_discord_at(api_base: str | None, gateway_url: str | None) -> None:
@@ -347,6 +352,11 @@ async def run_bot(settings: Settings, mcp_servers: Sequence[McpServerConfig] | N
         return 1
     except discord.LoginFailure:
         log.error("Discord rejected DISCORD_TOKEN: check the token in .env")
+        return 1
+    except discord.ConnectionClosed as exc:
+        if exc.code not in GATEWAY_REFUSALS:
+            raise
+        log.error("%s", GATEWAY_REFUSALS[exc.code])
         return 1
     except discord.PrivilegedIntentsRequired:
         log.error(

@@ -62,9 +62,18 @@ _CONTEXT = web.AppKey("context", "_Context")
 
 
 @dataclass(frozen=True, slots=True)
+class ShardStatus:
+    id: int
+    connected: bool
+    latency: float | None = None  # heartbeat round trip, in seconds
+
+
+@dataclass(frozen=True, slots=True)
 class DiscordStatus:
     connected: bool
     latency: float | None = None  # gateway heartbeat round trip, in seconds
+    shard_count: int | None = None  # sharded: the whole bot's, and this process's shards
+    shards: tuple[ShardStatus, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +119,10 @@ def _ms(seconds: float | None) -> float | None:
     return round(seconds * 1000, 1)
 
 
+def _up(connected: bool) -> str:
+    return "up" if connected else "down"
+
+
 async def _timed(check: Callable[[], Awaitable[dict[str, Any]]], within: float) -> dict[str, Any]:
     started = time.perf_counter()
     try:
@@ -131,7 +144,14 @@ async def get_healthz(request: web.Request) -> web.Response:
 
     async def discord() -> dict[str, Any]:
         state = ctx.discord_status()
-        return {"status": "up" if state.connected else "down", "latency_ms": _ms(state.latency)}
+        found: dict[str, Any] = {"status": _up(state.connected), "latency_ms": _ms(state.latency)}
+        if state.shard_count is not None:  # sharded: each of this process's shards
+            found["shard_count"] = state.shard_count
+            found["shards"] = [
+                {"id": s.id, "status": _up(s.connected), "latency_ms": _ms(s.latency)}
+                for s in state.shards
+            ]
+        return found
 
     async def database() -> dict[str, Any]:
         await manager.store.count()
