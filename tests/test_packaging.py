@@ -150,7 +150,10 @@ def test_compose_services_start_in_order() -> None:
     assert services["bot"]["depends_on"] == {
         "ollama": {"condition": "service_healthy"},
         "ollama-pull": {"condition": "service_completed_successfully"},
+        # The optional database server: waited for only when its profile is on.
+        "postgres": {"condition": "service_healthy", "required": False},
     }
+    assert services["postgres"]["profiles"] == ["postgres"]
 
 
 def test_compose_bot_reads_dotenv_and_talks_to_the_ollama_service() -> None:
@@ -165,6 +168,7 @@ def test_compose_bot_reads_dotenv_and_talks_to_the_ollama_service() -> None:
 
 def test_compose_healthchecks() -> None:
     assert compose_healthcheck("ollama")[0] == "ollama"
+    assert compose_healthcheck("postgres")[0] == "pg_isready"
     assert any("/healthz" in part for part in compose_healthcheck("bot"))
 
 
