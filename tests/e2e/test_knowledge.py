@@ -9,7 +9,6 @@ floor), one sharing none about 0.
 from __future__ import annotations
 
 import re
-import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -37,7 +36,7 @@ from tests.emulators.discord_server import (
     User,
 )
 from tests.emulators.ollama_server import OllamaEmulator
-from tests.support.databases import count_rows
+from tests.support.databases import count_rows, fetch_all
 
 PARKING = "Visitors park their bicycles behind the greenhouse, next to the orchard gate."
 PARKING_QUESTION = "Where do visitors park their bicycles?"
@@ -296,7 +295,9 @@ async def two_runs(tmp_path: Path) -> AsyncIterator[tuple[DiscordEmulator, Ollam
         yield discord_emu, ollama
 
 
-async def test_a_change_of_embedding_model_is_detected_and_re_embedded(tmp_path: Path) -> None:
+async def test_a_change_of_embedding_model_is_detected_and_re_embedded(
+    tmp_path: Path, database_url: str
+) -> None:
     async with two_runs(tmp_path) as (discord_emu, ollama):
         guild = discord_emu.add_guild()
         channel = discord_emu.add_channel(guild.id)
@@ -304,7 +305,7 @@ async def test_a_change_of_embedding_model_is_detected_and_re_embedded(tmp_path:
         discord_emu.add_member(
             guild.id, admin.id, permissions=DEFAULT_PERMISSIONS | Permission.MANAGE_GUILD
         )
-        url = f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
+        url = database_url
         where = {"channel_id": channel.id, "guild_id": guild.id, "user_id": admin.id}
 
         async def note(subcommand: str, **options: Any) -> str:
@@ -333,8 +334,7 @@ async def test_a_change_of_embedding_model_is_detected_and_re_embedded(tmp_path:
             assert "parking.txt" in await note("search", query=PARKING_QUESTION)
             embedded = [r.json or {} for r in ollama.requests if r.path == "/api/embed"]
             assert embedded[-1]["model"] == "mxbai-embed-large"
-            with sqlite3.connect(tmp_path / "bot.db") as db:
-                models = {m for (m,) in db.execute("SELECT model FROM kb_chunks")}
+            models = {m for (m,) in fetch_all(url, "SELECT model FROM kb_chunks")}
             assert models == {"mxbai-embed-large"}
             assert await note("reembed") == (
                 "📚 Nothing to re-embed: every passage is embedded with `mxbai-embed-large`."

@@ -146,13 +146,13 @@ async def settings_show(w: World) -> dict[str, str]:
 
 
 # conversations searched by meaning ----------------------------------------------------------
-async def test_a_conversation_is_searched_by_meaning_after_a_restart(tmp_path: Path) -> None:
+async def test_a_conversation_is_searched_by_meaning_after_a_restart(database_url: str) -> None:
     async with DiscordEmulator() as discord_emu, OllamaEmulator() as ollama:
         guild = discord_emu.add_guild()
         channel = discord_emu.add_channel(guild.id)
         alice = discord_emu.add_user("alice")
         discord_emu.add_member(guild.id, alice.id, permissions=DEFAULT_PERMISSIONS)
-        url = f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
+        url = database_url
         where = {"channel_id": channel.id, "guild_id": guild.id, "user_id": alice.id}
         session = channel_key(channel.id)
         ollama.set_reply("Noted.")
@@ -165,13 +165,13 @@ async def test_a_conversation_is_searched_by_meaning_after_a_restart(tmp_path: P
                 await finished(rec)
             stored = await stored_turns(bot, session, 6)
             assert [m["content"] for m in stored if m["role"] == "user"] == [EARLY, *LATER]
-        assert rows(tmp_path / "bot.db", "message_embeddings") == 0
+        assert rows(url, "message_embeddings") == 0
 
         ollama.clear_faults()
         async with running_bot(discord_emu, e2e_settings(ollama, url, guild)) as bot:
             assert bot.manager.memory is not None
             await bot.manager.memory.idle()  # the catch-up at start
-            assert rows(tmp_path / "bot.db", "message_embeddings") == 6  # 3 questions, 3 answers
+            assert rows(url, "message_embeddings") == 6  # 3 questions, 3 answers
 
             ollama.script_tools(
                 [[("search_conversation", {"query": CODENAME_QUERY})]],

@@ -203,13 +203,13 @@ async def emulators() -> AsyncIterator[tuple[DiscordEmulator, OllamaEmulator]]:
         yield discord_emu, ollama
 
 
-async def test_restart_keeps_the_session_and_does_not_resync_commands(tmp_path: Path) -> None:
+async def test_restart_keeps_the_session_and_does_not_resync_commands(database_url: str) -> None:
     async with emulators() as (discord_emu, ollama):
         guild = discord_emu.add_guild()
         channel = discord_emu.add_channel(guild.id)
         alice = discord_emu.add_user("alice")
         discord_emu.add_member(guild.id, alice.id)
-        settings = e2e_settings(ollama, f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}", guild)
+        settings = e2e_settings(ollama, database_url, guild)
         where = {"channel_id": channel.id, "guild_id": guild.id, "user_id": alice.id}
         ollama.queue_replies("Noted: blue.", "You said blue.")
 
