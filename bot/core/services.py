@@ -52,7 +52,7 @@ async def open_services(
     """Open the database (migrated to head; none without a URL) and the pooled Ollama client."""
     engine, store, state, session_count = None, None, None, 0
     if database_url is not None:
-        engine, store, state, session_count = await _open_database(database_url)
+        engine, store, state, session_count = await _open_database(database_url, queue.capacity)
     client = OllamaClient(host, timeout=request_timeout, max_streams=queue.capacity)
     catalog = ModelCatalog(client)
     executor = QueryExecutor(
@@ -76,12 +76,12 @@ async def open_services(
 
 
 async def _open_database(
-    database_url: str,
+    database_url: str, concurrency: int
 ) -> tuple[AsyncEngine, SessionStore, BotStateStore, int]:
     from bot.storage import SessionStore, create_sessionmaker, open_engine, upgrade_database
     from bot.storage.state import BotStateStore
 
-    engine = open_engine(database_url)
+    engine = open_engine(database_url, concurrency=concurrency)  # a pool for each answer
     try:
         await upgrade_database(engine)
         sessionmaker = create_sessionmaker(engine)
