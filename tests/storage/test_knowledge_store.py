@@ -1,5 +1,6 @@
-"""KnowledgeStore against a real SQLite file: documents with their chunks and vectors,
-replaced and deleted together, stale chunks by model, embeddings shared by content hash."""
+"""KnowledgeStore against a real database (SQLite; PostgreSQL with --db=postgresql):
+documents with their chunks and vectors, replaced and deleted together, stale chunks by
+model, embeddings shared by content hash."""
 
 from __future__ import annotations
 

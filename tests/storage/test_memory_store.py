@@ -1,6 +1,6 @@
-"""MemoryStore against a real SQLite file: turn vectors (which messages lack one, writes that
-race a clear, the cascade), the running summary's state and its guarded write, members'
-notes and their privacy rule."""
+"""MemoryStore against a real database (SQLite; PostgreSQL with --db=postgresql): turn
+vectors (which messages lack one, writes that race a clear, the cascade), the running
+summary's state and its guarded write, members' notes and their privacy rule."""
 
 from __future__ import annotations
 

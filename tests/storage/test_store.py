@@ -1,4 +1,4 @@
-"""SessionStore against a real SQLite file."""
+"""SessionStore against a real database (SQLite, or PostgreSQL with --db=postgresql)."""
 
 from __future__ import annotations
 
