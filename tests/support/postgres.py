@@ -258,15 +258,23 @@ def _server_user() -> str | None:
     """The unprivileged user to run as (created if missing), or None when not root."""
     if os.geteuid() != 0:
         return None
+    if not _user_exists():
+        made = subprocess.run(
+            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
+             SERVER_USER],
+            capture_output=True, text=True, timeout=COMMAND_TIMEOUT,
+        )  # fmt: skip
+        if made.returncode != 0 and not _user_exists():  # another run may have made it
+            raise PostgresUnavailable(f"useradd {SERVER_USER}: {made.stderr.strip()}")
+    return SERVER_USER
+
+
+def _user_exists() -> bool:
     try:
         pwd.getpwnam(SERVER_USER)
     except KeyError:
-        subprocess.run(
-            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
-             SERVER_USER],
-            check=True, capture_output=True, timeout=COMMAND_TIMEOUT,
-        )  # fmt: skip
-    return SERVER_USER
+        return False
+    return True
 
 
 def _run(user: str | None, command: list[str]) -> None:
