@@ -22,8 +22,10 @@ from bot.cli.database import DATABASE_ERRORS, redact_url, sqlite_path
 from bot.cli.output import Console
 from bot.core.config import Settings
 from bot.core.errors import OllamaError, StorageError
+from bot.core.hosts.host import Host
+from bot.core.hosts.pool import HostPool
 from bot.core.model_catalog import ModelCatalog
-from bot.core.ollama_client import OllamaClient, normalize_model_name
+from bot.core.ollama_client import normalize_model_name as normalize
 from bot.storage import create_engine, upgrade_database
 from bot.storage.engine import alembic_config
 from bot.storage.models import ChatSession
@@ -48,7 +50,8 @@ class Check:
 
 
 async def health(args: argparse.Namespace, settings: Settings, console: Console) -> int:
-    checks = await asyncio.gather(check_database(settings), check_ollama(settings))
+    database, ollama = await asyncio.gather(check_database(settings), check_ollama(settings))
+    checks = [database, *ollama]
     for check in checks:
         console.out(check.line())
     console.out(f"discord: {DISCORD_NOT_CHECKED}")
@@ -119,38 +122,97 @@ def _current_revision(connection: Connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision()
 
 
-async def check_ollama(settings: Settings) -> Check:
-    host = settings.ollama_host
-    client = OllamaClient(host, timeout=HEALTH_TIMEOUT, connect_timeout=HEALTH_TIMEOUT)
+@dataclass(frozen=True, slots=True)
+class Reached:
+    """One host as the health check found it: ``reached`` (version, latency) or ``error``,
+    and the models it has (None when they could not be listed)."""
+
+    host: str
+    reached: str | None = None
+    error: str | None = None
+    installed: frozenset[str] | None = None
+
+
+async def check_ollama(settings: Settings) -> list[Check]:
+    """One line for a single host (as ever); with several, one per host and a summary."""
+    pool = HostPool.open(settings.hosts, default_capacity=1, timeout=HEALTH_TIMEOUT)
+    catalog = ModelCatalog(pool)
     try:
-        status = await ModelCatalog(client).health()
-        if not status.ok:
-            error = status.error or "no answer"
-            return Check("ollama", False, error if host in error else f"{host}: {error}")
-        reached = f"{host}, version {status.version}, {status.latency_ms or 0:.0f} ms"
-        try:
-            installed = {normalize_model_name(m.name) for m in await client.list_models()}
-        except OllamaError as exc:
-            return Check("ollama", False, f"{reached}; listing models failed: {exc.user_message}")
+        found = await asyncio.gather(*(_reach(pool, catalog, h) for h in pool.hosts))
     finally:
-        await client.close()
+        await pool.close()
     wanted = [settings.default_model, *settings.fallback_models]
-    usable = [m for m in wanted if normalize_model_name(m) in installed]
+    if len(found) == 1:
+        return [_one_host(found[0], settings.default_model, wanted)]
+    checks = [_host_line(r, settings.default_model) for r in found]
+    return [*checks, _summary(found, settings.default_model, wanted)]
+
+
+async def _reach(pool: HostPool, catalog: ModelCatalog, host: Host) -> Reached:
+    status = await catalog.check(host)
+    if not status.ok:
+        return Reached(host.label, error=status.error or "no answer")
+    reached = f"{host.label}, version {status.version}, {status.latency_ms or 0:.0f} ms"
+    try:
+        models = await pool.list_models(host, ttl=0.0, force=True)
+    except OllamaError as exc:
+        return Reached(host.label, reached, f"listing models failed: {exc.user_message}")
+    return Reached(host.label, reached, installed=frozenset(normalize(m.name) for m in models))
+
+
+def _one_host(found: Reached, default: str, wanted: list[str]) -> Check:
+    if found.reached is None:
+        error = found.error or "no answer"
+        return Check("ollama", False, error if found.host in error else f"{found.host}: {error}")
+    if found.installed is None:
+        return Check("ollama", False, f"{found.reached}; {found.error}")
+    usable = [m for m in wanted if normalize(m) in found.installed]
     if not usable:
         return Check(
             "ollama",
             False,
-            f"{reached}; the default model `{settings.default_model}` is not on the server "
-            f"(`ollacord models pull {settings.default_model}`)",
+            f"{found.reached}; the default model `{default}` is not on the server "
+            f"(`ollacord models pull {default}`)",
         )
-    if usable[0] != settings.default_model:
+    if usable[0] != default:
         return Check(
             "ollama",
             True,
-            f"{reached}; default model `{settings.default_model}` missing, "
-            f"answers fall back to `{usable[0]}`",
+            f"{found.reached}; default model `{default}` missing, answers fall back to "
+            f"`{usable[0]}`",
         )
-    return Check("ollama", True, f"{reached}; default model `{settings.default_model}` present")
+    return Check("ollama", True, f"{found.reached}; default model `{default}` present")
+
+
+def _host_line(found: Reached, default: str) -> Check:
+    name = f"ollama {found.host}"
+    if found.reached is None:
+        return Check(name, False, found.error or "no answer")
+    if found.installed is None:
+        return Check(name, False, f"{found.reached}; {found.error}")
+    here = "present" if normalize(default) in found.installed else "not here"
+    count = len(found.installed)
+    models = f"{count} model" if count == 1 else f"{count} models"
+    return Check(name, True, f"{found.reached}, {models}; default model `{default}` {here}")
+
+
+def _summary(found: list[Reached], default: str, wanted: list[str]) -> Check:
+    """Healthy when every host answers and one of them has the default model (or a fallback:
+    routing sends each question to a host that has its model)."""
+    answering = [r for r in found if r.installed is not None]
+    counted = f"{len(answering)} of {len(found)} hosts answer"
+    for model in wanted:
+        having = [r.host for r in answering if normalize(model) in (r.installed or ())]
+        if having:
+            fallback = "" if model == default else f"default model `{default}` missing, "
+            where = f"{fallback}`{model}` on {', '.join(having)}"
+            return Check("ollama", len(answering) == len(found), f"{counted}; {where}")
+    return Check(
+        "ollama",
+        False,
+        f"{counted}; the default model `{default}` is on none of them "
+        f"(`ollacord models pull {default}`)",
+    )
 
 
 async def migrate(args: argparse.Namespace, settings: Settings, console: Console) -> int:

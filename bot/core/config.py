@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.core.errors import ConfigError
+from bot.core.hosts.spec import HostSpec, parse_hosts, parse_url
 from bot.core.sharding import parse_shard_count, parse_shard_ids, shard_problems
 
 DEFAULT_OLLAMA_HOST = "http://localhost:11434"
@@ -29,6 +30,8 @@ class Settings:
 
     discord_token: str | None = field(default=None, repr=False)
     ollama_host: str = DEFAULT_OLLAMA_HOST
+    # Several servers; when set, OLLAMA_HOST is not used (see the ``hosts`` property).
+    ollama_hosts: tuple[HostSpec, ...] = ()
     default_model: str = "llama3.2"
     fallback_models: tuple[str, ...] = ()
     database_url: str = DEFAULT_DATABASE_URL
@@ -72,6 +75,11 @@ class Settings:
         return (self.discord_token, self.admin_token)
 
     @property
+    def hosts(self) -> tuple[HostSpec, ...]:
+        """The Ollama servers the bot asks: OLLAMA_HOSTS when set, else OLLAMA_HOST alone."""
+        return self.ollama_hosts or (HostSpec(self.ollama_host),)
+
+    @property
     def shards(self) -> tuple[int, ...]:
         """The shards this process connects: SHARD_IDS, else every shard of SHARD_COUNT;
         empty when the bot is not sharded."""
@@ -88,6 +96,7 @@ class Settings:
         """The request manager's keyword arguments (OllamaRequestManager.from_settings)."""
         return {
             "host": self.ollama_host,
+            "hosts": self.ollama_hosts,
             "default_model": self.default_model,
             "default_system_prompt": self.system_prompt,
             "max_history_length": self.max_history_messages,
@@ -240,7 +249,8 @@ def _log_level(raw: str) -> str:
 
 
 _PARSERS: dict[str, Callable[[str], Any]] = {
-    "ollama_host": _url("http", "https"),
+    "ollama_host": parse_url,
+    "ollama_hosts": parse_hosts,
     "fallback_models": _models,
     "database_url": _database_url,
     "max_history_messages": _int(1),

@@ -16,8 +16,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bot.core.errors import InvalidRequestError, OllamaError, OllamaTimeoutError
+from bot.core.errors import (
+    InvalidRequestError,
+    ModelNotFoundError,
+    OllamaError,
+    OllamaTimeoutError,
+)
 from bot.core.generation import GenerationLimits, backoff_delay
+from bot.core.hosts.host import Host
+from bot.core.hosts.pool import HostPool
 from bot.core.ollama_client import OllamaClient
 from bot.core.stats import RequestStats
 
@@ -60,9 +67,14 @@ def normalized(rows: np.ndarray) -> np.ndarray:
 
 
 class Embedder:
+    """Embeddings on the Ollama hosts: each batch goes where routing sends a question on the
+    embedding model (a host in rotation that has it, warm first), and moves to another host
+    when it fails there, before any backoff. Embeddings take no host's slot: they have
+    their own small cap, and leave the slots to chat answers."""
+
     def __init__(
         self,
-        client: OllamaClient,
+        hosts: HostPool | OllamaClient,  # a client: that one server
         stats: RequestStats,
         model: str,
         limits: GenerationLimits,
@@ -70,7 +82,7 @@ class Embedder:
         batch_size: int = EMBED_BATCH,
         concurrency: int = EMBED_CONCURRENCY,
     ) -> None:
-        self._client = client
+        self._hosts = hosts if isinstance(hosts, HostPool) else HostPool.around(hosts)
         self._stats = stats
         self.model = model
         self._limits = limits
@@ -101,12 +113,15 @@ class Embedder:
     async def _batch(self, model: str, texts: list[str]) -> np.ndarray:
         """One /api/embed call, retried like a chat request that has shown nothing yet."""
         retries = 0
+        pool, models = self._hosts, (model,)
         async with self._slots:
+            host = pool.pick(models)
+            tried: set[Host] = {host}
             while True:
                 started = time.monotonic()
                 try:
                     vectors = await asyncio.wait_for(
-                        self._client.embed(model, texts), self._limits.timeout
+                        host.client.embed(model, texts), self._limits.timeout
                     )
                 except TimeoutError as exc:
                     error: OllamaError = OllamaTimeoutError(
@@ -116,8 +131,20 @@ class Embedder:
                 except OllamaError as exc:
                     error = exc
                 else:
+                    pool.succeeded(host)
                     self._stats.record_embedding(model, len(texts), time.monotonic() - started)
                     return np.asarray(vectors, dtype=VECTOR_DTYPE)
+                pool.failed(host, error, model)
+                if error.retryable or isinstance(error, ModelNotFoundError):
+                    moved = pool.alternative(models, tried)
+                    if moved is not None:
+                        log.info(
+                            "embedding moved from %s to %s: %s", host.label, moved.label, error
+                        )
+                        host = moved
+                        tried.add(host)
+                        self._stats.host_switches += 1
+                        continue
                 if not error.retryable or retries >= self._limits.max_retries:
                     self._stats.record_failure(error, time.monotonic() - started, model)
                     raise error

@@ -49,6 +49,14 @@ class RetryEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class HostSwitchEvent:
+    """The Ollama host asked failed before the first token (``error`` says how): another
+    host answers instead, at once."""
+
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
 class FallbackEvent:
     requested: str
     model: str
@@ -61,6 +69,7 @@ QueryEvent = (
     | ToolCallEvent
     | ToolRunEvent
     | RetryEvent
+    | HostSwitchEvent
     | FallbackEvent
 )
 EventCallback = Callable[[QueryEvent], Awaitable[None] | None]

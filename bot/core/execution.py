@@ -26,8 +26,8 @@ from bot.core.events import (
     emit,
 )
 from bot.core.generation import GenerationRequest, generate
+from bot.core.hosts.pool import HostPool, Lease
 from bot.core.model_catalog import ModelCatalog
-from bot.core.ollama_client import OllamaClient
 from bot.core.planning import Plan, QueryDefaults, QueryPlanner
 from bot.core.queries import Query
 from bot.core.query_stream import QueryStream
@@ -52,7 +52,7 @@ class QueryExecutor:
     def __init__(
         self,
         store: SessionStore | None,  # None: no database, no session queries
-        client: OllamaClient,
+        hosts: HostPool,
         queue: RequestQueue,
         stats: RequestStats,
         defaults: QueryDefaults,
@@ -61,7 +61,7 @@ class QueryExecutor:
         catalog: ModelCatalog | None = None,
     ) -> None:
         self._store = store
-        self._client = client
+        self._hosts = hosts
         self._queue = queue
         self._stats = stats
         self._on_session_created = on_session_created
@@ -95,17 +95,29 @@ class QueryExecutor:
         async def queued(position: int, reason: str) -> None:
             await emit(on_event, QueuedEvent(position, reason))
 
+        async def waiting(position: int) -> None:
+            await emit(on_event, QueuedEvent(position, "capacity"))
+
         async with self._queue.slot(query.session_id, queued):
             started = time.monotonic()
-            self._running(+1)
             turn = AnswerTurn()
             model = query.model or self.planner.default_model
-            planned = False
+            planned = running = False
+            lease: Lease | None = None
+            # Its place among the questions waiting for a host, from now: planned before a
+            # host's slot is taken (the plan chooses the model, the model which hosts may
+            # answer), it is still served in the order it came.
+            claim = self._hosts.reserve()
             try:
                 plan = await self.planner.plan(query)
                 planned = True
                 request = plan.request
                 model = request.model
+                asked = time.monotonic()
+                lease = await self._hosts.lease(request.models, waiting, claim)
+                started += time.monotonic() - asked  # the time it runs, as without hosts
+                self._running(+1)
+                running = True
                 await emit(on_event, StartedEvent(model))
                 completed = stream.completed
                 # A structured answer is shown whole, once it is known to be valid.
@@ -115,7 +127,7 @@ class QueryExecutor:
                     # After a tool round, the next round's text starts a new paragraph.
                     gap = ROUND_GAP if turn.has_text else ""
                     progress = turn.next_round()
-                    async for chunk in generate(self._client, request, progress, on_event):
+                    async for chunk in generate(lease, request, progress, on_event):
                         if not streamed:
                             continue
                         if progress.done and not completed.done() and not turn.wants_tools(plan):
@@ -142,6 +154,8 @@ class QueryExecutor:
                 if not completed.done():  # not streamed, or no final chunk came
                     stream.complete(turn.result(plan, query.metadata))
                 result = completed.result()
+                lease.answered()
+                lease.release()  # the host's slot is free while the turn is stored
                 self.planner.tokens.learn(
                     result.model,
                     request.messages,
@@ -150,6 +164,8 @@ class QueryExecutor:
                 )
                 await self._store_turn(query, result, turn)
             except (asyncio.CancelledError, GeneratorExit) as exc:
+                if lease is not None:
+                    lease.release()
                 if stream.stop_requested and turn.has_text and planned:
                     # Stopped by the user: keep what was said, as they saw it.
                     stopped = turn.result(plan, query.metadata, stopped=True)
@@ -162,7 +178,12 @@ class QueryExecutor:
                 self._stats.record_failure(exc, time.monotonic() - started, model)
                 raise
             finally:
-                self._running(-1)
+                self._hosts.withdraw(claim)  # unused if planning failed
+                if lease is not None:
+                    lease.release()
+                    self._stats.host_switches += lease.moves
+                if running:
+                    self._running(-1)
                 self._stats.retries += turn.retries
                 self._stats.fallbacks += turn.fell_back
             self._stats.record_success(

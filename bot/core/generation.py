@@ -12,7 +12,7 @@ import random
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 from bot.core.errors import (
     ModelNotFoundError,
@@ -23,6 +23,7 @@ from bot.core.errors import (
 from bot.core.events import (
     EventCallback,
     FallbackEvent,
+    HostSwitchEvent,
     RetryEvent,
     ThinkingEvent,
     ToolCallEvent,
@@ -95,6 +96,7 @@ class GenerationProgress:
     fallback_from: str | None = None
     attempts: int = 0
     retries: int = 0
+    moves: int = 0  # to another host, after a failure there before the first token
     first_token_seconds: float | None = None
 
     @property
@@ -129,6 +131,18 @@ class GenerationProgress:
         self.first_token_seconds = None
 
 
+class GenerationTarget(Protocol):
+    """Where a generation asks: a host's client (``bot.core.hosts.pool.Lease``), told when
+    the first token came and when an attempt failed, which may move it to another host."""
+
+    @property
+    def client(self) -> OllamaClient: ...
+
+    def started(self, model: str) -> None: ...
+
+    async def failed(self, exc: OllamaError, model: str, delivered: bool) -> bool: ...
+
+
 def backoff_delay(attempt: int, base: float) -> float:
     """Delay before retry number ``attempt`` (0-based): base * 2^attempt, jittered, capped."""
     return min(MAX_BACKOFF_SECONDS, base * 2**attempt) * random.uniform(*JITTER_RANGE)
@@ -146,7 +160,7 @@ def model_chain(model: str, fallbacks: Sequence[str]) -> tuple[str, ...]:
 
 
 async def generate(
-    client: OllamaClient,
+    target: GenerationTarget,
     request: GenerationRequest,
     progress: GenerationProgress,
     on_event: EventCallback | None = None,
@@ -164,6 +178,7 @@ async def generate(
     done = False
     while True:
         model = chain[index]
+        client = target.client
         progress.attempts += 1
         try:
             # One attempt, inlined rather than delegated to a helper generator: every
@@ -189,6 +204,7 @@ async def generate(
                             first = False
                             watchdog.set_limit(limits.idle_timeout)
                             progress.first_token_seconds = time.monotonic() - started
+                            target.started(model)
                         message = part.message
                         if part.done or message.thinking or message.tool_calls:
                             done = await _special(part, model, progress, on_event)
@@ -220,6 +236,13 @@ async def generate(
                 log.debug("ignored after the final chunk: %s", exc.user_message)
                 progress.model = progress.model or model
                 return
+            delivered = bool(progress.parts) and not limits.restartable
+            if await target.failed(exc, model, delivered):
+                # Another host asks again at once: nothing was shown, nothing is shown twice.
+                progress.restart()
+                progress.moves += 1
+                await emit(on_event, HostSwitchEvent(exc.user_message))
+                continue
             if not isinstance(exc, ModelNotFoundError):
                 await _retry_or_raise(exc, request, progress, model, on_event)
                 continue

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal, Unpack, overload
 
 from bot.core.config import DEFAULTS, Settings
@@ -12,11 +12,13 @@ from bot.core.documents import Document
 from bot.core.embedding import Embedder
 from bot.core.errors import InvalidRequestError
 from bot.core.generation import GenerationLimits
+from bot.core.hosts.pool import HostPool
+from bot.core.hosts.spec import HostSpec
 from bot.core.knowledge.base import KnowledgeBase
+from bot.core.manager_models import ModelMethods
 from bot.core.manager_sessions import SessionMethods
 from bot.core.memory.service import Memory
 from bot.core.model_catalog import ModelCatalog
-from bot.core.ollama_client import OllamaClient
 from bot.core.planning import QueryDefaults
 from bot.core.queries import (
     QUERY_ARGS,
@@ -33,11 +35,7 @@ from bot.core.tools.mcp_servers import McpHub
 from bot.core.tools.registry import ToolRegistry
 from bot.core.types import (
     GenerationConfig,
-    HealthStatus,
-    ModelDetails,
-    ModelInfo,
     OllamaQueryResult,
-    PullProgress,
 )
 
 if TYPE_CHECKING:  # a manager without a database never loads SQLAlchemy
@@ -49,15 +47,17 @@ log = logging.getLogger(__name__)
 NO_DATABASE = "This request manager was started without a database: it keeps no sessions."
 
 
-class OllamaRequestManager(SessionMethods):
-    """Chat with Ollama through persistent sessions, with retries, fallback and fair queueing.
+class OllamaRequestManager(SessionMethods, ModelMethods):
+    """Chat with Ollama through persistent sessions, with retries, fallback and fair queueing,
+    on one Ollama host or several.
 
     Its session methods (seed 000's get_session, create_session...) are in
-    ``bot.core.manager_sessions``."""
+    ``bot.core.manager_sessions``, its model and host methods in ``bot.core.manager_models``."""
 
     def __init__(
         self,
         host: str = DEFAULTS.ollama_host,
+        hosts: Sequence[HostSpec | str] = DEFAULTS.ollama_hosts,  # when given, not ``host``
         default_model: str = DEFAULTS.default_model,
         default_system_prompt: str | None = DEFAULTS.system_prompt,
         max_history_length: int = DEFAULTS.max_history_messages,
@@ -85,6 +85,8 @@ class OllamaRequestManager(SessionMethods):
         conversation_memory: bool = DEFAULTS.conversation_memory,
     ) -> None:
         self.host = host
+        chosen = [h if isinstance(h, HostSpec) else HostSpec(h) for h in hosts]
+        self.host_specs: tuple[HostSpec, ...] = tuple(chosen) or (HostSpec(host),)
         self.default_model = default_model
         self.default_system_prompt = default_system_prompt
         self.max_history_length = max_history_length
@@ -146,7 +148,7 @@ class OllamaRequestManager(SessionMethods):
         )
         self._services = await open_services(
             self.database_url,
-            self.host,
+            self.host_specs,
             request_timeout=self.request_timeout,
             queue=self.queue,
             stats=self.stats,
@@ -176,7 +178,9 @@ class OllamaRequestManager(SessionMethods):
             self.tools.add(tool)
         await self.mcp.start()  # at most its connect timeout; failing servers retry later
         log.info(
-            "request manager ready (ollama at %s, %d sessions)", self.host, self._session_count
+            "request manager ready (ollama at %s, %d sessions)",
+            ", ".join(str(h) for h in self.host_specs),
+            self._session_count,
         )
 
     async def _summarize(self, prompt: str, model: str | None) -> str:
@@ -247,8 +251,8 @@ class OllamaRequestManager(SessionMethods):
         return self.services.state
 
     @property
-    def client(self) -> OllamaClient:
-        return self.services.client
+    def hosts(self) -> HostPool:
+        return self.services.hosts
 
     @property
     def catalog(self) -> ModelCatalog:
@@ -297,13 +301,7 @@ class OllamaRequestManager(SessionMethods):
         query = build_query(args, self.limits, restartable=restartable)
         return self.services.executor.stream(query, args.get("on_event"))
 
-    # models --------------------------------------------------------------------------------
-    async def list_models(self, force_refresh: bool = False) -> list[ModelInfo]:
-        return await self.catalog.list(force_refresh=force_refresh)
-
-    async def is_model_available(self, name: str) -> bool:
-        return await self.catalog.is_available(name)
-
+    # models (the rest of them are in ModelMethods) ------------------------------------------
     async def context_window(
         self, model: str | None = None, num_ctx: int | None = None
     ) -> ContextWindow:
@@ -335,14 +333,6 @@ class OllamaRequestManager(SessionMethods):
         """Token estimates per model, learned from the answers so far."""
         return self.services.executor.planner.tokens
 
-    async def show_model(self, name: str) -> ModelDetails:
-        return await self.client.show(name)
-
-    async def pull_model(
-        self, name: str, progress: Callable[[PullProgress], Any] | None = None
-    ) -> bool:
-        return await self.catalog.pull(name, progress)
-
     async def embed(
         self, texts: str | Sequence[str], model: str | None = None
     ) -> list[list[float]]:
@@ -372,9 +362,6 @@ class OllamaRequestManager(SessionMethods):
             )
         return self._knowledge
 
-    async def health_check(self) -> HealthStatus:
-        return await self.catalog.health()
-
     # statistics ----------------------------------------------------------------------------
     def get_statistics(self) -> dict[str, Any]:
         return self.stats.snapshot(
@@ -382,4 +369,5 @@ class OllamaRequestManager(SessionMethods):
             queue_depth=self.queue.depth,
             running_requests=self.queue.running,
             active_streams=self._services.executor.active_streams if self._services else 0,
+            hosts=[r.as_dict() for r in self.hosts.reports()] if self._services else [],
         )

@@ -6,7 +6,9 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from datetime import datetime
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import httpx
 import ollama
@@ -24,6 +26,7 @@ from bot.core.errors import (
     OllamaTimeoutError,
     OllamaUnavailableError,
 )
+from bot.core.hosts.spec import redact_url
 from bot.core.types import ModelDetails, ModelInfo, PullProgress
 
 log = logging.getLogger(__name__)
@@ -62,6 +65,7 @@ class OllamaClient:
         max_streams: int = 4,
     ) -> None:
         self.host = host
+        self.label = redact_url(host)  # what logs and errors name: never the password
         # As many connections as answers can stream at once, plus a few for model lists and
         # health checks. Few of them are kept idle: httpcore scans every connection of the
         # pool, and polls each idle one, whenever a response ends, so when fifty answers end
@@ -74,6 +78,7 @@ class OllamaClient:
             limits=httpx.Limits(
                 max_connections=pool, max_keepalive_connections=min(pool, IDLE_CONNECTIONS)
             ),
+            auth=_basic_auth(host),
         )
 
     async def close(self) -> None:
@@ -86,14 +91,14 @@ class OllamaClient:
         except ollama.ResponseError as exc:
             raise _from_response_error(exc, model) from exc
         except (ConnectionError, httpx.ConnectError) as exc:
-            raise OllamaUnavailableError(self.host) from exc
+            raise OllamaUnavailableError(self.label) from exc
         except httpx.TimeoutException as exc:
             raise OllamaTimeoutError() from exc
         except httpx.TransportError as exc:
-            log.debug("transport error from %s: %r", self.host, exc)
+            log.debug("transport error from %s: %r", self.label, exc)
             raise OllamaConnectionLostError() from exc
         except (json.JSONDecodeError, ValidationError) as exc:
-            log.warning("malformed answer from %s: %s", self.host, exc)
+            log.warning("malformed answer from %s: %s", self.label, exc)
             raise OllamaServerError("The model server sent a malformed answer.") from exc
 
     def translating(self, model: str | None = None) -> contextlib.AbstractContextManager[None]:
@@ -168,6 +173,16 @@ class OllamaClient:
             r = await self._client.embed(model=model, input=list(texts))
         return [list(v) for v in r.embeddings]
 
+    async def running(self) -> dict[str, datetime | None]:
+        """The models loaded now (``/api/ps``), normalized, with when each will be unloaded."""
+        with self._translate():
+            response = await self._client.ps()
+        return {
+            normalize_model_name(m.model or m.name or ""): m.expires_at
+            for m in response.models
+            if m.model or m.name
+        }
+
     async def version(self) -> str:
         with self._translate():
             r = await self._client._request_raw("GET", "/api/version")
@@ -222,6 +237,15 @@ def _from_response_error(exc: ollama.ResponseError, model: str | None) -> Ollama
     if status >= 500:
         return OllamaServerError(f"The model server failed: {detail}")
     return OllamaError(f"The model server answered {status}: {detail}")
+
+
+def _basic_auth(host: str) -> httpx.BasicAuth | None:
+    """The user and password of ``http://user:pass@host`` (the library drops them from the
+    URL it connects to), sent as HTTP basic authentication."""
+    parts = urlsplit(host)
+    if parts.username is None:
+        return None
+    return httpx.BasicAuth(unquote(parts.username), unquote(parts.password or ""))
 
 
 def tool_calls(message: ollama.Message) -> list[dict[str, Any]]:

@@ -1,7 +1,11 @@
-"""Fair admission for queries: one at a time per session, a global cap, FIFO everywhere.
+"""Fair admission for queries: one at a time per session, then a slot on an Ollama host, FIFO
+everywhere.
 
-Because a session admits one query at a time before it joins the global queue, the global
-FIFO serves sessions round-robin: a busy channel cannot starve a quiet one.
+Because a session admits one query at a time before it asks for a slot, the slots' FIFO
+serves sessions round-robin: a busy channel cannot starve a quiet one. The slots are the
+hosts' (``SlotQueue``): one FIFO over all of them, in which a question takes the best free
+slot among the hosts that may answer it, and one waiting for a full host does not hold back
+one behind it that another host can answer.
 """
 
 from __future__ import annotations
@@ -9,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, Generic, Protocol, TypeVar
 
 PositionCallback = Callable[[int], Awaitable[None]]
 
@@ -79,25 +84,191 @@ class FairGate:
             waiter.wake.set()
 
 
+class Gate(Protocol):
+    """What the slots' FIFO needs of a host: how many answers it takes at once, and runs."""
+
+    capacity: int
+    active: int
+
+
+G = TypeVar("G", bound=Gate)
+
+
+class Claim(Generic[G]):
+    """A place in the slots' FIFO: reserved when the question's turn comes (``ready`` once it
+    knows which gates may serve it), granted a ``gate``, or withdrawn."""
+
+    __slots__ = ("choose", "eligible", "gate", "gates", "position", "ready", "wake")
+
+    def __init__(self) -> None:
+        self.eligible: Callable[[], Sequence[G]] = _none
+        self.choose: Callable[[Sequence[G]], G] | None = None
+        self.ready = False
+        self.gate: G | None = None
+        self.gates: frozenset[G] = frozenset()  # eligible at the last dispatch
+        self.position = 0
+        self.wake = asyncio.Event()
+
+
+def _none() -> Sequence[Any]:
+    return ()
+
+
+class SlotQueue(Generic[G]):
+    """One FIFO of questions over the slots of several gates (one per Ollama host).
+
+    A question reserves its place when its turn comes (``reserve``), before it is planned:
+    arrivals are served in order even when a later one is planned sooner. Once planned it
+    says which gates may serve it (``eligible``, asked again whenever the queue moves: a
+    host may go down or come back meanwhile) and which free one it prefers (``choose``).
+    The queue goes through the claims in order and grants each the best free gate it may
+    use: a claim whose gates are all full does not hold back one behind it that can use
+    another. A claim still being planned holds back every claim behind it (it may need any
+    gate); planning takes milliseconds.
+    """
+
+    def __init__(self) -> None:
+        self.gates: list[G] = []
+        self._claims: deque[Claim[G]] = deque()
+
+    @property
+    def capacity(self) -> int:
+        return sum(g.capacity for g in self.gates)
+
+    @property
+    def active(self) -> int:
+        return sum(g.active for g in self.gates)
+
+    @property
+    def waiting(self) -> int:
+        return len(self._claims)
+
+    def waiting_for(self, gate: G) -> int:
+        """Claims waiting that this gate could serve."""
+        return sum(1 for claim in self._claims if gate in claim.gates)
+
+    def reserve(self) -> Claim[G]:
+        """A place at the end of the FIFO, for a question about to be planned."""
+        claim: Claim[G] = Claim()
+        self._claims.append(claim)
+        return claim
+
+    def withdraw(self, claim: Claim[G]) -> None:
+        """Give up a reserved place that was never used (the planning failed)."""
+        if claim.gate is None and claim in self._claims:
+            self._claims.remove(claim)
+            self.dispatch()
+
+    async def acquire(
+        self,
+        eligible: Callable[[], Sequence[G]],
+        choose: Callable[[Sequence[G]], G],
+        on_position: PositionCallback | None = None,
+        *,
+        claim: Claim[G] | None = None,
+        first: bool = False,
+    ) -> G:
+        """A slot of one of the ``eligible`` gates (never empty), once the claims ahead that
+        compete for them are served: at the reserved ``claim``'s place, else at the end, or
+        with ``first`` ahead of everyone (a question moving to another host has waited its
+        turn already)."""
+        if claim is None:
+            claim = Claim()
+            if first:
+                self._claims.appendleft(claim)
+            else:
+                self._claims.append(claim)
+        claim.eligible, claim.choose, claim.ready = eligible, choose, True
+        self.dispatch()
+        try:
+            reported = 0
+            while claim.gate is None:
+                if on_position is not None and claim.position not in (reported, 0):
+                    reported = claim.position
+                    await on_position(reported)
+                    continue
+                await claim.wake.wait()
+                claim.wake.clear()
+        except BaseException:
+            if claim.gate is not None:
+                self.release(claim.gate)
+            else:
+                self.withdraw(claim)
+            raise
+        return claim.gate
+
+    def release(self, gate: G) -> None:
+        gate.active -= 1
+        self.dispatch()
+
+    def dispatch(self) -> None:
+        """Grant free slots to the claims in order, then tell the others their position.
+        Called when a slot frees, a claim comes or goes, and when a host changes state."""
+        if not self._claims:
+            return
+        free_somewhere = any(g.active < g.capacity for g in self.gates)
+        waiting: deque[Claim[G]] = deque()
+        planning = False  # a claim ahead is still being planned: nobody behind may pass it
+        for claim in self._claims:
+            if not claim.ready:
+                planning = True
+                waiting.append(claim)
+                continue
+            gates = claim.eligible()
+            free = [g for g in gates if g.active < g.capacity] if free_somewhere else []
+            if free and not planning:
+                assert claim.choose is not None
+                gate = claim.choose(free)
+                gate.active += 1
+                claim.gate = gate
+                claim.wake.set()
+                free_somewhere = any(g.active < g.capacity for g in self.gates)
+            else:
+                claim.gates = frozenset(gates)
+                waiting.append(claim)
+        self._claims = waiting
+        self._tell_positions()
+
+    def _tell_positions(self) -> None:
+        """A claim's position: 1 + the claims ahead of it that compete for one of its gates.
+        Not told while a claim ahead is still being planned (it would only go up and down)."""
+        claims = self._claims
+        single = len(self.gates) <= 1
+        for index, claim in enumerate(claims):
+            if not claim.ready:
+                return
+            if single:
+                position = index + 1
+            else:
+                gates = claim.gates
+                position = 1 + sum(1 for i in range(index) if not gates.isdisjoint(claims[i].gates))
+            if position != claim.position:
+                claim.position = position
+                claim.wake.set()
+
+
 class RequestQueue:
-    """Serialises queries per session and caps how many run at once."""
+    """Serialises queries per session (lanes); the hosts' slots are ``slots``."""
 
     def __init__(self, max_concurrent: int) -> None:
-        self._capacity = FairGate(max_concurrent)
+        # A host's slots when OLLAMA_HOSTS gives it no *N (and OLLAMA_HOST's).
+        self.max_concurrent = max_concurrent
+        self.slots: SlotQueue[Any] = SlotQueue()
         self._lanes: dict[str, FairGate] = {}
 
     @property
     def capacity(self) -> int:
-        return self._capacity.permits
+        """Answers at once, on all hosts (before they are opened: one host's)."""
+        return self.slots.capacity if self.slots.gates else self.max_concurrent
 
     @property
     def running(self) -> int:
-        return self._capacity.active
+        return self.slots.active
 
     @property
     def depth(self) -> int:
-        """Queries admitted but not yet running (waiting on their session or on capacity)."""
-        return self._capacity.waiting + sum(lane.waiting for lane in self._lanes.values())
+        """Queries admitted but not yet running (waiting on their session or on a slot)."""
+        return self.slots.waiting + sum(lane.waiting for lane in self._lanes.values())
 
     @contextlib.asynccontextmanager
     async def slot(
@@ -105,6 +276,9 @@ class RequestQueue:
         session_key: str | None,
         on_queued: Callable[[int, str], Awaitable[None]] | None = None,
     ) -> AsyncIterator[None]:
+        """The session's turn. The slot on a host is taken inside it, once the plan has
+        chosen the model (``bot.core.hosts.pool.HostPool.lease``)."""
+
         def report(reason: str) -> PositionCallback | None:
             if on_queued is None:
                 return None
@@ -121,11 +295,7 @@ class RequestQueue:
             if lane is not None:
                 await lane.acquire(report("session"))
             try:
-                await self._capacity.acquire(report("capacity"))
-                try:
-                    yield
-                finally:
-                    self._capacity.release()
+                yield
             finally:
                 if lane is not None:
                     lane.release()

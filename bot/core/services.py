@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bot.core.embedding import Embedder
 from bot.core.execution import QueryExecutor
 from bot.core.generation import GenerationLimits
+from bot.core.hosts.pool import HostPool
+from bot.core.hosts.spec import HostSpec
 from bot.core.model_catalog import ModelCatalog
-from bot.core.ollama_client import OllamaClient
 from bot.core.planning import QueryDefaults
 from bot.core.queueing import RequestQueue
 from bot.core.stats import RequestStats
@@ -29,7 +30,7 @@ class Services:
     engine: AsyncEngine | None
     store: SessionStore | None
     state: BotStateStore | None
-    client: OllamaClient
+    hosts: HostPool
     catalog: ModelCatalog
     executor: QueryExecutor
     embedder: Embedder
@@ -39,7 +40,7 @@ class Services:
 
 async def open_services(
     database_url: str | None,
-    host: str,
+    hosts: Sequence[HostSpec],
     *,
     request_timeout: float,
     queue: RequestQueue,
@@ -49,24 +50,30 @@ async def open_services(
     embedding_model: str,
     limits: GenerationLimits,
 ) -> Services:
-    """Open the database (migrated to head; none without a URL) and the pooled Ollama client."""
+    """Open the database (migrated to head; none without a URL) and the Ollama hosts (a
+    pooled client each)."""
+    # Before the database: its pool is sized for the answers all hosts run at once. No
+    # connection is made before start() (nothing to close if the database fails to open).
+    pool = HostPool.open(
+        hosts, default_capacity=queue.max_concurrent, timeout=request_timeout, slots=queue.slots
+    )
     engine, store, state, session_count = None, None, None, 0
     if database_url is not None:
         engine, store, state, session_count = await _open_database(database_url, queue.capacity)
-    client = OllamaClient(host, timeout=request_timeout, max_streams=queue.capacity)
-    catalog = ModelCatalog(client)
+    catalog = ModelCatalog(pool)
     executor = QueryExecutor(
-        store, client, queue, stats, defaults, on_session_created, catalog=catalog
+        store, pool, queue, stats, defaults, on_session_created, catalog=catalog
     )
-    embedder = Embedder(client, stats, embedding_model, limits)
+    embedder = Embedder(pool, stats, embedding_model, limits)
     upkeep = None
     if store is not None:
         upkeep = asyncio.create_task(store.keep_index_fresh(), name="session-index")
+    await pool.start()  # with several hosts: what each has and has loaded
     return Services(
         engine,
         store,
         state,
-        client,
+        pool,
         catalog,
         executor,
         embedder,
@@ -97,6 +104,6 @@ async def close_services(services: Services) -> None:
     if services.upkeep is not None:
         services.upkeep.cancel()
         await asyncio.gather(services.upkeep, return_exceptions=True)
-    await services.client.close()
+    await services.hosts.close()
     if services.engine is not None:
         await services.engine.dispose()

@@ -22,6 +22,12 @@ SETTING_DOCS: dict[str, SettingDoc] = {
         "Bot token from the Discord developer portal, required to run the bot; never logged"
     ),
     "ollama_host": SettingDoc("URL of the Ollama server"),
+    "ollama_hosts": SettingDoc(
+        "Several Ollama servers, comma-separated, each with an optional capacity after `*`: "
+        "`http://gpu1:11434*4,http://gpu2:11434*2` (see Several Ollama hosts); when set, "
+        "OLLAMA_HOST is not used",
+        empty="OLLAMA_HOST alone",
+    ),
     "default_model": SettingDoc("Model used where a channel or server has not chosen one"),
     "fallback_models": SettingDoc(
         "Comma-separated models tried in order when the chosen one is missing"
@@ -50,7 +56,8 @@ SETTING_DOCS: dict[str, SettingDoc] = {
         "How long Ollama keeps a model loaded after a request (0 unloads at once, -1 forever)"
     ),
     "max_concurrent_requests": SettingDoc(
-        "Questions answered at once across all channels; more wait in a fair queue"
+        "Questions one Ollama server answers at once (each host of OLLAMA_HOSTS without its "
+        "own `*N`); more wait in a fair queue"
     ),
     "log_level": SettingDoc("DEBUG, INFO, WARNING, ERROR or CRITICAL"),
     "discord_api_base": SettingDoc(

@@ -34,6 +34,7 @@ class RequestStats:
     total_errors: int = 0
     retries: int = 0
     fallbacks: int = 0
+    host_switches: int = 0  # questions and embeddings moved to another Ollama host
     total_tokens_generated: int = 0
     total_latency: float = 0.0
     total_first_token: float = 0.0
@@ -103,6 +104,7 @@ class RequestStats:
             "error_rate": 100.0 * self.failed_requests / done if done else 0.0,
             "retries": self.retries,
             "fallbacks": self.fallbacks,
+            "host_switches": self.host_switches,
             "model_usage": dict(self.model_usage),
             "error_types": dict(self.error_types),
             "tools_usage": dict(self.tools_usage),

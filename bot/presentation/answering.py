@@ -15,6 +15,7 @@ from typing import Any
 from bot.core.errors import OllacordError
 from bot.core.events import (
     FallbackEvent,
+    HostSwitchEvent,
     QueryEvent,
     QueuedEvent,
     RetryEvent,
@@ -66,6 +67,8 @@ def status_line(event: QueryEvent) -> str | None:
         return "💭 Thinking…"
     if isinstance(event, RetryEvent):
         return f"🔁 {event.error} Retrying (attempt {event.attempt + 1})…"
+    if isinstance(event, HostSwitchEvent):
+        return f"🔀 {event.error} Asking another server…"
     if isinstance(event, FallbackEvent):
         return f"↪️ `{event.requested}` is not available; asking `{event.model}`…"
     return None

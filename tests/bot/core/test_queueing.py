@@ -1,12 +1,14 @@
-"""FairGate and RequestQueue: FIFO admission, positions, cancellation."""
+"""FairGate, RequestQueue and the hosts' SlotQueue: FIFO admission, positions, cancellation."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import pytest
 
-from bot.core.queueing import FairGate, RequestQueue
+from bot.core.queueing import FairGate, RequestQueue, SlotQueue
 
 
 async def test_gate_admits_in_fifo_order() -> None:
@@ -73,12 +75,16 @@ async def test_cancelled_waiter_leaves_the_queue() -> None:
 async def test_queue_is_fair_across_sessions() -> None:
     """A session with many queued queries does not starve another session."""
     queue = RequestQueue(max_concurrent=1)
+    host = FakeHost("the one host")
+    queue.slots.gates.append(host)
     order: list[str] = []
 
     async def job(session: str, i: int) -> None:
         async with queue.slot(session):
+            await queue.slots.acquire(only_on(host), first_free)
             order.append(f"{session}{i}")
             await asyncio.sleep(0.001)
+            queue.slots.release(host)
 
     tasks = [asyncio.create_task(job("a", i)) for i in range(4)]
     await asyncio.sleep(0)
@@ -92,3 +98,115 @@ async def test_queue_is_fair_across_sessions() -> None:
 def test_gate_needs_a_permit() -> None:
     with pytest.raises(ValueError):
         FairGate(0)
+
+
+# The hosts' slots: one FIFO over several gates -----------------------------------------------
+
+
+@dataclass(eq=False)
+class FakeHost:
+    name: str
+    capacity: int = 1
+    active: int = 0
+
+
+def only_on(*gates: FakeHost) -> Callable[[], list[FakeHost]]:
+    return lambda: list(gates)
+
+
+def first_free(free: Sequence[FakeHost]) -> FakeHost:
+    return free[0]
+
+
+async def settle() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def test_a_claim_waiting_for_a_full_gate_holds_back_nobody_for_another() -> None:
+    a, b = FakeHost("a"), FakeHost("b")
+    slots: SlotQueue[FakeHost] = SlotQueue()
+    slots.gates.extend([a, b])
+    assert await slots.acquire(only_on(a), first_free) is a
+    positions: list[int] = []
+
+    async def report(position: int) -> None:
+        positions.append(position)
+
+    waiting = asyncio.create_task(slots.acquire(only_on(a), first_free, report))
+    await settle()
+    assert positions == [1] and not waiting.done()
+    assert (slots.waiting_for(a), slots.waiting_for(b)) == (1, 0)
+    # Behind the one waiting for a, but b is free: it goes at once.
+    assert await asyncio.wait_for(slots.acquire(only_on(a, b), first_free), 1) is b
+    slots.release(a)
+    assert await asyncio.wait_for(waiting, 1) is a
+    assert (a.active, b.active, slots.waiting) == (1, 1, 0)
+
+
+async def test_positions_count_only_the_claims_competing_for_the_same_gates() -> None:
+    a, b = FakeHost("a"), FakeHost("b")
+    slots: SlotQueue[FakeHost] = SlotQueue()
+    slots.gates.extend([a, b])
+    await slots.acquire(only_on(a), first_free)
+    await slots.acquire(only_on(b), first_free)
+    seen: dict[str, list[int]] = {"on a": [], "on b": [], "either": []}
+    tasks = []
+    for name, gates in (("on a", (a,)), ("on b", (b,)), ("either", (a, b))):
+
+        async def report(position: int, name: str = name) -> None:
+            seen[name].append(position)
+
+        tasks.append(asyncio.create_task(slots.acquire(only_on(*gates), first_free, report)))
+        await settle()
+    assert seen == {"on a": [1], "on b": [1], "either": [3]}
+    slots.release(b)  # "on b" takes it; "either" moves up behind "on a" alone
+    await settle()
+    assert seen["either"] == [3, 2]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    assert slots.waiting == 0
+
+
+async def test_a_reserved_place_keeps_its_turn_while_it_is_planned() -> None:
+    a = FakeHost("a")
+    slots: SlotQueue[FakeHost] = SlotQueue()
+    slots.gates.append(a)
+    early = slots.reserve()  # came first, still being planned
+    late = asyncio.create_task(slots.acquire(only_on(a), first_free))
+    await settle()
+    assert not late.done() and a.active == 0  # the free slot waits for the earlier one
+    assert await slots.acquire(only_on(a), first_free, claim=early) is a
+    slots.release(a)
+    assert await asyncio.wait_for(late, 1) is a
+
+
+async def test_a_withdrawn_place_lets_the_next_one_go() -> None:
+    a = FakeHost("a")
+    slots: SlotQueue[FakeHost] = SlotQueue()
+    slots.gates.append(a)
+    failed_to_plan = slots.reserve()
+    late = asyncio.create_task(slots.acquire(only_on(a), first_free))
+    await settle()
+    assert not late.done()
+    slots.withdraw(failed_to_plan)
+    assert await asyncio.wait_for(late, 1) is a
+    slots.withdraw(failed_to_plan)  # twice: nothing happens
+    assert slots.waiting == 0 and a.active == 1
+
+
+async def test_a_moving_question_goes_ahead_of_the_queue() -> None:
+    a = FakeHost("a")
+    slots: SlotQueue[FakeHost] = SlotQueue()
+    slots.gates.append(a)
+    await slots.acquire(only_on(a), first_free)
+    queued = asyncio.create_task(slots.acquire(only_on(a), first_free))
+    await settle()
+    moving = asyncio.create_task(slots.acquire(only_on(a), first_free, first=True))
+    await settle()
+    slots.release(a)
+    assert await asyncio.wait_for(moving, 1) is a
+    assert not queued.done()
+    queued.cancel()
+    await asyncio.gather(queued, return_exceptions=True)
