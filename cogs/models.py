@@ -22,11 +22,17 @@ if TYPE_CHECKING:
 PULL_EDIT_INTERVAL = 1.0
 PROGRESS_BAR_WIDTH = 20
 MAX_LISTED_MODELS = 25
+MAX_CHOICES = 25  # Discord's limit for autocomplete
 
 
 def progress_bar(fraction: float) -> str:
     filled = round(fraction * PROGRESS_BAR_WIDTH)
     return "█" * filled + "░" * (PROGRESS_BAR_WIDTH - filled)
+
+
+def short_host(label: str) -> str:
+    """A host as members see it: its address without the scheme (never credentials)."""
+    return label.split("://", 1)[-1]
 
 
 def describe_pull(name: str, update: PullProgress) -> str:
@@ -52,18 +58,23 @@ class Models(commands.Cog):
     async def list_models(self, interaction: discord.Interaction) -> None:
         """List the models the server has; the one this channel uses is marked."""
         await interaction.response.defer(ephemeral=True, thinking=True)
-        models = await self.bot.manager.list_models(force_refresh=True)
+        manager = self.bot.manager
+        models = await manager.hosted_models(force_refresh=True)
+        several = len(manager.host_labels) > 1
         current = normalize_model_name(await self._current(interaction))
-        embed = discord.Embed(title="Models on the server", colour=discord.Colour.blurple())
+        title = "Models on the servers" if several else "Models on the server"
+        embed = discord.Embed(title=title, colour=discord.Colour.blurple())
         if not models:
             embed.description = "No models yet. An admin can add one with `/model pull`."
         lines = []
-        for m in sorted(models, key=lambda m: m.name)[:MAX_LISTED_MODELS]:
+        for hosted in sorted(models, key=lambda h: h.info.name)[:MAX_LISTED_MODELS]:
+            m = hosted.info
             mark = "▶️ " if normalize_model_name(m.name) == current else ""
             about = " · ".join(x for x in (m.parameter_size, m.quantization_level) if x)
-            lines.append(
-                f"{mark}**{m.name}** {m.size_gb:.1f} GB" + (f" · {about}" if about else "")
-            )
+            line = f"{mark}**{m.name}** {m.size_gb:.1f} GB" + (f" · {about}" if about else "")
+            if several:
+                line += " · on " + ", ".join(short_host(h) for h in hosted.hosts)
+            lines.append(line)
         if lines:
             embed.description = "\n".join(lines)
         embed.set_footer(text=f"This channel uses {current}")
@@ -106,10 +117,19 @@ class Models(commands.Cog):
         await interaction.followup.send(f"`{name}` is now {where}.", ephemeral=True)
 
     @model.command(name="pull")
-    @app_commands.describe(name="The model to download, e.g. llama3.2 or qwen3:8b")
+    @app_commands.describe(
+        name="The model to download, e.g. llama3.2 or qwen3:8b",
+        host="With several Ollama servers: only this one (default: every server)",
+    )
     @app_commands.checks.has_permissions(manage_guild=True)
-    async def pull(self, interaction: discord.Interaction, name: str) -> None:
-        """Download a model to the Ollama server, showing progress."""
+    async def pull(
+        self, interaction: discord.Interaction, name: str, host: str | None = None
+    ) -> None:
+        """Download a model to the Ollama server (or servers), showing progress."""
+        if host is not None and host not in self.bot.manager.host_labels:
+            raise InvalidRequestError(
+                f"There is no Ollama server {host!r}; choose one of the suggestions."
+            )
         await interaction.response.defer(thinking=True)
         last_edit = 0.0
         latest: PullProgress | None = None
@@ -123,11 +143,22 @@ class Models(commands.Cog):
                     content=describe_pull(name, update), allowed_mentions=NO_MENTIONS
                 )
 
-        ok = await self.bot.manager.pull_model(name, progress=show)
+        ok = await self.bot.manager.pull_model(name, progress=show, host=host)
         final = f"✅ `{name}` is ready." if ok else f"⚠️ The pull of `{name}` did not finish."
         if latest is not None and not ok:
             final += f" Last status: {latest.status}"
         await interaction.edit_original_response(content=final, allowed_mentions=NO_MENTIONS)
+
+    @pull.autocomplete("host")
+    async def host_autocomplete(
+        self, _interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        wanted = current.lower()
+        return [
+            app_commands.Choice(name=short_host(label), value=label)
+            for label in self.bot.manager.host_labels
+            if wanted in label.lower()
+        ][:MAX_CHOICES]
 
     @info.autocomplete("name")
     @set_model.autocomplete("name")

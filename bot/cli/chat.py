@@ -15,7 +15,7 @@ from bot.cli.question_inputs import PreparedInputs, answer_format, prepare_input
 from bot.core.config import Settings
 from bot.core.documents import question_with_documents
 from bot.core.errors import InvalidRequestError
-from bot.core.events import FallbackEvent, QueryEvent, RetryEvent
+from bot.core.events import FallbackEvent, HostSwitchEvent, QueryEvent, RetryEvent
 from bot.core.structured import render_json
 from bot.core.types import NANOSECONDS, OllamaQueryResult
 
@@ -52,6 +52,8 @@ async def chat(args: argparse.Namespace, settings: Settings, console: Console) -
         if isinstance(event, RetryEvent):
             # The retry policy can wait several seconds; on a terminal, say why.
             status.show(f"{event.error} Retrying in {event.delay:.1f} s (retry {event.attempt}).")
+        elif isinstance(event, HostSwitchEvent):
+            status.show(f"{event.error} Asking another server.")
         elif isinstance(event, FallbackEvent):
             status.clear()
             console.note(f"the model `{event.requested}` is not available; using `{event.model}`")

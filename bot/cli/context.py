@@ -94,7 +94,7 @@ def error_message(exc: OllacordError, settings: Settings | None) -> str:
     its own commands and flags, as ``bot.discord_app.advice`` names the bot's)."""
     message = exc.user_message
     if isinstance(exc, ModelNotFoundError):
-        where = f" at {settings.ollama_host}" if settings else ""
+        where = f" at {', '.join(h.label for h in settings.hosts)}" if settings else ""
         return (
             f"The model `{exc.model}` is not on the Ollama server{where}: pull it with "
             f"`ollacord models pull {exc.model}` (see `ollacord models list`)."

@@ -14,15 +14,19 @@ log = logging.getLogger(__name__)
 
 async def list_models(args: argparse.Namespace, settings: Settings, console: Console) -> int:
     async with open_manager(settings, persistent=False) as manager:
-        models = await manager.list_models()
+        models = await manager.hosted_models()
+        several = len(manager.host_labels) > 1
     if not models:
+        where = "the Ollama server at" if not several else "the Ollama servers"
         console.note(
-            f"the Ollama server at {settings.ollama_host} has no models yet: "
+            f"{where} {', '.join(h.label for h in settings.hosts)} has no models yet: "
             f"`ollacord models pull {settings.default_model}` downloads the default one"
         )
         return 0
-    rows = [
-        [
+    rows = []
+    for hosted in models:
+        m = hosted.info
+        row = [
             m.name,
             human_bytes(m.size),
             human_age(m.modified_at),
@@ -30,9 +34,11 @@ async def list_models(args: argparse.Namespace, settings: Settings, console: Con
             m.parameter_size or "-",
             m.quantization_level or "-",
         ]
-        for m in models
-    ]
-    console.out(table(["NAME", "SIZE", "MODIFIED", "FAMILY", "PARAMS", "QUANTIZATION"], rows))
+        if several:  # which servers have it; routing sends its questions there
+            row.append(",".join(hosted.hosts))
+        rows.append(row)
+    header = ["NAME", "SIZE", "MODIFIED", "FAMILY", "PARAMS", "QUANTIZATION"]
+    console.out(table([*header, "HOSTS"] if several else header, rows))
     return 0
 
 
@@ -58,7 +64,7 @@ async def pull_model(args: argparse.Namespace, settings: Settings, console: Cons
     succeeded = False
     async with open_manager(settings, persistent=False) as manager:
         try:
-            succeeded = await manager.pull_model(args.name, progress=printer.update)
+            succeeded = await manager.pull_model(args.name, progress=printer.update, host=args.host)
         finally:
             printer.finish(succeeded)
     if not succeeded:

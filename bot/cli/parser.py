@@ -221,6 +221,11 @@ def _add_models(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         "in place on a terminal, one line per finished step otherwise.",
     )
     pull.add_argument("name", help="model name, e.g. llama3.2 or qwen3:8b")
+    pull.add_argument(
+        "--host",
+        help="with OLLAMA_HOSTS: only this host (its URL as listed, without credentials); "
+        "default: every host, one after the other",
+    )
     pull.set_defaults(handler=handler("models", "pull_model"))
 
 

@@ -158,11 +158,16 @@ async def get_healthz(request: web.Request) -> web.Response:
         return {"status": "up"}
 
     async def ollama() -> dict[str, Any]:
+        # With several hosts: up while one answers; each host's state is under "hosts".
         health = await manager.health_check()
+        hosts = [report.as_dict() for report in manager.host_reports()]
         if not health.ok:
-            return {"status": "down", "latency_ms": None, "error": health.error}
+            return {"status": "down", "latency_ms": None, "error": health.error, "hosts": hosts}
         latency = round(health.latency_ms, 1) if health.latency_ms is not None else None
-        return {"status": "up", "latency_ms": latency, "version": health.version}
+        found = {"status": "up", "latency_ms": latency, "version": health.version}
+        if health.error:  # some hosts are down
+            found["error"] = health.error
+        return {**found, "hosts": hosts}
 
     checks = {"discord": discord, "database": database, "ollama": ollama}
     results = await asyncio.gather(*(_timed(c, ctx.check_timeout) for c in checks.values()))
@@ -210,7 +215,7 @@ async def get_metrics(request: web.Request) -> web.Response:
 
 
 async def get_models(request: web.Request) -> web.Response:
-    listed = await request.app[_MANAGER].list_models()
+    listed = await request.app[_MANAGER].hosted_models()
     return web.json_response(
         {
             "models": [
@@ -221,8 +226,10 @@ async def get_models(request: web.Request) -> web.Response:
                     "family": m.family,
                     "parameter_size": m.parameter_size,
                     "quantization_level": m.quantization_level,
+                    "hosts": list(hosted.hosts),
                 }
-                for m in listed
+                for hosted in listed
+                for m in (hosted.info,)
             ]
         }
     )
@@ -249,7 +256,8 @@ def _admin(handler: _Handler) -> _Handler:
 
 async def post_pull(request: web.Request) -> web.Response:
     name = request.match_info["name"]
-    if not await request.app[_MANAGER].pull_model(name):
+    host = request.query.get("host")  # one of OLLAMA_HOSTS (without credentials); else all
+    if not await request.app[_MANAGER].pull_model(name, host=host):
         return error_response(502, f"The pull of `{name}` did not finish.")
     log.info("model %s pulled through the admin API", name)
     return web.json_response({"status": "success", "model": name})
@@ -342,6 +350,7 @@ async def start_http_server(
         queue_depth=lambda: manager.queue.depth,
         active_streams=lambda: manager.get_statistics()["active_streams"],
         discord_429=discord_429,
+        hosts=manager.host_reports,
     )
     exporter.attach(manager.stats)
     app = create_app(manager, discord_status, metrics=exporter, admin_token=admin_token)

@@ -10,13 +10,14 @@ can never drift.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
+from bot.core.hosts.host import HostReport
 from bot.core.stats import RequestRecord, RequestStats
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,15 @@ __all__ = ["CONTENT_TYPE_LATEST", "LATENCY_BUCKETS", "BotMetrics"]
 
 
 ToolOutcomes = Mapping[tuple[str, str], int]  # (tool, outcome) -> calls
+HostReports = Callable[[], Sequence[HostReport]]
+# Each host's figures: (metric kind, HostReport field, help).
+HOST_METRICS: tuple[tuple[type[GaugeMetricFamily | CounterMetricFamily], str, str], ...] = (
+    (GaugeMetricFamily, "up", "1 while the Ollama host is in rotation, 0 while it is out."),
+    (GaugeMetricFamily, "in_flight", "Answers the host is generating right now."),
+    (GaugeMetricFamily, "queued", "Questions waiting that this host could answer."),
+    (CounterMetricFamily, "answers", "Answers the host completed."),
+    (CounterMetricFamily, "errors", "Failures of the host: refused, timeouts, busy, dropped, 5xx."),
+)
 
 
 class _LiveValues(Collector):
@@ -42,11 +52,13 @@ class _LiveValues(Collector):
         active_streams: Callable[[], int],
         discord_429: Callable[[], int] | None,
         tool_outcomes: Callable[[], ToolOutcomes],
+        hosts: HostReports | None = None,
     ) -> None:
         self._queue_depth = queue_depth
         self._active_streams = active_streams
         self._discord_429 = discord_429
         self._tool_outcomes = tool_outcomes
+        self._hosts = hosts
 
     def collect(self) -> Iterator[Metric]:
         yield GaugeMetricFamily(
@@ -80,6 +92,23 @@ class _LiveValues(Collector):
         for (tool, outcome), count in counts:
             tools.add_metric([tool, outcome], count)
         yield tools
+        if self._hosts is not None:
+            yield from _host_metrics(self._hosts)
+
+
+def _host_metrics(source: HostReports) -> Iterator[Metric]:
+    """Each Ollama host, labelled by its URL without credentials (bounded: the configured
+    hosts only)."""
+    try:
+        reports = list(source())
+    except Exception:
+        log.exception("a metrics source failed")
+        return
+    for kind, field, text in HOST_METRICS:
+        family = kind(f"{PREFIX}_host_{field}", text, labels=["host"])
+        for report in reports:
+            family.add_metric([report.host], float(getattr(report, field)))
+        yield family
 
 
 def _read(source: Callable[[], int]) -> float:
@@ -100,6 +129,7 @@ class BotMetrics:
         queue_depth: Callable[[], int],
         active_streams: Callable[[], int],
         discord_429: Callable[[], int] | None = None,
+        hosts: HostReports | None = None,
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
@@ -129,7 +159,7 @@ class BotMetrics:
         )
         self._stats: RequestStats | None = None
         self.registry.register(
-            _LiveValues(queue_depth, active_streams, discord_429, self._tool_outcomes)
+            _LiveValues(queue_depth, active_streams, discord_429, self._tool_outcomes, hosts)
         )
 
     def _tool_outcomes(self) -> ToolOutcomes:

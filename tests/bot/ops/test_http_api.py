@@ -323,7 +323,7 @@ async def test_pull_with_the_token_installs_the_model(
 async def test_a_pull_that_never_reports_success_is_an_error(
     admin: TestClient[Any, Any], manager: OllamaRequestManager, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async def unfinished(name: str, progress: Any = None) -> bool:
+    async def unfinished(name: str, progress: Any = None, host: str | None = None) -> bool:
         return False
 
     monkeypatch.setattr(manager, "pull_model", unfinished)
