@@ -26,6 +26,7 @@ from bot.core.knowledge.records import (
     StaleChunk,
     StoredDocument,
 )
+from bot.storage import notify
 from bot.storage.models import KbChunk, KbDocument, utcnow
 from bot.storage.operations import reading, writing
 from bot.storage.turns import IDS_PER_STATEMENT
@@ -288,14 +289,20 @@ class KnowledgeStore:
                 .where(KbChunk.document_id == document.id)
                 .order_by(KbChunk.position)
             )
+            await notify.announce(db, notify.KNOWLEDGE, [scope])
             return document.id, list(ids), old
 
     async def set_channels(self, document_id: int, channel_ids: Sequence[int] | None) -> None:
         value = None if channel_ids is None else list(channel_ids)
         async with self._writing() as db:
-            await db.execute(
-                update(KbDocument).where(KbDocument.id == document_id).values(channel_ids=value)
+            scope = await db.scalar(
+                update(KbDocument)
+                .where(KbDocument.id == document_id)
+                .values(channel_ids=value)
+                .returning(KbDocument.scope)
             )
+            if scope is not None:
+                await notify.announce(db, notify.KNOWLEDGE, [scope])
 
     async def delete_document(self, scope: str, name: str) -> tuple[int, int] | None:
         """Delete a document, its chunks and their vectors: (its id, how many chunks it
@@ -306,11 +313,13 @@ class KnowledgeStore:
             )
             if found is None:
                 return None
+            await notify.announce(db, notify.KNOWLEDGE, [scope])
             return found, await _delete_documents(db, [found])
 
     async def set_embeddings(self, rows: Iterable[tuple[int, str, bytes]]) -> int:
         """(chunk id, model, vector) for chunks re-embedded; how many still existed."""
         changed = 0
+        chunk_ids = []
         async with self._writing() as db:
             for chunk_id, model, blob in rows:
                 result = await db.execute(
@@ -319,7 +328,24 @@ class KnowledgeStore:
                     .values(model=model, embedding=blob)
                 )
                 changed += int(result.rowcount or 0)
+                chunk_ids.append(chunk_id)
+            if notify.shared(db) and chunk_ids:
+                await notify.announce(db, notify.KNOWLEDGE, await _scopes_of(db, chunk_ids))
         return changed
+
+
+async def _scopes_of(db: DbSession, chunk_ids: list[int]) -> set[str]:
+    """The servers these chunks belong to."""
+    scopes: set[str] = set()
+    for part in _parts(chunk_ids, IDS_PER_STATEMENT):
+        query = (
+            select(KbDocument.scope)
+            .join(KbChunk, KbChunk.document_id == KbDocument.id)
+            .where(KbChunk.id.in_(part))
+            .distinct()
+        )
+        scopes.update(await db.scalars(query))
+    return scopes
 
 
 async def _delete_documents(db: DbSession, document_ids: list[int]) -> int:

@@ -10,7 +10,10 @@ for a turn of a busy event loop. So:
   channel's, needs no query at all.
 
 Entries expire, so changes made by another process (the CLI) are seen within the TTL. Our
-own writes call ``forget``: those sessions are read again, whatever the snapshot says.
+own writes call ``forget``: those sessions are read again, whatever the snapshot says. On
+PostgreSQL the other processes' writes are announced (``bot.storage.notify``) and forgotten
+the same way as they commit; ``drop`` forgets everything, the snapshot included, when some
+announcements may have been missed.
 """
 
 from __future__ import annotations
@@ -54,6 +57,11 @@ class SettingsCache:
         self._ids: frozenset[str] | None = None  # every session id, as of _ids_at
         self._ids_at = float("-inf")
         self._unsure: set[str] = set()  # written since the snapshot was taken
+        # Being read now, and forgotten meanwhile: what that read returns may be older than
+        # the write, so it answers its callers but is not kept.
+        self._reading: set[str] = set()
+        self._overtaken: set[str] = set()
+        self._drops = 0  # how many times drop() was called
 
     async def known(self, session_ids: Sequence[str]) -> dict[str, SessionSettings | None]:
         """Each id's settings, or None where the session does not exist."""
@@ -75,7 +83,10 @@ class SettingsCache:
     async def load_ids(self) -> None:
         """Take the snapshot of session ids now (at start, so the first questions use it)."""
         self._unsure = set()
+        drops = self._drops
         ids = await self._read_ids(SNAPSHOT_MAX_IDS + 1)
+        if drops != self._drops:  # dropped meanwhile: the read may predate what was missed
+            return
         self._ids = frozenset(ids) if len(ids) <= SNAPSHOT_MAX_IDS else None
         self._ids_at = self._clock()
 
@@ -92,10 +103,20 @@ class SettingsCache:
         for session_id in session_ids:
             self._entries.pop(session_id, None)
         self._unsure.update(session_ids)
+        self._overtaken.update(self._reading.intersection(session_ids))
 
     def forget_all(self) -> None:
         """Many sessions were deleted: cached settings may be gone (absence stays true)."""
         self._entries.clear()
+        self._overtaken.update(self._reading)
+
+    def drop(self) -> None:
+        """Anything may have changed, sessions created too: forget it all, the snapshot of
+        which sessions exist included (the next refresh takes it again)."""
+        self.forget_all()
+        self._ids = None
+        self._ids_at = float("-inf")
+        self._drops += 1
 
     # internals -----------------------------------------------------------------------------
     def _surely_absent(self, session_id: str, now: float) -> bool:
@@ -133,16 +154,23 @@ class SettingsCache:
         await asyncio.sleep(0)  # let the other callers of this loop turn join the batch
         while self._pending:
             batch, self._pending = self._pending, {}
+            self._reading.update(batch)
             try:
                 found = await self._read_settings(list(batch))
             except BaseException as exc:
+                self._reading.difference_update(batch)
+                self._overtaken.difference_update(batch)
                 for future in batch.values():
                     if not future.done():
                         future.set_exception(exc if isinstance(exc, Exception) else StorageError())
                 if not isinstance(exc, Exception):
                     raise
                 continue
+            self._reading.difference_update(batch)
             for session_id, future in batch.items():
-                self._remember(session_id, found.get(session_id))
+                if session_id in self._overtaken:
+                    self._overtaken.discard(session_id)
+                else:
+                    self._remember(session_id, found.get(session_id))
                 if not future.done():
                     future.set_result(found.get(session_id))

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession as DbSession
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from bot.core.history import ChatMessage
+from bot.storage import notify
 from bot.storage.models import ChatSession, StoredMessage, utcnow
 from bot.storage.operations import reading, writing
 from bot.storage.records import SessionRecord, SessionSettings
@@ -90,13 +91,23 @@ class SessionStore:
         return reading(self._sessionmaker)
 
     @contextlib.asynccontextmanager
-    async def _writing(self, *invalidate: str) -> AsyncIterator[DbSession]:
-        """One write; the cached settings of ``invalidate`` are forgotten after it."""
+    async def _writing(self, *invalidate: str, announce: bool = True) -> AsyncIterator[DbSession]:
+        """One write; the cached settings of ``invalidate`` are forgotten after it, here and
+        (``announce``: told in the same transaction) in the other processes."""
         try:
             async with writing(self._sessionmaker, self._write_lock) as db:
                 yield db
+                if announce and invalidate:
+                    await notify.announce(db, notify.SESSIONS, invalidate)
         finally:
             self._cache.forget(*invalidate)
+
+    def changed_elsewhere(self, session_ids: Sequence[str] | None) -> None:
+        """Another process changed these sessions (None: perhaps any): read them again."""
+        if session_ids is None:
+            self._cache.drop()
+        else:
+            self._cache.forget(*session_ids)
 
     async def _read_settings(self, session_ids: list[str]) -> dict[str, SessionSettings]:
         found = {}
@@ -320,6 +331,7 @@ class SessionStore:
                     .where(ChatSession.id.startswith(prefix, autoescape=True))
                     .values(summary=None, summary_upto=None)
                 )
+                await notify.announce(db, notify.SESSIONS)
         finally:
             self._cache.forget_all()  # the summaries cached with those sessions' settings
         await self._scrub()
@@ -330,6 +342,7 @@ class SessionStore:
         try:
             async with self._writing() as db:
                 deleted = int((await db.execute(delete(ChatSession))).rowcount or 0)
+                await notify.announce(db, notify.SESSIONS)
         finally:
             self._cache.forget_all()
         await self._scrub()
@@ -358,6 +371,8 @@ class SessionStore:
                     )
                     forget = update(ChatSession).where(ChatSession.id.in_(part))
                     await db.execute(forget.values(summary=None, summary_upto=None))
+                if rows:
+                    await notify.announce(db, notify.SESSIONS, [row.id for row in rows])
         finally:
             self._cache.forget_all()
         if rows:

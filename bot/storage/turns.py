@@ -18,6 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession as DbSession
 
 from bot.core.history import ChatMessage
+from bot.storage import notify
 from bot.storage.models import ChatSession, MessageImage, StoredMessage, utcnow
 
 # The images a conversation keeps for follow-up questions: the newest few, each already
@@ -150,7 +151,9 @@ class TurnWriter:
         now = utcnow()
         sessions = list(dict.fromkeys(turn.session_id for turn in batch))
         created: dict[str, bool] = {}
-        async with self._writing(*sessions) as db:
+        # Announced are the sessions created (other processes may hold them as absent), not
+        # every session written: turns change no settings.
+        async with self._writing(*sessions, announce=False) as db:
             # A constant number of statements per batch: each one is a round trip to the
             # database thread, and fifty of them would keep the event loop busy while the
             # final edits of those same answers are going out.
@@ -161,6 +164,7 @@ class TurnWriter:
                 new = [{"id": session_id} for session_id in part if session_id not in existing]
                 if new:
                     await db.execute(insert_ignore_many(db, new))
+                    await notify.announce(db, notify.SESSIONS, [row["id"] for row in new])
                 created.update((session_id, session_id not in existing) for session_id in part)
                 touch = update(ChatSession).where(ChatSession.id.in_(part))
                 await db.execute(touch.values(updated_at=now))

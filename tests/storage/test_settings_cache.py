@@ -146,3 +146,53 @@ async def test_keep_ids_fresh_retakes_the_snapshot(
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     assert db.id_reads >= 3
+
+
+async def test_a_read_overtaken_by_a_write_answers_but_is_not_kept(
+    cache: SettingsCache, db: FakeDatabase
+) -> None:
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def slow_read(ids: list[str]) -> dict[str, SessionSettings]:
+        found = {i: db.sessions[i] for i in ids if i in db.sessions}  # the table as it was
+        started.set()
+        await release.wait()
+        return found
+
+    cache._read_settings = slow_read
+    reading = asyncio.create_task(cache.known(["channel:1"]))
+    await started.wait()
+    # Another process changes it meanwhile, and says so before the read returns.
+    db.sessions["channel:1"] = SessionSettings(model="phi4")
+    cache.forget("channel:1")
+    release.set()
+    assert (await reading)["channel:1"] == SessionSettings(model="qwen3")
+    cache._read_settings = db.read_settings
+    assert (await cache.known(["channel:1"]))["channel:1"] == SessionSettings(model="phi4")
+
+
+async def test_drop_forgets_the_snapshot_too(cache: SettingsCache, db: FakeDatabase) -> None:
+    await cache.load_ids()
+    assert (await cache.known(["channel:7"]))["channel:7"] is None
+    # Created while this process was not hearing about it (its feed reconnecting).
+    db.sessions["channel:7"] = SessionSettings(model="llama3.2")
+    db.sessions["channel:1"] = SessionSettings(model="phi4")
+    cache.drop()
+    assert await cache.known(["channel:7", "channel:1"]) == {
+        "channel:7": SessionSettings(model="llama3.2"),
+        "channel:1": SessionSettings(model="phi4"),
+    }
+
+
+async def test_a_snapshot_read_overlapping_a_drop_is_not_kept(
+    cache: SettingsCache, db: FakeDatabase
+) -> None:
+    db.during_id_read = asyncio.Event()
+    loading = asyncio.create_task(cache.load_ids())
+    await asyncio.sleep(0)
+    cache.drop()  # what the read began before may be what was missed
+    db.during_id_read.set()
+    await loading
+    assert cache._ids is None
+    assert (await cache.known(["channel:9"]))["channel:9"] is None
+    assert db.settings_reads == [["channel:9"]]  # read, not taken from the snapshot
