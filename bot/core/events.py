@@ -13,7 +13,9 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class QueuedEvent:
-    """Waiting for a turn; ``position`` 1 means next. ``reason``: "session" or "capacity"."""
+    """Waiting for a turn; ``position`` 1 means next. ``reason``: "session" (an earlier
+    question in this conversation), "elsewhere" (another process answering in it) or
+    "capacity"."""
 
     position: int
     reason: str

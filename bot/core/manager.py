@@ -360,6 +360,10 @@ class OllamaRequestManager(SessionMethods, ModelMethods):
                 passages=self.knowledge_passages,
                 min_score=self.knowledge_min_score,
             )
+            if self.services.coordination is not None:  # documents other processes change
+                from bot.storage.notify import KNOWLEDGE
+
+                self.services.coordination.follow(KNOWLEDGE, self._knowledge.forget)
         return self._knowledge
 
     # statistics ----------------------------------------------------------------------------

@@ -6,6 +6,10 @@ serves sessions round-robin: a busy channel cannot starve a quiet one. The slots
 hosts' (``SlotQueue``): one FIFO over all of them, in which a question takes the best free
 slot among the hosts that may answer it, and one waiting for a full host does not hold back
 one behind it that another host can answer.
+
+Several processes on one database (shards, the CLI, the HTTP API) serialise a session
+between them too: inside its lane, a query holds ``conversation_lock`` (the database's,
+given by the services) to the end of its answer.
 """
 
 from __future__ import annotations
@@ -17,6 +21,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Generic, Protocol, TypeVar
 
 PositionCallback = Callable[[int], Awaitable[None]]
+# (session id, awaited once if another process holds it now) -> held for the block.
+ConversationLock = Callable[
+    [str, Callable[[], Awaitable[None]]], contextlib.AbstractAsyncContextManager[None]
+]
+# The QueuedEvent reason while another process answers in the same conversation.
+ELSEWHERE = "elsewhere"
 
 
 class _Waiter:
@@ -123,8 +133,8 @@ class SlotQueue(Generic[G]):
     host may go down or come back meanwhile) and which free one it prefers (``choose``).
     The queue goes through the claims in order and grants each the best free gate it may
     use: a claim whose gates are all full does not hold back one behind it that can use
-    another. A claim still being planned holds back every claim behind it (it may need any
-    gate); planning takes milliseconds.
+    another. A claim still being planned keeps one free slot for itself (it may need any
+    gate): the claims behind it take only the others.
     """
 
     def __init__(self) -> None:
@@ -206,23 +216,23 @@ class SlotQueue(Generic[G]):
         Called when a slot frees, a claim comes or goes, and when a host changes state."""
         if not self._claims:
             return
-        free_somewhere = any(g.active < g.capacity for g in self.gates)
+        free_slots = sum(max(0, g.capacity - g.active) for g in self.gates)
         waiting: deque[Claim[G]] = deque()
-        planning = False  # a claim ahead is still being planned: nobody behind may pass it
+        planning = 0  # claims ahead still being planned: each keeps a free slot for itself
         for claim in self._claims:
             if not claim.ready:
-                planning = True
+                planning += 1
                 waiting.append(claim)
                 continue
             gates = claim.eligible()
-            free = [g for g in gates if g.active < g.capacity] if free_somewhere else []
-            if free and not planning:
+            free = [g for g in gates if g.active < g.capacity] if free_slots > planning else []
+            if free:
                 assert claim.choose is not None
                 gate = claim.choose(free)
                 gate.active += 1
                 claim.gate = gate
                 claim.wake.set()
-                free_somewhere = any(g.active < g.capacity for g in self.gates)
+                free_slots -= 1
             else:
                 claim.gates = frozenset(gates)
                 waiting.append(claim)
@@ -255,6 +265,9 @@ class RequestQueue:
         self.max_concurrent = max_concurrent
         self.slots: SlotQueue[Any] = SlotQueue()
         self._lanes: dict[str, FairGate] = {}
+        # None: this process is the database's only one (SQLite, or no database).
+        self.conversation_lock: ConversationLock | None = None
+        self._elsewhere = 0  # queries waiting while another process answers their session
 
     @property
     def capacity(self) -> int:
@@ -268,7 +281,8 @@ class RequestQueue:
     @property
     def depth(self) -> int:
         """Queries admitted but not yet running (waiting on their session or on a slot)."""
-        return self.slots.waiting + sum(lane.waiting for lane in self._lanes.values())
+        lanes = sum(lane.waiting for lane in self._lanes.values())
+        return self.slots.waiting + lanes + self._elsewhere
 
     @contextlib.asynccontextmanager
     async def slot(
@@ -295,10 +309,29 @@ class RequestQueue:
             if lane is not None:
                 await lane.acquire(report("session"))
             try:
-                yield
+                async with contextlib.AsyncExitStack() as held:
+                    if session_key is not None and self.conversation_lock is not None:
+                        await self._hold_elsewhere(held, session_key, report(ELSEWHERE))
+                    yield
             finally:
                 if lane is not None:
                     lane.release()
         finally:
             if lane is not None and lane.idle and self._lanes.get(session_key) is lane:
                 del self._lanes[session_key]
+
+    async def _hold_elsewhere(
+        self, held: contextlib.AsyncExitStack, session_key: str, told: PositionCallback | None
+    ) -> None:
+        """Take the session's lock among the processes (one waiter per process: the lane's)."""
+        assert self.conversation_lock is not None
+
+        async def on_wait() -> None:
+            if told is not None:
+                await told(1)
+
+        self._elsewhere += 1
+        try:
+            await held.enter_async_context(self.conversation_lock(session_key, on_wait))
+        finally:
+            self._elsewhere -= 1

@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # a manager without a database never loads SQLAlchemy
     from sqlalchemy.ext.asyncio import AsyncEngine
 
     from bot.storage import SessionStore
+    from bot.storage.coordination import Coordination
     from bot.storage.state import BotStateStore
 
 
@@ -36,6 +37,8 @@ class Services:
     embedder: Embedder
     upkeep: asyncio.Task[None] | None  # keeps the store's index of sessions fresh
     session_count: int  # at start
+    # With other processes on the database (PostgreSQL): their locks and changes.
+    coordination: Coordination | None = None
 
 
 async def open_services(
@@ -65,8 +68,9 @@ async def open_services(
         store, pool, queue, stats, defaults, on_session_created, catalog=catalog
     )
     embedder = Embedder(pool, stats, embedding_model, limits)
-    upkeep = None
-    if store is not None:
+    upkeep, coordination = None, None
+    if engine is not None and store is not None:
+        coordination = await _coordinate(engine, store, queue)
         upkeep = asyncio.create_task(store.keep_index_fresh(), name="session-index")
     await pool.start()  # with several hosts: what each has and has loaded
     return Services(
@@ -79,6 +83,7 @@ async def open_services(
         embedder,
         upkeep,
         session_count,
+        coordination,
     )
 
 
@@ -100,10 +105,25 @@ async def _open_database(
     return engine, store, BotStateStore(sessionmaker), session_count
 
 
+async def _coordinate(
+    engine: AsyncEngine, store: SessionStore, queue: RequestQueue
+) -> Coordination | None:
+    """On a database other processes share: a conversation answers in one process at a
+    time, and what one process changes reaches the others' caches."""
+    from bot.storage.coordination import open_coordination
+
+    coordination = await open_coordination(engine, store)
+    if coordination is not None:
+        queue.conversation_lock = coordination.conversation
+    return coordination
+
+
 async def close_services(services: Services) -> None:
     if services.upkeep is not None:
         services.upkeep.cancel()
         await asyncio.gather(services.upkeep, return_exceptions=True)
+    if services.coordination is not None:
+        await services.coordination.close()
     await services.hosts.close()
     if services.engine is not None:
         await services.engine.dispose()

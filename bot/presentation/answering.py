@@ -62,6 +62,8 @@ def status_line(event: QueryEvent) -> str | None:
     if isinstance(event, QueuedEvent):
         if event.reason == "session":
             return f"⏳ Waiting for the previous answer in this conversation (#{event.position})…"
+        if event.reason == "elsewhere":
+            return "⏳ Waiting for an answer another bot process is writing in this conversation…"
         return f"⏳ Queued: position {event.position}…"
     if isinstance(event, ThinkingEvent):
         return "💭 Thinking…"

@@ -88,6 +88,9 @@ class KnowledgeBase:
         self.exact_max_rows = exact_max_rows  # larger indexes get inverted lists
         self._indexes: dict[str, VectorIndex] = {}
         self._locks: dict[str, asyncio.Lock] = {}  # a scope's loads and changes, one at a time
+        # Changes other processes made, per scope ("" counts "perhaps any"): a load that
+        # overlapped one may hold what was there before, and is not kept.
+        self._changes: dict[str, int] = {}
         self._lists = ListMaker(lambda scope: self._indexes.get(scope))
 
     @property
@@ -263,6 +266,15 @@ class KnowledgeBase:
             log.info("re-embedded %d chunks with %s", done, self.model)
         return done
 
+    def forget(self, scopes: Sequence[str] | None) -> None:
+        """Another process changed these servers' documents or vectors (None: perhaps
+        any): their indexes are read again on their next search."""
+        for scope in [""] if scopes is None else scopes:
+            self._changes[scope] = self._changes.get(scope, 0) + 1
+            self._indexes.pop(scope, None)
+        if scopes is None:
+            self._indexes.clear()
+
     async def close(self) -> None:
         """Stop making inverted lists (a thread already at it finishes on its own)."""
         await self._lists.close()
@@ -290,10 +302,15 @@ class KnowledgeBase:
         async with self._lock(scope):
             index = self._loaded(scope)
             if index is None:
+                before = self._version(scope)
                 index = await self._load(scope)
-                self._indexes[scope] = index
-                self._lists.keep(scope, index)
+                if self._version(scope) == before:
+                    self._indexes[scope] = index
+                    self._lists.keep(scope, index)
             return index
+
+    def _version(self, scope: str) -> int:
+        return self._changes.get("", 0) + self._changes.get(scope, 0)
 
     async def _load(self, scope: str) -> VectorIndex:
         stored = await self.store.vectors(scope, self.model)
