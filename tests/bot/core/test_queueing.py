@@ -182,6 +182,21 @@ async def test_a_reserved_place_keeps_its_turn_while_it_is_planned() -> None:
     assert await asyncio.wait_for(late, 1) is a
 
 
+async def test_a_place_being_planned_keeps_one_slot_and_leaves_the_others() -> None:
+    a = FakeHost("a", capacity=2)
+    slots: SlotQueue[FakeHost] = SlotQueue()
+    slots.gates.append(a)
+    early = slots.reserve()
+    assert await asyncio.wait_for(slots.acquire(only_on(a), first_free), 1) is a
+    third = asyncio.create_task(slots.acquire(only_on(a), first_free))
+    await settle()
+    assert not third.done()  # the last free slot is the planned one's
+    assert await asyncio.wait_for(slots.acquire(only_on(a), first_free, claim=early), 1) is a
+    assert not third.done() and a.active == 2
+    slots.release(a)
+    assert await asyncio.wait_for(third, 1) is a
+
+
 async def test_a_withdrawn_place_lets_the_next_one_go() -> None:
     a = FakeHost("a")
     slots: SlotQueue[FakeHost] = SlotQueue()
