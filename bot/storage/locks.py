@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 # Pauses between tries while another process answers: a freed lock is taken within the
 # longest, and a waiter costs the database at most a query every this often.
 POLL_FIRST = 0.05
-POLL_MAX = 0.5
+POLL_MAX = 0.25
 # Keys are per database; this names ours apart from other applications' advisory locks.
 _KEY_PERSON = b"ollacord-conv"
 
