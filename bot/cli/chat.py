@@ -52,6 +52,9 @@ async def chat(args: argparse.Namespace, settings: Settings, console: Console) -
         if isinstance(event, RetryEvent):
             # The retry policy can wait several seconds; on a terminal, say why.
             status.show(f"{event.error} Retrying in {event.delay:.1f} s (retry {event.attempt}).")
+        elif isinstance(event, HostSwitchEvent) and event.withdrawn:
+            status.clear()  # the text printed so far is followed by the whole new answer
+            console.note(f"{event.error} The answer starts again on another server.")
         elif isinstance(event, HostSwitchEvent):
             status.show(f"{event.error} Asking another server.")
         elif isinstance(event, FallbackEvent):

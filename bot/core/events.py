@@ -52,10 +52,12 @@ class RetryEvent:
 
 @dataclass(frozen=True, slots=True)
 class HostSwitchEvent:
-    """The Ollama host asked failed before the first token (``error`` says how): another
-    host answers instead, at once."""
+    """The Ollama host asked failed (``error`` says how): another host answers instead, at
+    once. ``withdrawn``: characters of this round's text already streamed, which the new
+    answer replaces (the host went away mid-answer); 0 before the first token."""
 
     error: str
+    withdrawn: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -238,10 +238,12 @@ async def generate(
                 return
             delivered = bool(progress.parts) and not limits.restartable
             if await target.failed(exc, model, delivered):
-                # Another host asks again at once: nothing was shown, nothing is shown twice.
+                # Another host asks again at once. Text already shown is withdrawn (the
+                # event says how much), so the reply never shows two answers run together.
+                withdrawn = len(progress.content) if delivered else 0
                 progress.restart()
                 progress.moves += 1
-                await emit(on_event, HostSwitchEvent(exc.user_message))
+                await emit(on_event, HostSwitchEvent(exc.user_message, withdrawn))
                 continue
             if not isinstance(exc, ModelNotFoundError):
                 await _retry_or_raise(exc, request, progress, model, on_event)

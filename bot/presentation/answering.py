@@ -70,6 +70,8 @@ def status_line(event: QueryEvent) -> str | None:
     if isinstance(event, RetryEvent):
         return f"🔁 {event.error} Retrying (attempt {event.attempt + 1})…"
     if isinstance(event, HostSwitchEvent):
+        if event.withdrawn:
+            return f"🔀 {event.error} Answering again on another server…"
         return f"🔀 {event.error} Asking another server…"
     if isinstance(event, FallbackEvent):
         return f"↪️ `{event.requested}` is not available; asking `{event.model}`…"
@@ -150,8 +152,12 @@ class AnswerRun:
 
     def _on_event(self, event: QueryEvent) -> None:
         self.answer.events.append(event)
+        if isinstance(event, HostSwitchEvent) and event.withdrawn:
+            # The server went away mid-answer: another answers from the start.
+            self.reply.withdraw(event.withdrawn)
         line = status_line(event)
-        if line is not None and (not self.reply.has_text or isinstance(event, ToolRunEvent)):
+        shown_under_text = isinstance(event, ToolRunEvent | HostSwitchEvent)
+        if line is not None and (not self.reply.has_text or shown_under_text):
             self.reply.set_status(line)
 
     def stop(self) -> bool:

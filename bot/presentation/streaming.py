@@ -23,6 +23,9 @@ from bot.presentation.splitting import DISCORD_MESSAGE_LIMIT, MessageSplitter
 log = logging.getLogger(__name__)
 
 EMPTY_ANSWER = "*(The model returned an empty answer.)*"
+# A message of an answer that was withdrawn and is now shorter (its server went away and
+# another answers again): it no longer holds text of the answer.
+REPLACED_PAGE = "-# ↩️ (replaced by the answer above)"
 CURSOR = " ▌"
 FOOTER_PREFIX = "\n-# "
 # After a failed write, wait before trying again; doubles up to the cap.
@@ -84,6 +87,8 @@ class StreamingReply:
         self._error: BaseException | None = None
         self.writes = 0
         self.text_length = 0
+        self._pushed: list[str] = []  # the text so far, should some of it be withdrawn
+        self._withdrew = False
 
     # feeding -------------------------------------------------------------------------------
     def start(self) -> None:
@@ -94,9 +99,25 @@ class StreamingReply:
     def push(self, text: str) -> None:
         if text and self._closing is None:
             self._splitter.feed(text)
+            self._pushed.append(text)
             self.text_length += len(text)
             self._status = None  # new text means what the status said is over
             self._wake.set()
+
+    def withdraw(self, chars: int) -> None:
+        """Take back the last ``chars`` characters pushed (an answer that starts again
+        elsewhere); messages left without text say they were replaced."""
+        if chars <= 0 or self._closing is not None:
+            return
+        text = "".join(self._pushed)
+        kept = text[: max(0, len(text) - chars)]
+        self._splitter = MessageSplitter(self._limit)
+        self._pushed = [kept] if kept else []
+        if kept:
+            self._splitter.feed(kept)
+        self.text_length = len(kept)
+        self._withdrew = True
+        self._wake.set()
 
     def set_status(self, status: str | None) -> None:
         """A line shown alone while no text has arrived yet (queue position, thinking...),
@@ -153,6 +174,13 @@ class StreamingReply:
     # what should be shown ------------------------------------------------------------------
     def _desired(self) -> list[tuple[str, bool]]:
         """(content, final) for every message as it should look now."""
+        pages = self._pages()
+        if self._withdrew and len(pages) < len(self._shown):
+            closing = self._closing is not None
+            pages += [(REPLACED_PAGE, closing)] * (len(self._shown) - len(pages))
+        return pages
+
+    def _pages(self) -> list[tuple[str, bool]]:
         if self._closing is not None:
             return [(c, True) for c in self._closing]
         pages = [(p.content, True) for p in self._splitter.sealed]

@@ -1,6 +1,6 @@
 """Several Ollama hosts end to end: /model list names them, /ask moves to another host when
-one fails before the first token (a status line, one answer, one stored turn), /model pull
-to one host chosen from the suggestions."""
+one fails before the first token (a status line, one answer, one stored turn) or goes away
+midway (the half answer replaced), /model pull to one host chosen from the suggestions."""
 
 from __future__ import annotations
 
@@ -69,6 +69,31 @@ async def test_ask_moves_to_another_host_with_a_status_line(tmp_path: Path) -> N
     assert rec.original is not None
     statuses = [text for _, text in rec.original.edits]
     assert any("🔀" in s and "Asking another server" in s for s in statuses), statuses
+
+
+async def test_an_answer_whose_host_goes_away_midway_is_replaced_by_another(
+    tmp_path: Path,
+) -> None:
+    """The first server's half answer was on screen; the reply ends with the other's whole
+    answer only, after a status line, and one turn is stored."""
+    async with two_hosts(tmp_path) as (w, second):
+        w.ollama.set_reply("Alpha beta gamma delta epsilon zeta eta theta.")
+        w.ollama.tokens_per_second = 4  # slow enough for the half answer to be shown
+        w.ollama.set_thinking("Hm.")  # qwen3 thinks first: one token
+        w.ollama.drop_mid_stream(after_tokens=8)
+        second.stall_before_first_token(1.5)  # long enough to see the status line
+        second.set_reply("From the other server.")
+        rec = await ask(w, "Anyone?", model="qwen3")
+        messages = await finished(rec)
+        stored = await stored_messages(w, f"channel:{w.channel.id}", 2)
+    assert len(messages) == 1
+    assert messages[0].content.startswith("From the other server.")
+    assert "Alpha" not in messages[0].content
+    assert [m["content"] for m in stored] == ["Anyone?", "From the other server."]
+    assert rec.original is not None
+    statuses = [text for _, text in rec.original.edits]
+    assert any(s.startswith("Alpha") for s in statuses), statuses  # it was shown
+    assert any("Answering again on another server" in s for s in statuses), statuses
 
 
 async def test_pull_to_one_host_chosen_from_the_suggestions(tmp_path: Path) -> None:

@@ -73,13 +73,17 @@ class Lease:
 
     async def failed(self, exc: OllamaError, model: str, delivered: bool) -> bool:
         """An attempt on this host failed. True when the question moved to another host, to
-        be asked again there at once; False: it stays (retried here, or given up)."""
+        be asked again there at once; False: it stays (retried here, or given up). After text
+        was ``delivered`` only a failure of the host itself moves it (the host went away
+        mid-answer): the answer starts again there, and the reply replaces what it showed."""
         pool = self._pool
         pool.failed(self.host, exc, model)
-        if delivered or not pool.several:
+        if not pool.several:
             return False
         if not (exc.retryable or isinstance(exc, ModelNotFoundError)):
             return False  # the request itself is at fault: another host would refuse it too
+        if delivered and not exc.retryable:
+            return False
         self.tried.add(self.host)
         if not routing.alternatives(pool.hosts, self.models, self.tried):
             return False

@@ -9,7 +9,12 @@ import pytest
 
 from bot.presentation.pacing import FLOOR_INTERVAL, RateLimitInfo
 from bot.presentation.splitting import split_message
-from bot.presentation.streaming import EMPTY_ANSWER, StreamingReply, WriteFailedError
+from bot.presentation.streaming import (
+    EMPTY_ANSWER,
+    REPLACED_PAGE,
+    StreamingReply,
+    WriteFailedError,
+)
 
 
 class BucketSink:
@@ -155,3 +160,38 @@ async def test_persistent_failure_is_reported() -> None:
     reply.push("x")
     with pytest.raises(WriteFailedError):
         await asyncio.wait_for(reply.finish(), 120)
+
+
+async def test_withdrawn_text_is_replaced_by_what_comes_after() -> None:
+    """An answer that starts again on another server: the first attempt's text goes."""
+    sink = BucketSink()
+    reply = StreamingReply(sink, show_cursor=False)
+    reply.start()
+    reply.push("Kept intro. ")
+    reply.push("first attempt, cut")
+    await asyncio.sleep(0.05)
+    assert "first attempt" in sink.messages[0]
+    reply.withdraw(len("first attempt, cut"))
+    assert reply.text_length == len("Kept intro. ")
+    reply.push("second attempt, whole.")
+    await reply.finish("m")
+    assert sink.messages == {0: "Kept intro. second attempt, whole.\n-# m"}
+
+
+async def test_pages_left_without_text_after_a_withdrawal_say_they_were_replaced() -> None:
+    sink = BucketSink(limit=50)
+    reply = StreamingReply(sink, show_cursor=False)
+    reply.start()
+    long_first = "word " * 700  # two pages of 2000
+    await feed(reply, long_first, 10, pause=0.01)
+    for _ in range(500):  # until both pages are on screen (bounded: 5 s)
+        if len(sink.messages) == 2:
+            break
+        await asyncio.sleep(0.01)
+    assert len(sink.messages) == 2
+    reply.withdraw(len(long_first))
+    reply.push("A short second answer.")
+    await reply.finish("m")
+    assert sink.messages[0] == "A short second answer.\n-# m"
+    assert sink.messages[1] == REPLACED_PAGE
+    assert {index: final for index, _, final in sink.writes} == {0: True, 1: True}

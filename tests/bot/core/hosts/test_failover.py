@@ -1,6 +1,6 @@
-"""A question that fails on a host before its first token moves to another host: one
-answer, one stored turn, a status event. After the first token a streamed answer stays
-where it is, as with one server."""
+"""A question that fails on a host moves to another host: one answer, one stored turn, a
+status event. Before the first token nothing was shown; after it, only the host going away
+moves a streamed answer, which starts again there (the event says how much to withdraw)."""
 
 from __future__ import annotations
 
@@ -68,14 +68,37 @@ async def test_a_host_that_stalls_before_the_first_token_is_left_for_another(
     assert (questions(a), questions(b)) == (["anyone?"], ["anyone?"])
 
 
-async def test_a_streamed_answer_that_breaks_after_its_first_token_stays_broken(
+async def test_a_streamed_answer_whose_host_goes_away_starts_again_on_another(
     database_url: str,
 ) -> None:
-    """Part of it was shown: it is not silently restarted elsewhere (nor anywhere)."""
+    """Part of it was shown: the answer starts again elsewhere, and the event says how much
+    of the shown text the new one replaces (the reply withdraws it). One stored turn."""
     async with (
         OllamaEmulator() as a,
         OllamaEmulator() as b,
         spread_over(database_url, [(a, 2), (b, 2)]) as manager,
+    ):
+        a.set_reply("one two three four five six")
+        a.drop_mid_stream(after_tokens=2)
+        events: list[QueryEvent] = []
+        stream = manager.stream(prompt="go on", session_id="chan", on_event=events.append)
+        received = [chunk async for chunk in stream]
+        stored = await manager.store.messages("chan")
+    [switch] = [e for e in events if isinstance(e, HostSwitchEvent)]
+    shown_first = "".join(received)[: switch.withdrawn]
+    assert shown_first == "one two"
+    assert "".join(received)[switch.withdrawn :] == "Echo: go on"
+    assert [m["content"] for m in stored] == ["go on", "Echo: go on"]
+    assert (questions(a), questions(b)) == (["go on"], ["go on"])
+
+
+async def test_with_one_host_a_streamed_answer_that_breaks_stays_broken(
+    database_url: str,
+) -> None:
+    """With nowhere else to go, a visible answer is not restarted (as before hosts)."""
+    async with (
+        OllamaEmulator() as a,
+        spread_over(database_url, [(a, 2)]) as manager,
     ):
         a.set_reply("one two three four five six")
         a.drop_mid_stream(after_tokens=2)
@@ -86,7 +109,6 @@ async def test_a_streamed_answer_that_breaks_after_its_first_token_stays_broken(
                 received.append(chunk)
         stored = await manager.store.messages("chan")
     assert received and caught.value.partial_content == "".join(received)
-    assert questions(b) == []
     assert stored == []
 
 
