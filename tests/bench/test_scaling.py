@@ -1,0 +1,95 @@
+"""bench.scaling still runs end to end, small: two bot processes, two Ollama hosts and a
+throwaway PostgreSQL, every answer checked by the benchmark itself (its timings are not
+checked here). Each phase runs on its own, so that a failure names the phase."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from tests.bench.runner import ROOT, STDERR_SHOWN
+from tests.support import postgres
+
+pytestmark = pytest.mark.skipif(
+    not postgres.available(), reason="needs the PostgreSQL server binaries (initdb, pg_ctl)"
+)
+
+TIMEOUT = 120  # seconds: each run takes 15-30 s on a quiet machine
+# Answers of 20 tokens at 20 tok/s: a second each, long enough to be seen streaming.
+SMALL = ("--parallel", "2", "--tokens", "20", "--rate", "20", "--channels", "4")
+# Three conversations a shard whose last answers all stream at once: within the hosts' slots.
+RESTART = ("--parallel", "6", "--conversations", "3", "--turns", "1", "--long-seconds", "4")
+# What the asker of an answer cut mid-stream sees, and the checks such an answer fails.
+LOST = "'⚠️ The connection to the model server was lost mid-answer.'"
+CASCADE = ("questions answered with", "questions stored exactly once", "answers stored")
+
+
+def run_scaling(*args: str) -> tuple[int, str]:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.scaling", *SMALL, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    assert "Traceback" not in done.stderr, done.stderr[-STDERR_SHOWN:]
+    return done.returncode, done.stdout
+
+
+def failures(out: str) -> list[str]:
+    return re.findall(r"^  FAILED \(.*?\): (.*)$", out, re.MULTILINE)
+
+
+def test_throughput_with_one_host_then_two() -> None:
+    code, out = run_scaling("--phases", "throughput", "--questions", "12", "--min-ratio", "0")
+    assert code == 0, out
+    assert "every check passed" in out
+    one, two = (re.search(rf"^  {n} host\(s\): 12 answers in .*$", out, re.M) for n in (1, 2))
+    assert one is not None and "{'A': 12}" in one.group(0), out
+    assert two is not None and "'A': " in two.group(0) and "'B': " in two.group(0), out
+    assert "ok   both shards' processes answered: {0: 6, 1: 6}" in out
+    assert re.search(r"ratio two hosts / one host: \d+\.\d\d", out), out
+
+
+def test_a_host_killed_mid_run() -> None:
+    code, out = run_scaling("--phases", "kill-host", "--kill-questions", "12")
+    assert "== host B killed" in out and "streaming_at_kill: {" in out, out
+    cut = re.findall(r"^    q\d+ shard \d: failed after \d+ words from B: ('.*') \(", out, re.M)
+    if code and cut and _only_cut_answers_failed(out, cut):
+        # Known (reported with the benchmark): an answer already streaming from the host
+        # that dies ends with an error instead of moving to the other host.
+        pytest.xfail(f"{len(cut)} answers cut mid-stream: {cut[0]}")
+    assert code == 0, out
+    assert "every check passed" in out
+
+
+def _only_cut_answers_failed(out: str, cut: list[str]) -> bool:
+    """Every question not answered was cut mid-stream, and nothing else failed."""
+    answered = re.search(r"FAILED \(host B killed\): (\d+)/(\d+) questions answered with", out)
+    if answered is None or int(answered[2]) - int(answered[1]) != len(cut):
+        return False
+    if any(said != LOST for said in cut):
+        return False
+    return all(any(what in failure for what in CASCADE) for failure in failures(out))
+
+
+def test_a_bot_process_killed_and_restarted() -> None:
+    code, out = run_scaling("--phases", "kill-bot", *RESTART)
+    assert "interrupted: 2" in out and "finished_just_before_the_kill: 1" in out, out
+    failed = failures(out)
+    notice = "now ends '⚠️ Interrupted by a restart; ask again.'"
+    if (
+        code
+        and len(failed) == 1
+        and "still shown as they were" in failed[0]
+        and notice in failed[0]
+    ):
+        # Known (reported with the benchmark): a reply that was complete, and stored, less
+        # than a second before the kill gets the crash notice from the restart.
+        pytest.xfail(failed[0])
+    assert code == 0, out
+    assert "every check passed" in out
