@@ -22,9 +22,6 @@ TIMEOUT = 120  # seconds: each run takes 15-30 s on a quiet machine
 SMALL = ("--parallel", "2", "--tokens", "20", "--rate", "20", "--channels", "4")
 # Three conversations a shard whose last answers all stream at once: within the hosts' slots.
 RESTART = ("--parallel", "6", "--conversations", "3", "--turns", "1", "--long-seconds", "4")
-# What the asker of an answer cut mid-stream sees, and the checks such an answer fails.
-LOST = "'⚠️ The connection to the model server was lost mid-answer.'"
-CASCADE = ("questions answered with", "questions stored exactly once", "answers stored")
 
 
 def run_scaling(*args: str) -> tuple[int, str]:
@@ -57,24 +54,12 @@ def test_throughput_with_one_host_then_two() -> None:
 
 def test_a_host_killed_mid_run() -> None:
     code, out = run_scaling("--phases", "kill-host", "--kill-questions", "12")
-    assert "== host B killed" in out and "streaming_at_kill: {" in out, out
-    cut = re.findall(r"^    q\d+ shard \d: failed after \d+ words from B: ('.*') \(", out, re.M)
-    if code and cut and _only_cut_answers_failed(out, cut):
-        # Known (reported with the benchmark): an answer already streaming from the host
-        # that dies ends with an error instead of moving to the other host.
-        pytest.xfail(f"{len(cut)} answers cut mid-stream: {cut[0]}")
     assert code == 0, out
     assert "every check passed" in out
-
-
-def _only_cut_answers_failed(out: str, cut: list[str]) -> bool:
-    """Every question not answered was cut mid-stream, and nothing else failed."""
-    answered = re.search(r"FAILED \(host B killed\): (\d+)/(\d+) questions answered with", out)
-    if answered is None or int(answered[2]) - int(answered[1]) != len(cut):
-        return False
-    if any(said != LOST for said in cut):
-        return False
-    return all(any(what in failure for what in CASCADE) for failure in failures(out))
+    # The kill cut at least one answer streaming from B; each open question was printed.
+    streaming = re.search(r"streaming_at_kill: \{.*'B': [1-9]", out)
+    assert streaming is not None, out
+    assert re.search(r"^    q\d+ shard \d: answered by A ", out, re.M), out
 
 
 def test_a_bot_process_killed_and_restarted() -> None:
