@@ -224,6 +224,7 @@ class OllamaRequestManager(SessionMethods, ModelMethods):
         services, self._services = self._services, None
         if services is not None:
             await close_services(services)
+            log.info("request manager closed")
 
     async def __aenter__(self) -> OllamaRequestManager:
         await self.start()

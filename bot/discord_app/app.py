@@ -221,6 +221,12 @@ class OllacordBot(commands.Bot):
             self._closing_down = asyncio.ensure_future(self._close_down())
         await asyncio.shield(self._closing_down)
 
+    async def __aexit__(self, *exc: object) -> None:
+        # discord.py's own __aexit__ awaits only its half of close() (the disconnect), and
+        # would let run_bot return while ours still releases the manager: asyncio.run then
+        # cancelled its database work midway, and SQLAlchemy logged a failed rollback.
+        await self.close()
+
     async def _close_down(self) -> None:
         try:
             # While answers finish, Discord stays connected: they edit, and Stop still works.

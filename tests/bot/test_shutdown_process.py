@@ -153,6 +153,8 @@ async def test_sigterm_lets_the_answer_in_flight_finish(tmp_path: Path) -> None:
             ("assistant", reply),
         ]
         assert "Traceback" not in bot.text
+        # Everything released before the process ended, the database last.
+        assert "request manager closed" in bot.text, bot.text[-3000:]
 
 
 async def test_sigint_interrupts_an_answer_that_outlasts_the_grace(tmp_path: Path) -> None:
@@ -174,6 +176,7 @@ async def test_sigint_interrupts_an_answer_that_outlasts_the_grace(tmp_path: Pat
         partial = stored[1][1]
         assert partial and reply.startswith(partial) and len(partial) < len(reply)
         assert "Traceback" not in bot.text
+        assert "request manager closed" in bot.text, bot.text[-3000:]
 
 
 async def test_sigkill_leaves_replies_that_the_next_start_finishes(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
+from bot.core.background import stop_tasks
 from bot.core.errors import OllacordError
 
 if TYPE_CHECKING:
@@ -118,11 +119,10 @@ class SummaryKeeper:
             await asyncio.gather(*self._folds.values(), return_exceptions=True)
 
     async def close(self) -> None:
+        """A fold in progress gets a moment to finish (its model call, then its write);
+        cut short, it is done again at the conversation's next turn."""
         self._closed = True
-        folds = list(self._folds.values())
-        for task in folds:
-            task.cancel()
-        await asyncio.gather(*folds, return_exceptions=True)
+        await stop_tasks(list(self._folds.values()))
 
     async def _run(self, session_id: str) -> None:
         try:
@@ -141,7 +141,7 @@ class SummaryKeeper:
                         exc_info=not isinstance(exc, OllacordError),
                     )
                     return
-                if session_id not in self._again:
+                if session_id not in self._again or self._closed:
                     return
         finally:
             self._folds.pop(session_id, None)

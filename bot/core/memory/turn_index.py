@@ -16,11 +16,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NamedTuple, cast
+from typing import TYPE_CHECKING, NamedTuple, TypeVar, cast
 
 import numpy as np
 
+from bot.core.background import stop_tasks
 from bot.core.embedding import Embedder, to_blob
 from bot.core.errors import OllacordError
 from bot.core.history import ChatMessage, Role
@@ -29,6 +31,8 @@ if TYPE_CHECKING:  # a manager without a database never loads SQLAlchemy
     from bot.storage.memory import MemoryStore, StoredText
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 QUEUE_SIZE = 256  # conversations waiting for the worker; beyond it they are marked overdue
 INDEX_BATCH = 64  # messages read and embedded at a time
@@ -83,6 +87,8 @@ class TurnIndex:
         self._failures = 0
         self._idle = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._resting = False  # waiting for work or after a failure: nothing to cut short
 
     @property
     def model(self) -> str:
@@ -94,11 +100,13 @@ class TurnIndex:
             self._worker = asyncio.create_task(self._work(), name="turn-index")
 
     async def close(self) -> None:
+        """Stop the worker: at once while it rests, else after its current batch."""
         worker, self._worker = self._worker, None
+        self._stopping = True
         if worker is not None:
-            worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await worker
+            if self._resting:
+                worker.cancel()
+            await stop_tasks([worker])
         self._idle.set()
 
     def note_stored(self, session_id: str) -> None:
@@ -155,7 +163,7 @@ class TurnIndex:
 
     # the worker ----------------------------------------------------------------------------
     async def _work(self) -> None:
-        while True:
+        while not self._stopping:
             session_id = None
             try:
                 if self._catch_up:
@@ -165,7 +173,7 @@ class TurnIndex:
                     session_id = self._next()
                     if session_id is None:
                         self._idle.set()
-                        session_id = await self._queue.get()
+                        session_id = await self._rest(self._queue.get())
                         self._queued.discard(session_id)
                     await self._embed_pending(session_id)
                 self._succeeded()
@@ -173,7 +181,15 @@ class TurnIndex:
                 raise
             except Exception as exc:  # whatever it is, the worker goes on after a pause
                 self._catch_up = True  # covers session_id and whatever else was missed
-                await asyncio.sleep(self._failed(exc))
+                await self._rest(asyncio.sleep(self._failed(exc)))
+
+    async def _rest(self, waiting: Awaitable[T]) -> T:
+        """Await ``waiting`` marked as resting: a stop then cancels at once."""
+        self._resting = True
+        try:
+            return await waiting
+        finally:
+            self._resting = False
 
     def _next(self) -> str | None:
         with contextlib.suppress(asyncio.QueueEmpty):
@@ -195,7 +211,7 @@ class TurnIndex:
             if not pending:
                 return
             await self._embed(model, pending)
-            if len(pending) < self._batch:
+            if len(pending) < self._batch or self._stopping:
                 return
             before = pending[-1].id
 
