@@ -5,18 +5,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.core.knowledge.records import Chunk, NewChunk
-from bot.storage import SessionStore, create_engine, create_sessionmaker, upgrade_database
 from bot.storage.engine import POOL_HEADROOM, open_engine
-from bot.storage.knowledge import KnowledgeStore
-from bot.storage.live_replies import LiveReplyRecord, LiveReplyStore
-from bot.storage.memory import MemoryStore
+from bot.storage.live_replies import LiveReplyRecord
+from tests.storage.stores import Stores, stores_of
 
 SNOWFLAKE = 1_312_345_678_901_234_567  # a Discord id of 2024: 61 bits
 PAST_INT32 = 2**31 + 10
@@ -24,25 +21,10 @@ PAST_INT32 = 2**31 + 10
 NUMBERED = ("messages", "message_images", "kb_documents", "kb_chunks", "member_notes")
 
 
-@dataclass
-class Stores:
-    engine: AsyncEngine
-    sessions: SessionStore
-    memory: MemoryStore
-    knowledge: KnowledgeStore
-    live: LiveReplyStore
-
-
 @pytest.fixture
 async def stores(database_url: str) -> AsyncIterator[Stores]:
-    engine = create_engine(database_url)
-    await upgrade_database(engine)
-    maker = create_sessionmaker(engine)
-    sessions = SessionStore(maker)
-    yield Stores(
-        engine, sessions, MemoryStore(sessions), KnowledgeStore(maker), LiveReplyStore(maker)
-    )
-    await engine.dispose()
+    async with stores_of(database_url) as opened:
+        yield opened
 
 
 # SQLite numbers a row after the largest rowid: one row of each table at 2^31 + 10 does it.

@@ -4,52 +4,23 @@ through the stores; the refusals that keep a copy safe."""
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.core.knowledge.records import Chunk, NewChunk
-from bot.storage import SessionStore, create_engine, create_sessionmaker, upgrade_database
-from bot.storage.knowledge import KnowledgeStore
-from bot.storage.live_replies import LiveReplyRecord, LiveReplyStore
-from bot.storage.memory import MemoryStore, TurnVector
-from bot.storage.state import BotStateStore
+from bot.storage import create_engine, upgrade_database
+from bot.storage.live_replies import LiveReplyRecord
+from bot.storage.memory import TurnVector
 from bot.storage.transfer import BATCH_ROWS, TransferRefused, tables, transfer
+from tests.storage.stores import stores_of
 from tests.support.databases import TestDatabases, count_rows
 
 SNOWFLAKE = 1_312_345_678_901_234_567
 PICTURE = b"\x89PNG\r\n\x1a\n not really a picture"
 VECTOR = b"\x00\x00\x80?" * 4  # float32 ones
 CHANNEL = "channel:1"
-
-
-@dataclass
-class Stores:
-    engine: AsyncEngine
-    sessions: SessionStore
-    memory: MemoryStore
-    knowledge: KnowledgeStore
-    live: LiveReplyStore
-    state: BotStateStore
-
-
-@contextlib.asynccontextmanager
-async def stores_of(url: str) -> AsyncIterator[Stores]:
-    engine = create_engine(url)
-    await upgrade_database(engine)
-    maker = create_sessionmaker(engine)
-    sessions = SessionStore(maker)
-    try:
-        yield Stores(
-            engine, sessions, MemoryStore(sessions), KnowledgeStore(maker),
-            LiveReplyStore(maker), BotStateStore(maker),
-        )  # fmt: skip
-    finally:
-        await engine.dispose()
 
 
 async def fill(url: str, *, extra_messages: int = 0) -> None:
