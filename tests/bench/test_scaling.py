@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -24,9 +25,10 @@ SMALL = ("--parallel", "2", "--tokens", "20", "--rate", "20", "--channels", "4")
 RESTART = ("--parallel", "6", "--conversations", "3", "--turns", "1", "--long-seconds", "4")
 
 
-def run_scaling(*args: str) -> tuple[int, str]:
+def run_scaling(workdir: Path, *args: str) -> tuple[int, str]:
+    """Run the benchmark, its bot processes' logs in ``workdir``: (exit code, stdout)."""
     done = subprocess.run(
-        [sys.executable, "-m", "bench.scaling", *SMALL, *args],
+        [sys.executable, "-m", "bench.scaling", *SMALL, "--workdir", str(workdir), *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -41,8 +43,10 @@ def failures(out: str) -> list[str]:
     return re.findall(r"^  FAILED \(.*?\): (.*)$", out, re.MULTILINE)
 
 
-def test_throughput_with_one_host_then_two() -> None:
-    code, out = run_scaling("--phases", "throughput", "--questions", "12", "--min-ratio", "0")
+def test_throughput_with_one_host_then_two(tmp_path: Path) -> None:
+    code, out = run_scaling(
+        tmp_path, "--phases", "throughput", "--questions", "12", "--min-ratio", "0"
+    )
     assert code == 0, out
     assert "every check passed" in out
     one, two = (re.search(rf"^  {n} host\(s\): 12 answers in .*$", out, re.M) for n in (1, 2))
@@ -52,8 +56,8 @@ def test_throughput_with_one_host_then_two() -> None:
     assert re.search(r"ratio two hosts / one host: \d+\.\d\d", out), out
 
 
-def test_a_host_killed_mid_run() -> None:
-    code, out = run_scaling("--phases", "kill-host", "--kill-questions", "12")
+def test_a_host_killed_mid_run(tmp_path: Path) -> None:
+    code, out = run_scaling(tmp_path, "--phases", "kill-host", "--kill-questions", "12")
     assert code == 0, out
     assert "every check passed" in out
     # The kill cut at least one answer streaming from B; each open question was printed.
@@ -62,8 +66,8 @@ def test_a_host_killed_mid_run() -> None:
     assert re.search(r"^    q\d+ shard \d: answered by A ", out, re.M), out
 
 
-def test_a_bot_process_killed_and_restarted() -> None:
-    code, out = run_scaling("--phases", "kill-bot", *RESTART)
+def test_a_bot_process_killed_and_restarted(tmp_path: Path) -> None:
+    code, out = run_scaling(tmp_path, "--phases", "kill-bot", *RESTART)
     assert "interrupted: 2" in out and "finished_just_before_the_kill: 1" in out, out
     failed = failures(out)
     notice = "now ends '⚠️ Interrupted by a restart; ask again.'"
