@@ -45,11 +45,13 @@ async def finish_unfinished(
     message deleted, its token expired) is logged in one line and dropped."""
     if not records:
         return
-    finished = 0
+    finished = complete = 0
     for record in records:
         try:
-            await _finish(client, record)
-            finished += 1
+            if await _finish(client, record):
+                finished += 1
+            else:
+                complete += 1
         except Exception as exc:  # one reply must not keep the others unfinished
             log.info(
                 "could not finish an interrupted reply (message %d in channel %d): %s",
@@ -61,20 +63,33 @@ async def finish_unfinished(
         await store.apply([], [record.id for record in records])
     except StorageError:
         return  # logged; tried again at the next start
-    log.info("ended %d of %d replies a restart had interrupted", finished, len(records))
+    interrupted = len(records) - complete
+    log.info("ended %d of %d replies a restart had interrupted", finished, interrupted)
+    if complete:
+        log.info("%d recorded replies had finished before the restart: left as they are", complete)
 
 
-async def _finish(client: discord.Client, record: LiveReplyRecord) -> None:
+def shown_whole(message: discord.Message) -> bool:
+    """Whether a reply's last message is already final: no cursor and no Stop button. A
+    reply completes on screen before the record of it is forgotten (``LiveReplies``
+    batches that), so a crash in between leaves a finished answer recorded."""
+    return not message.components and not message.content.rstrip().endswith(CURSOR.strip())
+
+
+async def _finish(client: discord.Client, record: LiveReplyRecord) -> bool:
+    """End one reply; False if it had finished after all (nothing to end)."""
     message_id = record.message_ids[-1]
     token = record.interaction_token
     if token and client.application_id and utcnow() - record.started_at < TOKEN_LIFETIME:
         webhook = discord.Webhook.partial(client.application_id, token, client=client)
         try:
             message = await webhook.fetch_message(message_id)
+            if shown_whole(message):
+                return False
             await webhook.edit_message(
                 message_id, content=ended(message.content), view=None, allowed_mentions=NO_MENTIONS
             )
-            return
+            return True
         except discord.HTTPException as exc:
             # 401: the token expired after all; a public reply can still be edited below.
             if record.ephemeral or exc.status not in (401, 404):
@@ -83,7 +98,10 @@ async def _finish(client: discord.Client, record: LiveReplyRecord) -> None:
         raise UnfinishableError("a private reply can only be edited while its token lasts")
     channel = client.get_partial_messageable(record.channel_id)
     message = await channel.fetch_message(message_id)
+    if shown_whole(message):
+        return False
     await message.edit(content=ended(message.content), view=None, allowed_mentions=NO_MENTIONS)
+    return True
 
 
 def _why(exc: Exception) -> str:

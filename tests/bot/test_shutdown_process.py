@@ -207,6 +207,31 @@ async def test_sigkill_leaves_replies_that_the_next_start_finishes(tmp_path: Pat
         assert "Traceback" not in bot.text
 
 
+async def test_a_reply_that_finished_just_before_a_crash_is_left_as_it_is(
+    tmp_path: Path,
+) -> None:
+    """Its record was not yet forgotten (that is batched), but the answer was whole on
+    screen: the next start adds no crash notice to it, and forgets it."""
+    reply = " ".join(f"word{i}" for i in range(15))  # 1.5 s: long enough to be recorded
+    async with setup(tmp_path, tokens_per_second=10) as s:
+        s.ollama.set_reply(reply)
+        bot = await s.start_bot()
+        rec = await s.ask("hi")
+        await s.wait_rows("SELECT * FROM live_replies", 1)
+        await rec.wait_done(lambda r: "tokens" in last_message(r).content, timeout=30)
+        bot.proc.kill()  # before the record is forgotten, a second after the end
+        await bot.wait_exit()
+        assert s.rows("SELECT COUNT(*) FROM live_replies") == [(1,)]
+        whole = last_message(rec).content
+
+        bot = await s.start_bot()
+        await s.wait_rows("SELECT * FROM live_replies", 0)
+        await bot.wait_log("left as they are")
+        assert last_message(rec).content == whole and CRASHED not in whole
+        bot.proc.send_signal(signal.SIGTERM)
+        assert await bot.wait_exit() == 0, bot.text[-3000:]
+
+
 async def test_replies_whose_token_expired_are_finished_or_dropped(tmp_path: Path) -> None:
     """An interaction token lasts 15 minutes: after that a public reply is still finished
     (through the channel), a private one cannot be and is dropped with one log line, and
