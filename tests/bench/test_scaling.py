@@ -69,5 +69,5 @@ def test_a_host_killed_mid_run(tmp_path: Path) -> None:
 def test_a_bot_process_killed_and_restarted(tmp_path: Path) -> None:
     code, out = run_scaling(tmp_path, "--phases", "kill-bot", *RESTART)
     assert "interrupted: 2" in out and "finished_just_before_the_kill: 1" in out, out
-    assert code == 0, out
+    assert failures(out) == [] and code == 0, out
     assert "every check passed" in out
