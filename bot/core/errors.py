@@ -137,6 +137,8 @@ class OllamaUnavailableError(OllamaError):
 class OllamaConnectionLostError(OllamaError):
     retryable = True
     user_message = "The connection to the model server was lost mid-answer."
+    # The same, when no text had come yet (a question still in the server's own queue).
+    BEFORE_ANSWER = "The connection to the model server was lost before the answer began."
 
 
 class OllamaTimeoutError(OllamaError):

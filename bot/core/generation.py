@@ -236,6 +236,8 @@ async def generate(
                 log.debug("ignored after the final chunk: %s", exc.user_message)
                 progress.model = progress.model or model
                 return
+            if isinstance(exc, OllamaConnectionLostError) and not progress.parts:
+                exc.user_message = OllamaConnectionLostError.BEFORE_ANSWER
             delivered = bool(progress.parts) and not limits.restartable
             if await target.failed(exc, model, delivered):
                 # Another host asks again at once. Text already shown is withdrawn (the

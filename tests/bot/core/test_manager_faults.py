@@ -174,6 +174,20 @@ async def test_drop_mid_stream_keeps_partial_and_stores_nothing(
     assert (await manager.get_session("s")) is None
 
 
+async def test_a_drop_before_any_text_says_so(
+    manager: OllamaRequestManager, ollama_emu: OllamaEmulator
+) -> None:
+    """A question dropped before its first token (still in the server's queue) is not told
+    the connection was lost "mid-answer"."""
+    ollama_emu.drop_mid_stream(after_tokens=0, count=10)
+    stream = await manager.query(prompt="hello", stream=True, session_id="s")
+    with pytest.raises(OllamaConnectionLostError) as info:
+        async for _ in stream:
+            pass
+    assert info.value.user_message == OllamaConnectionLostError.BEFORE_ANSWER
+    assert info.value.partial_content == ""
+
+
 async def test_error_line_mid_stream_is_typed(
     manager: OllamaRequestManager, ollama_emu: OllamaEmulator
 ) -> None:
