@@ -11,6 +11,7 @@ from typing import Any, NoReturn
 from bot.cli.kb_args import add_kb
 from bot.cli.options import add_generation_options, positive_int
 from bot.cli.question_inputs import add_question_inputs
+from bot.cli.runner_args import add_runner
 
 # A command's handler is imported when it runs: `--help` must not pay for the whole stack.
 Handler = Callable[[argparse.Namespace, Any, Any], Awaitable[int]]
@@ -114,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_models(commands)
     _add_sessions(commands)
     add_kb(commands, handler)
+    add_runner(commands, handler)
     health = commands.add_parser(
         "health",
         help="check the database and Ollama (exit 0 healthy, 1 degraded)",
