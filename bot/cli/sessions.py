@@ -4,7 +4,6 @@ stored, and the settings each keeps."""
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import logging
 from typing import Any
@@ -14,13 +13,11 @@ from bot.cli.database import redact_url, require_database
 from bot.cli.options import chosen_options
 from bot.cli.output import Console, local_time, table
 from bot.core.config import Settings
-from bot.core.history import ChatMessage
 from bot.core.types import GenerationConfig
+from bot.presentation.export import document_text, markdown_transcript, session_document
 from bot.storage import SessionRecord, SessionSettings
 
 log = logging.getLogger(__name__)
-
-ROLE_HEADINGS = {"system": "System", "user": "User", "assistant": "Assistant", "tool": "Tool"}
 
 
 async def list_sessions(args: argparse.Namespace, settings: Settings, console: Console) -> int:
@@ -44,10 +41,15 @@ async def export_session(args: argparse.Namespace, settings: Settings, console: 
         # Every message, not the history window get_session() would cut to.
         messages = await manager.store.messages(args.session_id)
     if args.format == "json":
-        document = session_document(record, messages, settings)
-        console.out(json.dumps(document, ensure_ascii=False, indent=2))
+        document = session_document(
+            record,
+            messages,
+            max_length=settings.max_history_messages,
+            max_tokens=settings.max_history_tokens,
+        )
+        console.out(document_text(document))
     else:
-        console.write(markdown_transcript(record, messages))
+        console.write(markdown_transcript(record, messages, time_text=local_time))
     return 0
 
 
@@ -141,54 +143,3 @@ def _system_text(prompt: str | None, default: str | None) -> str:
     if prompt:
         return prompt
     return "- (SYSTEM_PROMPT)" if default else "- (none)"
-
-
-def session_document(
-    record: SessionRecord, messages: list[ChatMessage], settings: Settings
-) -> dict[str, Any]:
-    """ConversationHistory.to_dict()'s shape (so from_dict() reads it), plus the settings."""
-    return {
-        "session_id": record.id,
-        "max_length": settings.max_history_messages,
-        "max_tokens": settings.max_history_tokens,
-        "system_prompt": record.settings.system_prompt,
-        "created_at": record.created_at.isoformat(),
-        "updated_at": record.updated_at.isoformat(),
-        "model": record.settings.model,
-        "options": record.settings.options,
-        "scope": record.settings.scope,
-        "messages": [_exported(m) for m in messages],
-    }
-
-
-def _exported(message: ChatMessage) -> dict[str, Any]:
-    """A message as JSON takes it: images as base64, as Ollama's API writes them."""
-    exported: dict[str, Any] = dict(message)
-    if "images" in exported:
-        exported["images"] = [
-            i if isinstance(i, str) else base64.b64encode(i).decode("ascii")
-            for i in exported["images"]
-        ]
-    return exported
-
-
-def markdown_transcript(record: SessionRecord, messages: list[ChatMessage]) -> str:
-    lines = [
-        f"# Session {record.id}",
-        "",
-        f"- created: {local_time(record.created_at)}",
-        f"- updated: {local_time(record.updated_at)}",
-        f"- messages: {len(messages)}",
-    ]
-    if record.settings.model:
-        lines.append(f"- model: {record.settings.model}")
-    if record.settings.system_prompt:
-        lines += ["", "## System", "", record.settings.system_prompt]
-    for message in messages:
-        role = message.get("role", "user")
-        lines += ["", f"## {ROLE_HEADINGS.get(role, role.title())}", ""]
-        if message.get("content"):
-            lines.append(message["content"])
-        if message.get("tool_calls"):
-            lines += ["```json", json.dumps(message["tool_calls"], ensure_ascii=False), "```"]
-    return "\n".join(lines) + "\n"
