@@ -1,18 +1,38 @@
-"""/reset: forgetting conversations (/settings, in cogs/settings.py, keeps the settings)."""
+"""/reset: forgetting conversations (/settings, in cogs/settings.py, keeps the settings);
+/session export: a conversation as a file."""
 
 from __future__ import annotations
 
+import asyncio
+import io
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.core.history import ChatMessage
 from bot.core.types import Scope
+from bot.presentation.export import (
+    ExportedSession,
+    Omitted,
+    document_text,
+    fitted,
+    image_count,
+    markdown_transcript,
+    session_document,
+)
 from cogs.shared import place_of
 
 if TYPE_CHECKING:
     from bot.discord_app.app import OllacordBot
+
+
+# What a bot may attach on a server without boosts (and in DMs); boosted servers allow more,
+# but a transcript this long is already more than anyone reads in one go.
+DISCORD_FILE_LIMIT = 10 * 1024 * 1024
 
 
 class Session(commands.Cog):
@@ -43,6 +63,85 @@ class Session(commands.Cog):
             f"🧹 Forgot {what} ({dropped} messages). The next question starts fresh.",
             ephemeral=True,
         )
+
+    session = app_commands.Group(name="session", description="The conversation of this place")
+
+    @session.command(name="export")
+    @app_commands.describe(format="md: a readable transcript (default); json: every message")
+    @app_commands.choices(
+        format=[
+            app_commands.Choice(name="Markdown transcript", value="md"),
+            app_commands.Choice(name="JSON document", value="json"),
+        ]
+    )
+    async def export(self, interaction: discord.Interaction, format: str = "md") -> None:
+        """Get this conversation as a file (only you see it; images are left out)."""
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        # The conversation /ask would continue here: the channel's or thread's, the
+        # member's own in a per-member channel, or the DM's.
+        target = await self.bot.router.target(place_of(interaction))
+        store = self.bot.manager.store
+        record = await store.get(target.session_id)
+        messages = await store.messages(target.session_id) if record is not None else []
+        if record is None or not messages:
+            await interaction.followup.send(
+                "There is no conversation here yet: nothing to export.", ephemeral=True
+            )
+            return
+        model = target.model or self.bot.settings.default_model
+        # A long conversation takes a while to render: off the event loop.
+        result = await asyncio.to_thread(self._render, record, messages, format, model)
+        if result is None:
+            await interaction.followup.send(
+                "This conversation's newest message alone is too large for a file here.",
+                ephemeral=True,
+            )
+            return
+        data, left_out = result
+        await interaction.followup.send(
+            _export_note(len(messages) - left_out, left_out, image_count(messages[left_out:])),
+            file=discord.File(io.BytesIO(data), filename=f"conversation.{format}"),
+            ephemeral=True,
+            allowed_mentions=discord.AllowedMentions.none(),
+        )
+
+    def _render(
+        self, record: ExportedSession, messages: list[ChatMessage], format: str, model: str
+    ) -> tuple[bytes, int] | None:
+        settings = self.bot.settings
+
+        def render(kept: Sequence[ChatMessage], left_out: int) -> bytes:
+            omitted = Omitted(messages=left_out, images=image_count(kept))
+            if format == "json":
+                document = session_document(
+                    record,
+                    kept,
+                    max_length=settings.max_history_messages,
+                    max_tokens=settings.max_history_tokens,
+                    model=model,
+                    omitted=omitted,
+                )
+                return document_text(document).encode()
+            text = markdown_transcript(
+                record, kept, time_text=_utc_text, model=model, omitted=omitted
+            )
+            return text.encode()
+
+        return fitted(messages, render, DISCORD_FILE_LIMIT)
+
+
+def _utc_text(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _export_note(kept: int, left_out: int, images: int) -> str:
+    note = f"📄 This conversation, {kept} messages."
+    if left_out:
+        note += f" The {left_out} oldest were left out to fit Discord's file size limit."
+    if images:
+        left = "1 image was" if images == 1 else f"{images} images were"
+        note += f" {left} left out (the file only counts them)."
+    return note
 
 
 async def setup(bot: OllacordBot) -> None:
