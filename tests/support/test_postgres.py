@@ -3,9 +3,11 @@ template, and dropped even with a connection left open."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -33,19 +35,20 @@ async def server_version(url: str) -> str:
 
 
 @needs_binaries
-async def test_library_starts_a_server_and_stopping_removes_it(tmp_path: Path) -> None:
-    directory = Path("/tmp") / f"ollacord-pg-test-{tmp_path.name}"  # reachable by its user
+async def test_library_starts_a_server_and_stopping_removes_it() -> None:
+    # Under /tmp (reachable by the server's user), unique: runs at once must not share it.
+    directory = Path(tempfile.mkdtemp(prefix="ollacord-pg-test-", dir="/tmp"))
     async with postgres.PostgresServer(directory) as url:
         assert url.startswith("postgresql+asyncpg://postgres@127.0.0.1:")
         assert url.endswith("/postgres")
         assert (await server_version(url))[:2].isdigit()
-        assert (directory / "data" / "postmaster.pid").exists()
-    assert not directory.exists()
+        assert await asyncio.to_thread((directory / "data" / "postmaster.pid").exists)
+    assert not await asyncio.to_thread(directory.exists)
 
 
 @needs_binaries
-def test_shell_start_prints_the_url_and_stop_removes_the_directory(tmp_path: Path) -> None:
-    directory = Path("/tmp") / f"ollacord-pg-shell-{tmp_path.name}"
+def test_shell_start_prints_the_url_and_stop_removes_the_directory() -> None:
+    directory = Path(tempfile.mkdtemp(prefix="ollacord-pg-shell-", dir="/tmp"))
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         command = [sys.executable, "-m", "tests.support.postgres", *args]
