@@ -33,6 +33,11 @@ if TYPE_CHECKING:
 # What a bot may attach on a server without boosts (and in DMs); boosted servers allow more,
 # but a transcript this long is already more than anyone reads in one go.
 DISCORD_FILE_LIMIT = 10 * 1024 * 1024
+SHARED_NEEDS_ADMIN = (
+    "This channel's conversation is shared, and it also holds answers members asked for "
+    "privately, so exporting it needs the Manage Server permission. Your own conversations "
+    "(in DMs, or in channels set to one conversation per member) you can always export."
+)
 
 
 class Session(commands.Cog):
@@ -75,11 +80,19 @@ class Session(commands.Cog):
         ]
     )
     async def export(self, interaction: discord.Interaction, format: str = "md") -> None:
-        """Get this conversation as a file (only you see it; images are left out)."""
+        """Get this conversation as a file (only you see it; images are left out). A shared
+        channel's needs Manage Server: it holds other members' private answers too."""
         await interaction.response.defer(ephemeral=True, thinking=True)
         # The conversation /ask would continue here: the channel's or thread's, the
         # member's own in a per-member channel, or the DM's.
-        target = await self.bot.router.target(place_of(interaction))
+        place = place_of(interaction)
+        target = await self.bot.router.target(place)
+        shared = not place.is_dm and target.scope is Scope.CHANNEL
+        if shared and not interaction.permissions.manage_guild:
+            # A shared conversation also remembers answers others asked for with
+            # private:true; its transcript would show them to whoever asks.
+            await interaction.followup.send(SHARED_NEEDS_ADMIN, ephemeral=True)
+            return
         store = self.bot.manager.store
         record = await store.get(target.session_id)
         messages = await store.messages(target.session_id) if record is not None else []

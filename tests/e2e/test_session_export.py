@@ -14,6 +14,7 @@ from tests.e2e.conftest import World, stored_messages, wait_private_note, world
 from tests.e2e.test_ask import finished
 from tests.e2e.test_images import photo
 from tests.emulators.discord_server import Attachment, Channel, InteractionRecord, Upload, User
+from tests.emulators.discord_state import DEFAULT_PERMISSIONS
 from tests.emulators.ollama_models import extended_models
 
 
@@ -53,7 +54,7 @@ def exported_file(rec: InteractionRecord) -> Attachment:
 async def test_markdown_has_the_turns_in_order(w: World) -> None:
     await ask(w, w.alice, "first question")
     await ask(w, w.bob, "second question")
-    rec = await export(w, w.alice)
+    rec = await export(w, w.admin)
     attachment = exported_file(rec)
     assert attachment.filename == "conversation.md"
     text = attachment.data.decode()
@@ -71,7 +72,7 @@ async def test_markdown_has_the_turns_in_order(w: World) -> None:
 async def test_json_is_a_document_of_every_message(w: World) -> None:
     await ask(w, w.alice, "what is a lighthouse?")
     await ask(w, w.alice, "and a lightship?")
-    rec = await export(w, w.alice, "json")
+    rec = await export(w, w.admin, "json")
     attachment = exported_file(rec)
     assert attachment.filename == "conversation.json"
     document: dict[str, Any] = json.loads(attachment.data)
@@ -87,10 +88,26 @@ async def test_json_is_a_document_of_every_message(w: World) -> None:
     assert document["omitted_messages"] == 0 and document["omitted_images"] == 0
 
 
+async def test_a_shared_conversation_needs_manage_server(w: World) -> None:
+    """It holds answers members asked for privately: a member without Manage Server gets
+    a polite refusal, no file (checked by the bot, whatever Discord shows)."""
+    await ask(w, w.alice, "a question")
+    rec = await w.discord.invoke_slash(
+        "session",
+        subcommand="export",
+        user_id=w.bob.id,
+        **w.in_channel(w.channel),
+        permissions=DEFAULT_PERMISSIONS,
+    )
+    note = await wait_private_note(rec)
+    assert "Manage Server" in note
+    assert rec.original is not None and not rec.original.attachments
+
+
 async def test_an_empty_conversation_is_said_politely(w: World) -> None:
     await ask(w, w.alice, "spoken elsewhere")
     quiet = w.discord.add_channel(w.guild.id, "quiet")
-    rec = await export(w, w.alice, channel=quiet)
+    rec = await export(w, w.admin, channel=quiet)
     assert rec.ephemeral and rec.original is not None
     assert rec.original.content == "There is no conversation here yet: nothing to export."
     assert rec.original.attachments == []
@@ -100,7 +117,7 @@ async def test_another_channels_conversation_is_not_included(w: World) -> None:
     other = w.discord.add_channel(w.guild.id, "random")
     await ask(w, w.alice, "about the general channel")
     await ask(w, w.bob, "about the random channel", channel=other)
-    text = exported_file(await export(w, w.bob, channel=other)).data.decode()
+    text = exported_file(await export(w, w.admin, channel=other)).data.decode()
     assert "about the random channel" in text
     assert "general" not in text
 
@@ -139,12 +156,12 @@ async def test_images_are_counted_not_embedded(sees: World) -> None:
     )
     await finished(rec)
     await stored_messages(w, f"channel:{w.channel.id}", 2)
-    exported = await export(w, w.alice, "json")
+    exported = await export(w, w.admin, "json")
     document = json.loads(exported_file(exported).data)
     question = document["messages"][0]
     assert "images" not in question and question["image_count"] == 1
     assert document["omitted_images"] == 1
     assert exported.original is not None
     assert "1 image was left out" in exported.original.content
-    markdown = exported_file(await export(w, w.alice, "md")).data.decode()
+    markdown = exported_file(await export(w, w.admin, "md")).data.decode()
     assert "- images left out: 1" in markdown and "*(1 image left out)*" in markdown
