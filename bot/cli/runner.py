@@ -13,8 +13,7 @@ from bot.cli.context import UsageError, open_manager
 from bot.cli.output import Console, one_line
 from bot.core.config import Settings
 from bot.core.errors import InvalidRequestError
-from bot.core.runner import OutputManager, ReportPaths, RunRecord, parse_prompts, run_batch
-from bot.core.runner.batch import MAX_PROMPT_CHARS, pending
+from bot.core.runner.batch import MAX_PROMPT_CHARS, parse_prompts, pending, run_batch
 from bot.core.runner.bench import run_bench
 from bot.core.runner.compare import check_models, run_compare
 from bot.core.runner.jsonl import JsonlWriter, latest, read_records
@@ -25,6 +24,8 @@ from bot.core.runner.markdown import (
     compare_markdown,
     figures_table,
 )
+from bot.core.runner.records import RunRecord
+from bot.core.runner.reports import OutputManager, ReportPaths
 
 log = logging.getLogger(__name__)
 

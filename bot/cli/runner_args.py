@@ -10,9 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-# The limits are the core's (bot.core.runner); repeated here so --help imports nothing.
-MAX_CONCURRENCY = 16
-MAX_BENCH_RUNS = 20
+from bot.core.runner.limits import MAX_BENCH_RUNS, MAX_CONCURRENCY
+
 DEFAULT_REPORTS_DIR = Path("reports")
 
 

@@ -9,13 +9,13 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 from bot.core.errors import OllacordError
+from bot.core.runner.limits import MAX_CONCURRENCY
 from bot.core.runner.records import Asker, RunRecord, ask_one
 
 log = logging.getLogger(__name__)
 
 MAX_PROMPT_CHARS = 8_000
 MAX_PROMPTS_FILE_BYTES = 2_000_000
-MAX_CONCURRENCY = 16
 COMMENT = "#"
 
 

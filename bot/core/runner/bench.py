@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from bot.core.errors import InvalidRequestError, ModelNotFoundError
+from bot.core.runner.limits import MAX_BENCH_RUNS
 from bot.core.runner.records import Asker, RunRecord, Stats, ask_one, figures
 
 log = logging.getLogger(__name__)
@@ -20,7 +21,6 @@ BENCH_PROMPTS: Final[tuple[tuple[str, str], ...]] = (
     ("code", "Write a Python function that reverses a string, with a docstring."),
     ("summary", "Summarize the plot of Romeo and Juliet in four sentences."),
 )
-MAX_BENCH_RUNS = 20
 
 
 @dataclass(frozen=True, slots=True)

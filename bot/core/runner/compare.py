@@ -6,16 +6,13 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 
 from bot.core.errors import InvalidRequestError, ModelNotFoundError
+from bot.core.runner.limits import MAX_COMPARE_MODELS, MIN_COMPARE_MODELS
 from bot.core.runner.records import Asker, RunRecord, ask_one
 
 log = logging.getLogger(__name__)
-
-# Side by side, more than four answers no longer fit a screen (or a Discord message).
-MAX_COMPARE_MODELS: Final = 4
-MIN_COMPARE_MODELS: Final = 2
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.core.runner import RunRecord
 from bot.core.runner.jsonl import JsonlWriter, read_records
+from bot.core.runner.records import RunRecord
 from tests.bot.cli.conftest import RunCli, assert_one_line_error
 from tests.bot.core.runner.conftest import asked_prompts
 from tests.emulators.ollama_server import OllamaEmulator

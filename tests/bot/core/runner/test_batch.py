@@ -8,9 +8,15 @@ from pathlib import Path
 import pytest
 
 from bot import OllamaRequestManager
-from bot.core.runner import PromptFileError, RunRecord, parse_prompts, run_batch
-from bot.core.runner.batch import MAX_PROMPT_CHARS, pending
+from bot.core.runner.batch import (
+    MAX_PROMPT_CHARS,
+    PromptFileError,
+    parse_prompts,
+    pending,
+    run_batch,
+)
 from bot.core.runner.jsonl import JsonlWriter, latest, read_records
+from bot.core.runner.records import RunRecord
 from tests.bot.core.runner.conftest import asked_prompts
 from tests.emulators.ollama_server import OllamaEmulator
 

@@ -11,8 +11,10 @@ import pytest
 
 from bot import OllamaRequestManager
 from bot.core.errors import InvalidRequestError, ModelNotFoundError
-from bot.core.runner import BENCH_PROMPTS, OutputManager, run_bench, run_compare
+from bot.core.runner.bench import BENCH_PROMPTS, run_bench
+from bot.core.runner.compare import run_compare
 from bot.core.runner.markdown import bench_markdown, compare_markdown
+from bot.core.runner.reports import OutputManager
 from tests.bot.core.runner.conftest import asked_prompts
 from tests.emulators.ollama_server import OllamaEmulator
 
