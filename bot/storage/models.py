@@ -95,6 +95,10 @@ class ChatSession(Base):
     knowledge: Mapped[bool | None] = mapped_column(Boolean)  # None: on where a base exists
     knowledge_passages: Mapped[int | None] = mapped_column(Integer)
     member_notes: Mapped[bool | None] = mapped_column(Boolean)  # a server's opt-in
+    # The persona (a row of ``personas``, by name) a channel answers as; None: none.
+    persona: Mapped[str | None] = mapped_column(String(40))
+    # A channel whose questions are always answered in a thread of their own.
+    threads: Mapped[bool | None] = mapped_column(Boolean)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -233,3 +237,70 @@ class MemberNote(Base):
     user_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
     text: Mapped[str] = mapped_column(PlainText, nullable=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+
+
+class BenchRun(Base):
+    """A benchmark of one model (``/model bench``, ``ollacord bench``), kept so that later
+    runs can be shown beside earlier ones."""
+
+    __tablename__ = "bench_runs"
+    __table_args__ = (Index("ix_bench_runs_scope_model", "scope", "model", "id"),)
+
+    id: Mapped[int] = mapped_column(RowId, primary_key=True, autoincrement=True)
+    scope: Mapped[str] = mapped_column(String(200), nullable=False)  # "guild:<id>" or "cli"
+    model: Mapped[str] = mapped_column(String(200), nullable=False)
+    requested_by: Mapped[int | None] = mapped_column(BigInteger)
+    # The run's figures (averages, medians, per-prompt results), as the runner reports them.
+    results: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+
+
+class Persona(Base):
+    """A named persona of a server (seed 003's assistants): a system prompt, and optionally
+    a model, a preset, options and tools of its own."""
+
+    __tablename__ = "personas"
+    __table_args__ = (UniqueConstraint("scope", "name", name="uq_personas_scope_name"),)
+
+    id: Mapped[int] = mapped_column(RowId, primary_key=True, autoincrement=True)
+    scope: Mapped[str] = mapped_column(String(200), nullable=False)  # "guild:<id>"
+    name: Mapped[str] = mapped_column(String(40), nullable=False)
+    description: Mapped[str | None] = mapped_column(String(100))
+    system_prompt: Mapped[str | None] = mapped_column(PlainText)
+    model: Mapped[str | None] = mapped_column(String(200))
+    preset: Mapped[str | None] = mapped_column(String(40))
+    options: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    tools: Mapped[list[str] | None] = mapped_column(JSON)
+    created_by: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, nullable=False, default=utcnow, onupdate=utcnow
+    )
+
+
+class QuotaPolicy(Base):
+    """A server's fair-use quotas; a server without a row has none (off by default)."""
+
+    __tablename__ = "quota_policies"
+
+    scope: Mapped[str] = mapped_column(String(200), primary_key=True)  # "guild:<id>"
+    tokens_per_hour: Mapped[int | None] = mapped_column(BigInteger)  # None: no hourly limit
+    tokens_per_day: Mapped[int | None] = mapped_column(BigInteger)  # None: no daily limit
+    # Per role id (as a string): {"hour": int | None, "day": int | None, "exempt": bool}.
+    role_overrides: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, default=dict)
+    updated_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, nullable=False, default=utcnow, onupdate=utcnow
+    )
+
+
+class TokenUsage(Base):
+    """The tokens a member used in one server during one hour (UTC), for quotas, ``/usage``
+    and the top users in ``/stats``."""
+
+    __tablename__ = "token_usage"
+
+    scope: Mapped[str] = mapped_column(String(200), primary_key=True)  # "guild:<id>" or "dm"
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    hour: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)  # the hour's start
+    tokens: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    questions: Mapped[int] = mapped_column(Integer, nullable=False, default=0)

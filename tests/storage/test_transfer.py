@@ -5,22 +5,26 @@ through the stores; the refusals that keep a copy safe."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from bot.core.knowledge.records import Chunk, NewChunk
-from bot.storage import create_engine, upgrade_database
+from bot.storage import create_engine, create_sessionmaker, upgrade_database
+from bot.storage.engine import head_revision
 from bot.storage.live_replies import LiveReplyRecord
 from bot.storage.memory import TurnVector
+from bot.storage.models import BenchRun, ChatSession, Persona, QuotaPolicy, TokenUsage
 from bot.storage.transfer import BATCH_ROWS, TransferRefused, tables, transfer
-from tests.storage.stores import stores_of
+from tests.storage.stores import Stores, stores_of
 from tests.support.databases import TestDatabases, count_rows
 
 SNOWFLAKE = 1_312_345_678_901_234_567
 PICTURE = b"\x89PNG\r\n\x1a\n not really a picture"
 VECTOR = b"\x00\x00\x80?" * 4  # float32 ones
 CHANNEL = "channel:1"
+HOUR = datetime(2026, 12, 1, 4, tzinfo=UTC)
 
 
 async def fill(url: str, *, extra_messages: int = 0) -> None:
@@ -67,6 +71,18 @@ async def fill(url: str, *, extra_messages: int = 0) -> None:
         )  # fmt: skip
         await s.live.apply([LiveReplyRecord(SNOWFLAKE, (SNOWFLAKE + 1,), "token")], [])
         await s.state.set("command_tree_hash", "abc123")
+        await _fill_community_tables(s)
+
+
+async def _fill_community_tables(s: Stores) -> None:
+    """Personas, quotas, token use and benchmark runs, written as rows."""
+    scope = f"guild:{SNOWFLAKE}"
+    async with create_sessionmaker(s.engine)() as db, db.begin():
+        db.add(Persona(scope=scope, name="pirate", system_prompt="Arr.", tools=["calculator"]))
+        db.add(QuotaPolicy(scope=scope, tokens_per_hour=1000, role_overrides={"7": {"day": 5}}))
+        db.add(TokenUsage(scope=scope, user_id=SNOWFLAKE, hour=HOUR, tokens=321, questions=2))
+        db.add(BenchRun(scope=scope, model="qwen3", results={"tokens_per_second": 41.5}))
+        db.add(ChatSession(id=CHANNEL + "0", persona="pirate", threads=True))
 
 
 async def check_copy(url: str) -> None:
@@ -96,6 +112,11 @@ async def check_copy(url: str) -> None:
         assert bytes(found.embeddings) == VECTOR * 3
         passages = await s.knowledge.passages(found.chunk_ids)
         assert sorted(p.text for p in passages.values()) == [f"passage {i}" for i in range(3)]
+        async with create_sessionmaker(s.engine)() as db:
+            usage = await db.get(TokenUsage, (f"guild:{SNOWFLAKE}", SNOWFLAKE, HOUR))
+            persona = await db.get(ChatSession, CHANNEL + "0")
+        assert usage is not None and (usage.tokens, usage.hour) == (321, HOUR)
+        assert persona is not None and (persona.persona, persona.threads) == ("pirate", True)
         (reply,) = await s.live.all()
         assert (reply.id, reply.channel_id, reply.interaction_token) == (
             SNOWFLAKE + 1, SNOWFLAKE, "token",
@@ -213,5 +234,6 @@ async def test_sources_that_are_not_ollacord_databases_at_head_are_refused(
     engine = create_engine(behind)
     await upgrade_database(engine, "0005")
     await engine.dispose()
-    with pytest.raises(TransferRefused, match="at revision 0005, not 0006: run `ollacord migr"):
+    expected = f"at revision 0005, not {head_revision()}: run `ollacord migr"
+    with pytest.raises(TransferRefused, match=expected):
         await transfer(behind, target)

@@ -30,7 +30,7 @@ async def test_sqlite_to_sqlite_prints_every_table_and_the_verdict(
     lines = run.out.splitlines()
     assert lines[0] == f"Copied {source} to {target}:"
     assert [line.split()[0] for line in lines[1:-1]] == [t.name for t in tables()]
-    assert lines[-1].endswith("rows in 9 tables, every count verified.")
+    assert lines[-1].endswith(f"rows in {len(tables())} tables, every count verified.")
     assert run.err == ""
     await check_copy(target)
 
