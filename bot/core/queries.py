@@ -173,7 +173,7 @@ def validate_keep_alive(value: str) -> str:
 SESSION_SETTINGS = frozenset(
     {
         "model", "system_prompt", "options", "scope", "preset", "keep_alive", "tools",
-        "knowledge", "knowledge_passages", "member_notes",
+        "knowledge", "knowledge_passages", "member_notes", "persona",
     }
 )  # fmt: skip
 MAX_KNOWLEDGE_PASSAGES = 10

@@ -22,6 +22,7 @@ class SessionSettings:
     knowledge_passages: int | None = None
     member_notes: bool | None = None  # a server's opt-in to members' notes
     summary: str | None = None  # the running summary of turns past the history window
+    persona: str | None = None  # the server's persona (by name) a channel answers as
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,7 +44,7 @@ _SETTINGS = select(
     ChatSession.id, ChatSession.model, ChatSession.system_prompt, ChatSession.options,
     ChatSession.scope, ChatSession.preset, ChatSession.keep_alive, ChatSession.tools,
     ChatSession.knowledge, ChatSession.knowledge_passages, ChatSession.member_notes,
-    ChatSession.summary,
+    ChatSession.summary, ChatSession.persona,
 )  # fmt: skip
 SEARCH_EXCERPT_LIMIT = 50  # messages a search may return at most
 
@@ -62,6 +62,7 @@ def _settings(row: Any) -> SessionSettings:
         row.knowledge_passages,
         row.member_notes,
         row.summary,
+        persona=row.persona,
     )
 
 
@@ -71,7 +72,7 @@ def _configured(settings: SessionSettings) -> bool:
         settings.model or settings.system_prompt or settings.options or settings.scope
         or settings.preset or settings.keep_alive or settings.knowledge_passages
         or settings.tools is not None or settings.knowledge is not None
-        or settings.member_notes is not None
+        or settings.member_notes is not None or settings.persona
     )  # fmt: skip
 
 
@@ -261,6 +262,7 @@ class SessionStore:
         knowledge: bool | None = _UNSET,
         knowledge_passages: int | None = _UNSET,
         member_notes: bool | None = _UNSET,
+        persona: str | None = _UNSET,
     ) -> tuple[SessionSettings, bool]:
         """Change some settings (a keyword left out keeps its value, None resets it).
 
@@ -278,6 +280,7 @@ class SessionStore:
             ("knowledge", knowledge),
             ("knowledge_passages", knowledge_passages),
             ("member_notes", member_notes),
+            ("persona", persona),
         ):
             if value is _UNSET:
                 continue
