@@ -32,6 +32,7 @@ __all__ = ["CONTENT_TYPE_LATEST", "LATENCY_BUCKETS", "BotMetrics"]
 
 
 ToolOutcomes = Mapping[tuple[str, str], int]  # (tool, outcome) -> calls
+Recoveries = Mapping[str, int]  # kind (retry, fallback, host_switch) -> times
 HostReports = Callable[[], Sequence[HostReport]]
 # Each host's figures: (metric kind, HostReport field, help).
 HOST_METRICS: tuple[tuple[type[GaugeMetricFamily | CounterMetricFamily], str, str], ...] = (
@@ -52,12 +53,14 @@ class _LiveValues(Collector):
         active_streams: Callable[[], int],
         discord_429: Callable[[], int] | None,
         tool_outcomes: Callable[[], ToolOutcomes],
+        recoveries: Callable[[], Recoveries],
         hosts: HostReports | None = None,
     ) -> None:
         self._queue_depth = queue_depth
         self._active_streams = active_streams
         self._discord_429 = discord_429
         self._tool_outcomes = tool_outcomes
+        self._recoveries = recoveries
         self._hosts = hosts
 
     def collect(self) -> Iterator[Metric]:
@@ -92,6 +95,20 @@ class _LiveValues(Collector):
         for (tool, outcome), count in counts:
             tools.add_metric([tool, outcome], count)
         yield tools
+        recovered = CounterMetricFamily(
+            f"{PREFIX}_recoveries",
+            "Failures the bot recovered from, by kind: a retry, the fallback model, another "
+            "Ollama host.",
+            labels=["kind"],
+        )
+        try:
+            times = sorted(self._recoveries().items())
+        except Exception:
+            log.exception("a metrics source failed")
+            times = []
+        for kind, count in times:
+            recovered.add_metric([kind], count)
+        yield recovered
         if self._hosts is not None:
             yield from _host_metrics(self._hosts)
 
@@ -158,12 +175,24 @@ class BotMetrics:
             registry=self.registry,
         )
         self._stats: RequestStats | None = None
-        self.registry.register(
-            _LiveValues(queue_depth, active_streams, discord_429, self._tool_outcomes, hosts)
+        live = _LiveValues(
+            queue_depth, active_streams, discord_429, self._tool_outcomes, self._recoveries, hosts
         )
+        self.registry.register(live)
 
     def _tool_outcomes(self) -> ToolOutcomes:
         return self._stats.tool_outcomes if self._stats is not None else {}
+
+    def _recoveries(self) -> Recoveries:
+        # Read from the statistics at scrape time, like /stats, so the two always agree.
+        stats = self._stats
+        if stats is None:
+            return {}
+        return {
+            "retry": stats.retries,
+            "fallback": stats.fallbacks,
+            "host_switch": stats.host_switches,
+        }
 
     def attach(self, stats: RequestStats) -> None:
         """Count every request the manager finishes from now on."""

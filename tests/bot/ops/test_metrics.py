@@ -177,3 +177,27 @@ async def test_tool_calls_are_counted_by_tool_and_outcome(
     }
     families = {f.name: f.type for f in text_string_to_metric_families(metrics.render().decode())}
     assert families["ollacord_tool_calls"] == "counter"
+
+
+async def test_recoveries_are_counted_by_kind_as_the_statistics_count_them(
+    make_manager: ManagerFactory, ollama_emu: OllamaEmulator
+) -> None:
+    manager = make_manager(fallback_models=("qwen3",))
+    await manager.start()
+    metrics = metrics_for(manager)
+    # Every kind is there from the start, so a rate() has a series before the first one.
+    assert {v for k, v in samples(metrics).items() if k[0] == "ollacord_recoveries_total"} == {0}
+
+    ollama_emu.fail_next(2, status=500, error="boom")
+    await manager.query(prompt="hi")
+    await manager.query(prompt="hi", model="missing")
+    found = samples(metrics)
+    recovered = {k[1]: v for k, v in found.items() if k[0] == "ollacord_recoveries_total"}
+    assert recovered == {
+        (("kind", "retry"),): 2,
+        (("kind", "fallback"),): 1,
+        (("kind", "host_switch"),): 0,
+    }
+    stats = manager.get_statistics()
+    assert (stats["retries"], stats["fallbacks"]) == (2, 1)
+    await manager.close()
