@@ -174,6 +174,7 @@ SESSION_SETTINGS = frozenset(
     {
         "model", "system_prompt", "options", "scope", "preset", "keep_alive", "tools",
         "knowledge", "knowledge_passages", "member_notes", "persona",
+        "threads",
     }
 )  # fmt: skip
 MAX_KNOWLEDGE_PASSAGES = 10

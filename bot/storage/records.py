@@ -23,6 +23,7 @@ class SessionSettings:
     member_notes: bool | None = None  # a server's opt-in to members' notes
     summary: str | None = None  # the running summary of turns past the history window
     persona: str | None = None  # the server's persona (by name) a channel answers as
+    threads: bool | None = None  # a channel's questions are answered in threads of their own
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,7 +44,7 @@ _SETTINGS = select(
     ChatSession.id, ChatSession.model, ChatSession.system_prompt, ChatSession.options,
     ChatSession.scope, ChatSession.preset, ChatSession.keep_alive, ChatSession.tools,
     ChatSession.knowledge, ChatSession.knowledge_passages, ChatSession.member_notes,
-    ChatSession.summary, ChatSession.persona,
+    ChatSession.summary, ChatSession.persona, ChatSession.threads,
 )  # fmt: skip
 SEARCH_EXCERPT_LIMIT = 50  # messages a search may return at most
 
@@ -63,6 +63,7 @@ def _settings(row: Any) -> SessionSettings:
         row.member_notes,
         row.summary,
         persona=row.persona,
+        threads=row.threads,
     )
 
 
@@ -73,6 +74,7 @@ def _configured(settings: SessionSettings) -> bool:
         or settings.preset or settings.keep_alive or settings.knowledge_passages
         or settings.tools is not None or settings.knowledge is not None
         or settings.member_notes is not None or settings.persona
+        or settings.threads is not None
     )  # fmt: skip
 
 
@@ -263,6 +265,7 @@ class SessionStore:
         knowledge_passages: int | None = _UNSET,
         member_notes: bool | None = _UNSET,
         persona: str | None = _UNSET,
+        threads: bool | None = _UNSET,
     ) -> tuple[SessionSettings, bool]:
         """Change some settings (a keyword left out keeps its value, None resets it).
 
@@ -281,6 +284,7 @@ class SessionStore:
             ("knowledge_passages", knowledge_passages),
             ("member_notes", member_notes),
             ("persona", persona),
+            ("threads", threads),
         ):
             if value is _UNSET:
                 continue
