@@ -33,7 +33,9 @@ discord_messages (bodies, limits, mentions), discord_ratelimit, discord_rest
 (callback, webhook routes), discord_gateway, discord_driver (invoking interactions),
 discord_options (slash command data), discord_posting (members' messages and files),
 discord_attachments (attachment objects, Upload, signed links), discord_cdn (serving
-files, recording fetches), discord_shards (routing by shard, IDENTIFY limits).
+files, recording fetches), discord_shards (routing by shard, IDENTIFY limits),
+discord_threads (threads: starting, posting, archiving; ``start_member_thread``,
+``archive_thread``, ``threads_of``).
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ from .discord_state import (
     RecordedCall,
     User,
 )
+from .discord_threads import ThreadActions, ThreadApi, Threads
 from .discord_world import World
 
 __all__ = [
@@ -94,7 +97,7 @@ __all__ = [
 ]
 
 
-class DiscordEmulator(InteractionDriver, MemberActions):
+class DiscordEmulator(InteractionDriver, ThreadActions, MemberActions):
     token: str = "test-token"
 
     def __init__(
@@ -140,6 +143,8 @@ class DiscordEmulator(InteractionDriver, MemberActions):
         )
         self.rest.limiter.global_limit = global_limit
         InteractionApi(self.rest)
+        self.threads = Threads(self.world, self.gateway)
+        ThreadApi(self.rest, self.threads)
         self.api_base = ""
         self.gateway_url = ""
         self.base_url = ""

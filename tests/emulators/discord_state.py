@@ -9,9 +9,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .discord_attachments import Attachment
+
+if TYPE_CHECKING:
+    from .discord_threads import ThreadMeta
 
 DISCORD_EPOCH_MS = 1_420_070_400_000
 TIMESTAMP_SHIFT = 22  # a snowflake's bits below its creation time
@@ -39,6 +42,9 @@ class Permission(enum.IntFlag):
     CHANGE_NICKNAME = 1 << 26
     MANAGE_ROLES = 1 << 28
     USE_APPLICATION_COMMANDS = 1 << 31
+    MANAGE_THREADS = 1 << 34
+    CREATE_PUBLIC_THREADS = 1 << 35
+    CREATE_PRIVATE_THREADS = 1 << 36
     SEND_MESSAGES_IN_THREADS = 1 << 38
 
 
@@ -60,6 +66,8 @@ DEFAULT_PERMISSIONS = int(
     | Permission.SPEAK
     | Permission.CHANGE_NICKNAME
     | Permission.USE_APPLICATION_COMMANDS
+    | Permission.CREATE_PUBLIC_THREADS
+    | Permission.CREATE_PRIVATE_THREADS
     | Permission.SEND_MESSAGES_IN_THREADS
 )
 # The bot gets MENTION_EVERYONE so that a leaked "@everyone" really would ping:
@@ -192,6 +200,7 @@ class Channel:
     # Effective permissions of the bot here when a test narrowed them.
     bot_permissions: int | None = None
     message_ids: list[int] = field(default_factory=list)
+    thread: ThreadMeta | None = None  # set on threads (see discord_threads)
 
 
 @dataclass

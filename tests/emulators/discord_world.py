@@ -184,6 +184,8 @@ class World:
     # ----- permissions ----------------------------------------------------
 
     def bot_permissions(self, channel: Channel) -> int:
+        if channel.thread is not None:  # a thread has its parent's permissions
+            return self.bot_permissions(self.channels[channel.thread.parent_id])
         if channel.guild_id is None:
             return DM_PERMISSIONS
         if channel.bot_permissions is not None:
@@ -270,6 +272,10 @@ class World:
         return data
 
     def channel_payload(self, channel: Channel) -> dict[str, Any]:
+        if channel.thread is not None:
+            from .discord_threads import thread_payload  # it builds on this module
+
+            return thread_payload(self, channel)
         last = next(
             (m for m in reversed(channel.message_ids) if not self.messages[m].deleted), None
         )
@@ -358,7 +364,11 @@ class World:
                 member_count=len(guild.members),
                 members=[self.member_payload(m) for m in listed],
                 channels=[self.channel_payload(self.channels[c]) for c in guild.channel_ids],
-                threads=[],
+                threads=[
+                    self.channel_payload(c)
+                    for c in self.channels.values()
+                    if c.thread is not None and c.guild_id == guild.id and not c.thread.archived
+                ],
                 presences=[],
                 voice_states=[],
                 stage_instances=[],
