@@ -39,6 +39,7 @@ from bot.core.types import (
 )
 
 if TYPE_CHECKING:  # a manager without a database never loads SQLAlchemy
+    from bot.core.runner.benchmarks import Benchmarks
     from bot.storage import SessionStore
     from bot.storage.state import BotStateStore
 
@@ -120,6 +121,7 @@ class OllamaRequestManager(SessionMethods, ModelMethods):
         self._session_count = 0
         self._services: Services | None = None
         self._knowledge: KnowledgeBase | None = None
+        self._benchmarks: Benchmarks | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> OllamaRequestManager:
@@ -221,6 +223,7 @@ class OllamaRequestManager(SessionMethods, ModelMethods):
         if self._knowledge is not None:
             await self._knowledge.close()
             self._knowledge = None
+        self._benchmarks = None
         services, self._services = self._services, None
         if services is not None:
             await close_services(services)
@@ -366,6 +369,21 @@ class OllamaRequestManager(SessionMethods, ModelMethods):
 
                 self.services.coordination.follow(KNOWLEDGE, self._knowledge.forget)
         return self._knowledge
+
+    @property
+    def benchmarks(self) -> Benchmarks:
+        """The servers' kept benchmark runs (needs the database)."""
+        if self._benchmarks is None:
+            if self.services.engine is None:
+                raise InvalidRequestError(NO_DATABASE)
+            from bot.core.runner.benchmarks import Benchmarks
+            from bot.storage.bench import BenchStore
+            from bot.storage.engine import create_sessionmaker
+
+            self._benchmarks = Benchmarks(
+                self, BenchStore(create_sessionmaker(self.services.engine))
+            )
+        return self._benchmarks
 
     # statistics ----------------------------------------------------------------------------
     def get_statistics(self) -> dict[str, Any]:

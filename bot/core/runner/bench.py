@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -49,17 +50,27 @@ class BenchResult:
         }
 
 
-async def run_bench(asker: Asker, model: str, *, runs: int = 1) -> BenchResult:
+async def run_bench(
+    asker: Asker,
+    model: str,
+    *,
+    runs: int = 1,
+    on_prompt: Callable[[int, int], Awaitable[None]] | None = None,
+) -> BenchResult:
     """Each prompt ``runs`` times, one after the other: concurrent answers would share the
     GPU and every figure would measure the contention instead of the model. A model the
-    server does not have is refused before anything is asked."""
+    server does not have is refused before anything is asked. ``on_prompt(i, n)`` is awaited
+    before the i-th of n prompts is asked (to show progress)."""
     if not 1 <= runs <= MAX_BENCH_RUNS:
         raise InvalidRequestError(f"The number of runs must be between 1 and {MAX_BENCH_RUNS}.")
     if not await asker.is_model_available(model):
         raise ModelNotFoundError(model)
-    records = []
+    records: list[RunRecord] = []
+    total = runs * len(BENCH_PROMPTS)
     for run in range(1, runs + 1):
         for number, (name, prompt) in enumerate(BENCH_PROMPTS, start=1):
+            if on_prompt is not None:
+                await on_prompt(len(records) + 1, total)
             record = await ask_one(asker, number, prompt, model)
             log.debug("bench %s run %d, %s: %s", model, run, name, record.error or "ok")
             records.append(record)
