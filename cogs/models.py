@@ -1,7 +1,9 @@
-"""/model list | info | set | pull: the server's models, and which one a channel uses."""
+"""/model list | info | set | pull | compare | bench: the server's models, which one a channel
+uses, and the runner (bot.core.runner) for comparing and benchmarking them."""
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import TYPE_CHECKING
 
@@ -11,18 +13,46 @@ from discord.ext import commands
 
 from bot.core.errors import InvalidRequestError
 from bot.core.ollama_client import normalize_model_name
+from bot.core.runner.batch import MAX_PROMPT_CHARS
+from bot.core.runner.compare import run_compare
+from bot.core.runner.limits import MAX_BENCH_RUNS
 from bot.core.types import PullProgress
 from bot.discord_app.replies import NO_MENTIONS
+from bot.discord_app.routing import guild_key
+from bot.discord_app.runner_embeds import bench_embeds, compare_message, kept_embed
 from cogs.shared import model_choices, place_of
 
 if TYPE_CHECKING:
     from bot.discord_app.app import OllacordBot
+
+log = logging.getLogger(__name__)
 
 # Pull progress is cosmetic: an edit per second is plenty and stays far from rate limits.
 PULL_EDIT_INTERVAL = 1.0
 PROGRESS_BAR_WIDTH = 20
 MAX_LISTED_MODELS = 25
 MAX_CHOICES = 25  # Discord's limit for autocomplete
+# A string option holds 6000 characters on Discord; the runner takes up to 8000.
+MAX_COMPARE_PROMPT_CHARS = min(6000, MAX_PROMPT_CHARS)
+BENCH_EDIT_INTERVAL = 1.0  # progress edits of /model bench, as for pulls
+
+
+def distinct_models(names: list[str | None]) -> list[str]:
+    """The models given, in order; a name given twice (``qwen3`` is ``qwen3:latest``) is
+    refused rather than quietly compared with itself."""
+    chosen: dict[str, str] = {}
+    for name in names:
+        if name is None or not name.strip():
+            continue
+        key = normalize_model_name(name.strip())
+        if key in chosen:
+            raise InvalidRequestError(
+                f"`{name.strip()}` is given twice; choose different models to compare."
+            )
+        chosen[key] = name.strip()
+    if len(chosen) < 2:
+        raise InvalidRequestError("Give at least two different models to compare.")
+    return list(chosen.values())
 
 
 def progress_bar(fraction: float) -> str:
@@ -149,6 +179,86 @@ class Models(commands.Cog):
             final += f" Last status: {latest.status}"
         await interaction.edit_original_response(content=final, allowed_mentions=NO_MENTIONS)
 
+    @model.command(name="compare")
+    @app_commands.describe(
+        prompt="The question every model answers",
+        first="A model",
+        second="Another model",
+        third="A third model (optional)",
+        fourth="A fourth model (optional)",
+    )
+    async def compare(
+        self,
+        interaction: discord.Interaction,
+        prompt: str,
+        first: str,
+        second: str,
+        third: str | None = None,
+        fourth: str | None = None,
+    ) -> None:
+        """Ask up to four models the same question and see their answers side by side."""
+        models = distinct_models([first, second, third, fourth])
+        if not prompt.strip():
+            raise InvalidRequestError("The question is empty.")
+        if len(prompt) > MAX_COMPARE_PROMPT_CHARS:
+            raise InvalidRequestError(
+                f"The question is too long ({len(prompt):,} characters; at most "
+                f"{MAX_COMPARE_PROMPT_CHARS:,})."
+            )
+        await interaction.response.defer(thinking=True)
+        result = await run_compare(self.bot.manager, models, prompt)
+        content, embeds, attachment = compare_message(result)
+        await interaction.followup.send(
+            content,
+            embeds=embeds,
+            file=attachment or discord.utils.MISSING,
+            allowed_mentions=NO_MENTIONS,
+        )
+
+    @model.command(name="bench")
+    @app_commands.describe(
+        name="The model to benchmark; leave empty to list this server's kept runs",
+        runs="How many times each of the fixed prompts is asked (default 1)",
+    )
+    @app_commands.checks.has_permissions(manage_guild=True)
+    async def bench(
+        self,
+        interaction: discord.Interaction,
+        name: str | None = None,
+        runs: app_commands.Range[int, 1, MAX_BENCH_RUNS] = 1,
+    ) -> None:
+        """Benchmark a model with fixed prompts and keep its figures (Manage Server)."""
+        if interaction.guild_id is None:
+            raise InvalidRequestError("Benchmarks are kept per server: run this in a server.")
+        scope = guild_key(interaction.guild_id)
+        benchmarks = self.bot.manager.benchmarks
+        if name is None or not name.strip():
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            embed = kept_embed(await benchmarks.kept(scope))
+            await interaction.followup.send(embed=embed, ephemeral=True)
+            return
+        await interaction.response.defer(thinking=True)
+        last_edit = 0.0
+
+        async def show(number: int, total: int) -> None:
+            nonlocal last_edit
+            if number == 1 or time.monotonic() - last_edit >= BENCH_EDIT_INTERVAL:
+                last_edit = time.monotonic()
+                try:
+                    await interaction.edit_original_response(
+                        content=f"⏱️ Benchmarking `{name}`: prompt {number}/{total}…",
+                        allowed_mentions=NO_MENTIONS,
+                    )
+                except discord.HTTPException as exc:  # progress is cosmetic: go on
+                    log.debug("bench progress not shown: %s", exc)
+
+        report = await benchmarks.run(
+            scope, name.strip(), requested_by=interaction.user.id, runs=runs, on_prompt=show
+        )
+        await interaction.edit_original_response(
+            content=None, embeds=bench_embeds(report), allowed_mentions=NO_MENTIONS
+        )
+
     @pull.autocomplete("host")
     async def host_autocomplete(
         self, _interaction: discord.Interaction, current: str
@@ -162,6 +272,11 @@ class Models(commands.Cog):
 
     @info.autocomplete("name")
     @set_model.autocomplete("name")
+    @bench.autocomplete("name")
+    @compare.autocomplete("first")
+    @compare.autocomplete("second")
+    @compare.autocomplete("third")
+    @compare.autocomplete("fourth")
     async def name_autocomplete(
         self, _interaction: discord.Interaction, current: str
     ) -> list[app_commands.Choice[str]]:
