@@ -11,6 +11,7 @@ from discord.ext import commands
 
 from bot.core.documents import question_with_documents
 from bot.core.errors import OllacordError
+from bot.core.personas import MAX_NAME_CHARS
 from bot.core.presets import PRESETS
 from bot.discord_app.advice import explain
 from bot.discord_app.attachments import read_attachments, read_schema, split_attachments
@@ -18,7 +19,7 @@ from bot.discord_app.replies import NO_MENTIONS, ChannelSink, acknowledging
 from bot.discord_app.routing import Place
 from bot.presentation.answering import MAX_PROMPT_CHARS, AnswerRun
 from bot.presentation.shutdown import RESTARTING
-from cogs.shared import interaction_sink, model_choices, place_of
+from cogs.shared import interaction_sink, model_choices, persona_choices, place_of
 
 if TYPE_CHECKING:
     from bot.discord_app.app import OllacordBot
@@ -69,6 +70,7 @@ class Chat(commands.Cog):
         model="Use this model instead of the channel's",
         temperature="Creativity from 0 (focused) to 2 (wild)",
         private="Only you see the answer (it is still remembered in the conversation)",
+        persona="Answer as this server persona for this question only",
     )
     @app_commands.choices(
         preset=PRESET_CHOICES, format=[app_commands.Choice(name="JSON", value="json")]
@@ -85,12 +87,13 @@ class Chat(commands.Cog):
         model: str | None = None,
         temperature: app_commands.Range[float, 0.0, 2.0] | None = None,
         private: bool = False,
+        persona: app_commands.Range[str, 1, MAX_NAME_CHARS] | None = None,
     ) -> None:
         """Ask the model; the answer streams into this channel."""
         view = StopView(interaction.user.id)
         async with acknowledging(interaction, ephemeral=private) as acknowledged:
             place = place_of(interaction)
-            target = await self.bot.router.target(place)
+            target = await self.bot.router.target(place, persona=persona)
             attached = await read_attachments([image] if image else [], [file] if file else [])
             answer_format: str | dict[str, Any] | None = format
             if schema is not None:
@@ -122,6 +125,12 @@ class Chat(commands.Cog):
         self, _interaction: discord.Interaction, current: str
     ) -> list[app_commands.Choice[str]]:
         return await model_choices(self.bot, current)
+
+    @ask.autocomplete("persona")
+    async def persona_autocomplete(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        return await persona_choices(self.bot, interaction, current)
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:

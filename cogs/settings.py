@@ -71,6 +71,10 @@ MEMBER_NOTES_CHOICES = [
     app_commands.Choice(name="Off: no notes stored or used (stored ones are kept)", value="off"),
 ]
 NO_SUMMARY = "none yet: made when the conversation outgrows its history window"
+PERSONA_NOTE = (
+    "🎭 `{}` (`/persona use`): its model, preset, options, system prompt and tools win over "
+    "the ones above (`/persona list` shows them)"
+)
 
 
 def describe_member_notes(guild: SessionSettings) -> str:
@@ -160,6 +164,9 @@ class Settings(commands.Cog):
         embed.add_field(name="Knowledge base", value=knowledge, inline=False)
         prompt = channel.system_prompt or guild.system_prompt or manager.default_system_prompt
         embed.add_field(name="System prompt", value=(prompt or "none")[:1024], inline=False)
+        if channel.persona:
+            note = PERSONA_NOTE.format(channel.persona)
+            embed.add_field(name="Persona", value=note, inline=False)
         if channel.scope == Scope.USER:
             summary = "each member's conversation here keeps its own"
         else:

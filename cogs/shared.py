@@ -1,5 +1,6 @@
-"""What the cogs share: the place of an interaction, model autocomplete, and the reply sink of
-an interaction with its privacy. No cog imports another cog; they all import this module."""
+"""What the cogs share: the place of an interaction, model and persona autocomplete, and the
+reply sink of an interaction with its privacy. No cog imports another cog; they all import
+this module."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_AUTOCOMPLETE_CHOICES = 25  # Discord's limit
+MAX_CHOICE_NAME_CHARS = 100  # a choice's name, as Discord allows it
 
 
 def place_of(interaction: discord.Interaction) -> Place:
@@ -59,3 +61,23 @@ async def model_choices(bot: OllacordBot, current: str) -> list[app_commands.Cho
     needle = current.lower()
     names = [m.name for m in models if needle in m.name.lower()]
     return [app_commands.Choice(name=n, value=n) for n in names[:MAX_AUTOCOMPLETE_CHOICES]]
+
+
+async def persona_choices(
+    bot: OllacordBot, interaction: discord.Interaction, current: str
+) -> list[app_commands.Choice[str]]:
+    """The server's personas whose name contains what was typed, with their descriptions."""
+    if interaction.guild_id is None:
+        return []
+    try:
+        personas = await bot.router.personas.list(f"guild:{interaction.guild_id}")
+    except Exception:  # autocomplete must answer quickly whatever happens
+        log.debug("persona autocomplete failed", exc_info=True)
+        return []
+    needle = current.strip().lower()
+    labels = {p.name: f"{p.name}: {p.description}" if p.description else p.name for p in personas}
+    return [
+        app_commands.Choice(name=label[:MAX_CHOICE_NAME_CHARS], value=name)
+        for name, label in labels.items()
+        if needle in name
+    ][:MAX_AUTOCOMPLETE_CHOICES]

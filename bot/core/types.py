@@ -151,3 +151,4 @@ class ChatTarget:
     member_id: int | None = None
     member_scope: str | None = None
     member_notes: bool = False
+    persona: str | None = None  # the persona answering (its settings are in the fields above)

@@ -49,6 +49,7 @@ EXTENSIONS = (
     "cogs.admin",
     "cogs.knowledge",
     "cogs.memory",
+    "cogs.persona",
 )
 COMMAND_HASH_KEY = "command_tree_hash"
 # Discord allows one IDENTIFY per 5 s (per bucket of shards); discord.py waits this long

@@ -6,6 +6,14 @@ channel is per-user, ``dm:<id>`` a direct-message conversation. Settings resolve
 channel over guild; the manager's defaults fill the rest. Options in their order of
 precedence: the server's preset, the server's options, the channel's preset, the channel's
 options (a preset is a choice made at its level, so it beats the options of the level below).
+
+A persona (``bot.core.personas``: the one chosen for a question, else the channel's) is a
+level above the channel: its model, system prompt and options win over the channel's and the
+server's, and its preset outranks their options. Its tools replace the channel's list (of
+them, those the bot has now: ``ToolRegistry.select`` drops the rest). A question's own
+choices (``/ask`` model, preset, temperature) win over the persona's, in ``AnswerRun.ask``.
+A channel whose persona was deleted answers with its own settings again. So, strongest
+first: the question, the persona, the channel, the server, the bot's defaults.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from typing import Any
 from bot.core.errors import InvalidRequestError
 from bot.core.manager import OllamaRequestManager
 from bot.core.memory.notes import DM_SCOPE
+from bot.core.personas import NO_PERSONA, Persona, PersonaService
 from bot.core.presets import get_preset
 from bot.core.types import ChatTarget, GenerationConfig, Scope
 from bot.storage import SessionSettings
@@ -69,9 +78,54 @@ def _bounded_list(names: Sequence[str]) -> str:
     return text
 
 
+def _with_persona(
+    options: dict[str, Any], preset: str | None, persona: Persona
+) -> tuple[dict[str, Any], str | None]:
+    """The options and preset of a target once ``persona`` joins it: its preset outranks
+    the options below it, as a channel's outranks the server's."""
+    if persona.preset:
+        preset_sets = get_preset(persona.preset).options
+        options = {k: v for k, v in options.items() if k not in preset_sets}
+        preset = persona.preset
+    return {**options, **persona.options}, preset
+
+
 class ConversationRouter:
     def __init__(self, manager: OllamaRequestManager) -> None:
         self._manager = manager
+        self._personas: PersonaService | None = None
+
+    @property
+    def personas(self) -> PersonaService:
+        """The servers' personas (needs the database: built at first use, once)."""
+        if self._personas is None:
+            from bot.storage.engine import create_sessionmaker
+            from bot.storage.personas import PersonaStore
+
+            store = PersonaStore(create_sessionmaker(self._manager.services.engine))
+            self._personas = PersonaService(
+                store,
+                self._manager.tools,
+                max_system_prompt_chars=MAX_SYSTEM_PROMPT_CHARS,
+                model_available=self._manager.is_model_available,
+            )
+        return self._personas
+
+    async def _persona(
+        self, place: Place, channel: SessionSettings, chosen: str | None
+    ) -> Persona | None:
+        """The persona a question answers as: ``chosen`` for it (refused if the server has
+        none of that name), else the channel's (None once deleted: the channel's own
+        settings apply again)."""
+        if chosen is not None and place.guild_id is None:
+            raise InvalidRequestError("Personas belong to servers, not direct messages.")
+        name = chosen or channel.persona
+        if not name or place.guild_id is None:
+            return None
+        scope = guild_key(place.guild_id)
+        if chosen is not None:
+            return await self.personas.find(scope, chosen)
+        return await self.personas.get(scope, name)
 
     async def _settings(self, place: Place) -> tuple[SessionSettings, SessionSettings]:
         """(guild settings, channel settings) for a place; empty ones where none are stored."""
@@ -82,8 +136,11 @@ class ConversationRouter:
         found = await self._manager.store.settings_of(keys)
         return found.get(keys[0], SessionSettings()), found.get(keys[1], SessionSettings())
 
-    async def target(self, place: Place) -> ChatTarget:
+    async def target(self, place: Place, *, persona: str | None = None) -> ChatTarget:
+        """The conversation and settings of a question at ``place``; ``persona``: the one
+        it answers as, instead of the channel's."""
         guild, channel = await self._settings(place)
+        chosen = await self._persona(place, channel, persona)
         scope = Scope(channel.scope or Scope.CHANNEL)
         if place.is_dm:
             session_id = dm_key(place.user_id)
@@ -98,15 +155,25 @@ class ConversationRouter:
             preset_sets = get_preset(channel.preset).options
             server_options = {k: v for k, v in guild.options.items() if k not in preset_sets}
         knowledge = _first_set(channel.knowledge, guild.knowledge, default=True)
+        model = channel.model or guild.model
+        system_prompt = channel.system_prompt or guild.system_prompt
+        options = {**server_options, **channel.options}
+        preset = channel.preset or guild.preset
+        tools = channel.tools if channel.tools is not None else guild.tools
+        if chosen is not None:
+            model = chosen.model or model
+            system_prompt = chosen.system_prompt or system_prompt
+            options, preset = _with_persona(options, preset, chosen)
+            tools = chosen.tools if chosen.tools is not None else tools
         return ChatTarget(
             session_id=session_id,
             scope=scope,
-            model=channel.model or guild.model,
-            system_prompt=channel.system_prompt or guild.system_prompt,
-            options={**server_options, **channel.options},
-            preset=channel.preset or guild.preset,
+            model=model,
+            system_prompt=system_prompt,
+            options=options,
+            preset=preset,
             keep_alive=channel.keep_alive or guild.keep_alive,
-            tools=channel.tools if channel.tools is not None else guild.tools,
+            tools=tools,
             knowledge_scope=None if place.guild_id is None else guild_key(place.guild_id),
             knowledge=knowledge and not place.is_dm,
             knowledge_passages=channel.knowledge_passages or guild.knowledge_passages,
@@ -115,6 +182,7 @@ class ConversationRouter:
             member_scope=DM_SCOPE if place.is_dm else guild_key(place.guild_id or 0),
             # Opted in on the server's settings only: a channel cannot opt its server in.
             member_notes=bool(guild.member_notes) and not place.is_dm,
+            persona=None if chosen is None else chosen.name,
         )
 
     def settings_key(self, place: Place) -> str:
@@ -200,6 +268,29 @@ class ConversationRouter:
         await self._manager.update_session_settings(self.settings_key(place), tools=chosen)
         return chosen
 
+    async def set_persona(self, place: Place, name: str | None) -> Persona | None:
+        """The persona this channel answers as (None or ``none``: its own settings)."""
+        if place.guild_id is None:
+            raise InvalidRequestError("Personas belong to servers, not direct messages.")
+        persona = None
+        if name is not None and name.strip().lower() != NO_PERSONA:
+            persona = await self.personas.find(guild_key(place.guild_id), name)
+        await self._manager.update_session_settings(
+            channel_key(place.channel_id), persona=None if persona is None else persona.name
+        )
+        return persona
+
+    async def drop_persona(self, channel_ids: Sequence[int], name: str) -> list[int]:
+        """The channels among ``channel_ids`` that answered as ``name``, set back to their
+        own settings (the persona was deleted)."""
+        keys = [channel_key(c) for c in channel_ids]
+        found = await self._manager.store.settings_of(keys)
+        using = [c for c, key in zip(channel_ids, keys, strict=True)
+                 if key in found and found[key].persona == name]  # fmt: skip
+        for channel_id in using:
+            await self._manager.update_session_settings(channel_key(channel_id), persona=None)
+        return using
+
     async def set_knowledge(
         self, place: Place, *, enabled: bool | None = UNCHANGED, passages: int | None = UNCHANGED
     ) -> SessionSettings:
@@ -226,6 +317,7 @@ class ConversationRouter:
             tools=None,
             knowledge=None,
             knowledge_passages=None,
+            persona=None,
         )
 
     async def forget(self, place: Place, *, only_mine: bool) -> int:

@@ -78,10 +78,17 @@ def status_line(event: QueryEvent) -> str | None:
     return None
 
 
-def footer(result: OllamaQueryResult, *, stopped: bool = False, tools_chosen: bool = True) -> str:
+def footer(
+    result: OllamaQueryResult,
+    *,
+    stopped: bool = False,
+    tools_chosen: bool = True,
+    persona: str | None = None,
+) -> str:
     """The line under an answer. ``tools_chosen``: the channel's tools were an admin's
-    choice, so a model that cannot call them is worth saying."""
-    parts = [result.model]
+    choice, so a model that cannot call them is worth saying. ``persona``: the one that
+    answered, named first ("🎭 pirate · qwen3 · ...")."""
+    parts = [f"🎭 {persona}", result.model] if persona else [result.model]
     if result.eval_count:
         parts.append(f"{result.eval_count} tokens")
     if result.tokens_per_second:
@@ -148,6 +155,7 @@ class AnswerRun:
         self._structured = False  # a JSON answer: shown whole as a code block
         self._tools_chosen = False
         self._knowledge_note: str | None = None  # the sources (or their absence) in the footer
+        self._persona: str | None = None  # the persona answering, named in the footer
         self.answer = Answer()
 
     def _on_event(self, event: QueryEvent) -> None:
@@ -195,6 +203,7 @@ class AnswerRun:
         channel's preset, the channel's options, ``preset``, then ``overrides``
         (temperature...)."""
         chosen = {k: v for k, v in overrides.items() if v is not None}
+        self._persona = target.persona
         layered = effective_options(
             [
                 ("channel preset", _preset_options(target.preset)),
@@ -342,7 +351,12 @@ class AnswerRun:
         """The footer and notice an answer ends with."""
         stopped = self._stream is not None and self._stream.stop_requested
         interrupted = stopped and self._interrupted is not None
-        text = footer(result, stopped=stopped and not interrupted, tools_chosen=self._tools_chosen)
+        text = footer(
+            result,
+            stopped=stopped and not interrupted,
+            tools_chosen=self._tools_chosen,
+            persona=self._persona,
+        )
         if self._knowledge_note:
             text += f" · {self._knowledge_note}"
         return text, self._interrupted if interrupted else None
