@@ -276,7 +276,7 @@ class ConversationRouter:
         if name is not None and name.strip().lower() != NO_PERSONA:
             persona = await self.personas.find(guild_key(place.guild_id), name)
         await self._manager.update_session_settings(
-            channel_key(place.channel_id), persona=None if persona is None else persona.name
+            self.settings_key(place), persona=None if persona is None else persona.name
         )
         return persona
 
