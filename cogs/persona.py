@@ -34,6 +34,7 @@ MAX_LIST_CHARS = 4000  # an embed's description holds 4096
 MAX_PROMPT_SHOWN_CHARS = 80  # of each persona's system prompt in /persona list
 MAX_TOOL_NAMES_CHARS = 1000
 MAX_MODEL_CHARS = 200  # personas.model
+NO_DESCRIPTION = "no description"
 REMOVE = "none"  # typed as a model or description in /persona edit: remove it
 PRESET_CHOICES = [
     *(app_commands.Choice(name=p.description, value=p.name) for p in PRESETS.values()),
@@ -67,7 +68,9 @@ def summary(persona: Persona) -> str:
     return " · ".join(parts)
 
 
-def list_text(personas: list[Persona]) -> str:
+def list_text(personas: list[Persona], *, show_prompts: bool) -> str:
+    """The personas, each with its description; with ``show_prompts`` (an admin asks), the
+    start of the system prompt of those without one (a prompt is an admin's words)."""
     if not personas:
         return "This server has no personas yet. An admin can make one with `/persona create`."
     lines: list[str] = []
@@ -75,7 +78,7 @@ def list_text(personas: list[Persona]) -> str:
         prompt = (persona.system_prompt or "").replace("\n", " ")
         if len(prompt) > MAX_PROMPT_SHOWN_CHARS:
             prompt = prompt[: MAX_PROMPT_SHOWN_CHARS - 1] + "…"
-        about = persona.description or f"“{prompt}”"
+        about = persona.description or (f"“{prompt}”" if show_prompts else NO_DESCRIPTION)
         line = f"🎭 **{persona.name}**: {about}\n  {summary(persona)}"
         tail = f"…and {len(personas) - shown} more."
         if len("\n".join([*lines, line, tail])) > MAX_LIST_CHARS:
@@ -172,9 +175,10 @@ class Personas(commands.Cog):
     async def list_personas(self, interaction: discord.Interaction) -> None:
         """List this server's personas."""
         personas = await self.bot.router.personas.list(scope_of(interaction))
+        admin = interaction.permissions.manage_guild
         embed = discord.Embed(
             title=f"Personas ({len(personas)})",
-            description=list_text(personas),
+            description=list_text(personas, show_prompts=admin),
             colour=discord.Colour.blurple(),
         )
         await interaction.response.send_message(embed=embed, ephemeral=True)

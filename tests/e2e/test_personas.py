@@ -85,6 +85,15 @@ async def test_an_admin_creates_lists_edits_and_deletes_a_persona(w: World) -> N
     assert "no personas yet" in listed(rec)
 
 
+async def test_members_see_descriptions_and_admins_the_prompts(w: World) -> None:
+    await create_pirate(w)  # without a description
+    rec = await persona(w, "list", user_id=w.alice.id)
+    assert listed(rec).startswith("🎭 **pirate**: no description\n")
+    assert "pirate. Answer" not in listed(rec)
+    rec = await persona(w, "list")
+    assert listed(rec).startswith(f"🎭 **pirate**: “{PIRATE_PROMPT}”\n")
+
+
 async def test_members_without_manage_server_are_refused(w: World) -> None:
     await create_pirate(w)
     for subcommand, options in [
