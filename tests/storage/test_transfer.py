@@ -16,7 +16,8 @@ from bot.storage.bench import BenchStore
 from bot.storage.engine import head_revision
 from bot.storage.live_replies import LiveReplyRecord
 from bot.storage.memory import TurnVector
-from bot.storage.models import ChatSession, Persona, QuotaPolicy, TokenUsage
+from bot.storage.models import ChatSession, QuotaPolicy, TokenUsage
+from bot.storage.personas import PersonaStore
 from bot.storage.transfer import BATCH_ROWS, TransferRefused, tables, transfer
 from tests.storage.stores import Stores, stores_of
 from tests.support.databases import TestDatabases, count_rows
@@ -76,13 +77,15 @@ async def fill(url: str, *, extra_messages: int = 0) -> None:
 
 
 async def _fill_community_tables(s: Stores) -> None:
-    """Personas, quotas and token use, written as rows; a benchmark run through its store."""
+    """Quotas and token use, written as rows; a persona and a benchmark run through their
+    stores."""
     scope = f"guild:{SNOWFLAKE}"
     async with create_sessionmaker(s.engine)() as db, db.begin():
-        db.add(Persona(scope=scope, name="pirate", system_prompt="Arr.", tools=["calculator"]))
         db.add(QuotaPolicy(scope=scope, tokens_per_hour=1000, role_overrides={"7": {"day": 5}}))
         db.add(TokenUsage(scope=scope, user_id=SNOWFLAKE, hour=HOUR, tokens=321, questions=2))
         db.add(ChatSession(id=CHANNEL + "0", persona="pirate", threads=True))
+    personas = PersonaStore(create_sessionmaker(s.engine))
+    await personas.create(scope, "pirate", system_prompt="Arr.", tools=["calculator"])
     results = {"figures": {"tokens_per_second": {"count": 5, "mean": 41.5, "median": 40.0}}}
     await BenchStore(create_sessionmaker(s.engine)).add(
         scope, "qwen3", results, requested_by=SNOWFLAKE
@@ -124,6 +127,8 @@ async def check_copy(url: str) -> None:
         (run,) = await benches.of_model(f"guild:{SNOWFLAKE}", "qwen3", limit=5)
         assert (run.figure("tokens_per_second"), run.requested_by) == (41.5, SNOWFLAKE)
         assert persona is not None and (persona.persona, persona.threads) == ("pirate", True)
+        (pirate,) = await PersonaStore(create_sessionmaker(s.engine)).list(f"guild:{SNOWFLAKE}")
+        assert (pirate.system_prompt, pirate.tools) == ("Arr.", ("calculator",))
         (reply,) = await s.live.all()
         assert (reply.id, reply.channel_id, reply.interaction_token) == (
             SNOWFLAKE + 1, SNOWFLAKE, "token",
