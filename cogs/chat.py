@@ -17,8 +17,20 @@ from bot.discord_app.advice import explain
 from bot.discord_app.attachments import read_attachments, read_schema, split_attachments
 from bot.discord_app.replies import NO_MENTIONS, ChannelSink, acknowledging
 from bot.discord_app.routing import Place
+from bot.discord_app.threads import (
+    AnswerThread,
+    ThreadSink,
+    can_open_thread,
+    channel_of,
+    in_thread,
+    open_on,
+    opened_by,
+    parent_of,
+    wants_thread,
+)
 from bot.presentation.answering import MAX_PROMPT_CHARS, AnswerRun
 from bot.presentation.shutdown import RESTARTING
+from bot.presentation.streaming import ReplySink
 from cogs.shared import interaction_sink, model_choices, persona_choices, place_of
 
 if TYPE_CHECKING:
@@ -29,6 +41,8 @@ log = logging.getLogger(__name__)
 STOP_TIMEOUT = 15 * 60  # an interaction token's lifetime
 # A mention with only attachments: the model is asked about them.
 DESCRIBE_ATTACHMENTS = "Describe what is attached."
+# Members' messages, not system messages (pins, joins, thread notices), are questions.
+QUESTION_TYPES = (discord.MessageType.default, discord.MessageType.reply)
 PRESET_CHOICES = [app_commands.Choice(name=p.description, value=p.name) for p in PRESETS.values()]
 
 
@@ -71,6 +85,7 @@ class Chat(commands.Cog):
         temperature="Creativity from 0 (focused) to 2 (wild)",
         private="Only you see the answer (it is still remembered in the conversation)",
         persona="Answer as this server persona for this question only",
+        thread="Answer in a new thread (default: the channel's choice)",
     )
     @app_commands.choices(
         preset=PRESET_CHOICES, format=[app_commands.Choice(name="JSON", value="json")]
@@ -88,6 +103,7 @@ class Chat(commands.Cog):
         temperature: app_commands.Range[float, 0.0, 2.0] | None = None,
         private: bool = False,
         persona: app_commands.Range[str, 1, MAX_NAME_CHARS] | None = None,
+        thread: bool | None = None,
     ) -> None:
         """Ask the model; the answer streams into this channel."""
         view = StopView(interaction.user.id)
@@ -103,9 +119,18 @@ class Chat(commands.Cog):
             )
             if attached.images:
                 await self.bot.manager.ensure_can_see(model or target.model)
-            sink = interaction_sink(
-                self.bot, interaction, private=private, view=view, acknowledged=acknowledged
-            )
+            always = await self.bot.router.answers_in_threads(place)
+            channel = interaction.channel
+            anchor = AnswerThread(interaction, view)
+            if wants_thread(thread, always, private=private, channel=channel):
+                channel = await anchor.open(prompt, acknowledged)
+                place = in_thread(place, channel)
+                target = await self.bot.router.target(place, persona=persona)
+                sink: ReplySink = self._thread_sink(channel)
+            else:
+                sink = interaction_sink(
+                    self.bot, interaction, private=private, view=view, acknowledged=acknowledged
+                )
             run = self.bot.answer_run(sink)
             view.run = run
             await run.ask(
@@ -114,11 +139,12 @@ class Chat(commands.Cog):
                 model=model,
                 preset=preset,
                 images=attached.images,
-                toolset=self.bot.toolset(target, place, interaction.channel),
+                toolset=self.bot.toolset(target, place, channel),
                 format=answer_format,
                 temperature=temperature,
             )
         view.stop()
+        await anchor.close()
 
     @ask.autocomplete("model")
     async def model_autocomplete(
@@ -137,7 +163,10 @@ class Chat(commands.Cog):
         """With MENTION_CHAT, a mention of the bot or a reply to it is a question."""
         if not self.bot.settings.mention_chat or message.author.bot or self.bot.user is None:
             return
-        if not await self._addressed_to_me(message):
+        channel = await channel_of(self.bot, message)
+        # In a thread the bot opened, every member's message is a question.
+        in_my_thread = opened_by(channel, self.bot.user.id) and message.type in QUESTION_TYPES
+        if not in_my_thread and not await self._addressed_to_me(message):
             return
         prompt = message.content.replace(self.bot.user.mention, "").strip()
         prompt = prompt.replace(f"<@!{self.bot.user.id}>", "").strip()
@@ -147,7 +176,7 @@ class Chat(commands.Cog):
             await message.reply(RESTARTING, allowed_mentions=NO_MENTIONS, mention_author=False)
             return
         guild_id = message.guild.id if message.guild else None
-        place = Place(message.channel.id, message.author.id, guild_id)
+        place = Place(message.channel.id, message.author.id, guild_id, parent_id=parent_of(channel))
         try:
             target = await self.bot.router.target(place)
             attached = await read_attachments(*split_attachments(message.attachments))
@@ -156,19 +185,36 @@ class Chat(commands.Cog):
             )
             if attached.images:
                 await self.bot.manager.ensure_can_see(target.model)
+            # A channel that answers in threads opens one on the member's message.
+            opened = None
+            if can_open_thread(channel) and await self.bot.router.answers_in_threads(place):
+                channel = opened = await open_on(message, prompt or DESCRIBE_ATTACHMENTS)
+                place = in_thread(place, opened)
+                target = await self.bot.router.target(place)
         except OllacordError as exc:
             await message.reply(explain(exc), allowed_mentions=NO_MENTIONS)
             return
         question = prompt[:MAX_PROMPT_CHARS] or DESCRIBE_ATTACHMENTS
-        sink = ChannelSink(
-            message, self.bot.rate_limits, budget=self.bot.write_budget, live=self.bot.live_replies
-        )
+        if opened is not None:
+            sink: ReplySink = self._thread_sink(opened)
+        else:
+            sink = ChannelSink(
+                message,
+                self.bot.rate_limits,
+                budget=self.bot.write_budget,
+                live=self.bot.live_replies,
+            )
         run = self.bot.answer_run(sink)
         await run.ask(
             question_with_documents(question, attached.documents),
             target,
             images=attached.images,
-            toolset=self.bot.toolset(target, place, message.channel, question=message.id),
+            toolset=self.bot.toolset(target, place, channel, question=message.id),
+        )
+
+    def _thread_sink(self, thread: discord.Thread) -> ThreadSink:
+        return ThreadSink(
+            thread, self.bot.rate_limits, budget=self.bot.write_budget, live=self.bot.live_replies
         )
 
     async def _addressed_to_me(self, message: discord.Message) -> bool:

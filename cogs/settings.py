@@ -10,11 +10,17 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.core.context_window import FROM_DEFAULT, ContextWindow
 from bot.core.presets import PRESETS, effective_options, get_preset
 from bot.core.queries import MAX_KNOWLEDGE_PASSAGES
 from bot.core.types import Scope
 from bot.discord_app.routing import MAX_SYSTEM_PROMPT_CHARS, guild_key
+from bot.discord_app.settings_text import (
+    THREADS_CHOICES,
+    describe_options,
+    describe_threads,
+    describe_window,
+    option_layers,
+)
 from bot.discord_app.tools_panel import (
     DEFAULT_TOOLS,
     NO_TOOLS,
@@ -90,41 +96,6 @@ def describe_member_notes(guild: SessionSettings) -> str:
     )
 
 
-def describe_options(options: dict[str, object], window: ContextWindow | None = None) -> str:
-    """The options sent with every question (the model's own parameters do the rest), and
-    the context window asked for."""
-    chosen = ", ".join(f"`{k}={v}`" for k, v in sorted(options.items()))
-    return (chosen or "none chosen: the model's own defaults") + describe_window(window)
-
-
-def describe_window(window: ContextWindow | None) -> str:
-    if window is None:
-        return ""
-    origin = FROM_DEFAULT if window.source == FROM_DEFAULT else "chosen here"
-    if window.capped:
-        origin += ", capped at the model's maximum"
-    return f"\nContext window: `num_ctx` {window.tokens} ({origin})"
-
-
-def option_layers(
-    guild: SessionSettings, channel: SessionSettings, defaults: dict[str, Any]
-) -> list[tuple[str, dict[str, Any]]]:
-    """The option layers of this channel, weakest first, as the router resolves them: a
-    channel's preset replaces the server's and outranks the server's options."""
-
-    def preset(name: str) -> dict[str, Any]:
-        return dict(get_preset(name).options)
-
-    layers = [("default", defaults)]
-    if guild.preset and not channel.preset:
-        layers.append((f"server preset {guild.preset}", preset(guild.preset)))
-    layers.append(("server", guild.options))
-    if channel.preset:
-        layers.append((f"channel preset {channel.preset}", preset(channel.preset)))
-    layers.append(("channel", channel.options))
-    return layers
-
-
 class Settings(commands.Cog):
     def __init__(self, bot: OllacordBot) -> None:
         self.bot = bot
@@ -176,6 +147,7 @@ class Settings(commands.Cog):
         embed.add_field(name="Running summary", value=summary, inline=False)
         notes = "on" if guild.member_notes else "off"
         embed.add_field(name="Members' notes", value=f"{notes}, server-wide (`/settings memory`)")
+        embed.add_field(name="Threads", value=describe_threads(channel), inline=False)
         defaults = manager.generation_defaults.to_options()
         effective = effective_options(option_layers(guild, channel, defaults))
         window = await manager.context_window(model, effective.get("num_ctx", (None,))[0])
@@ -374,6 +346,19 @@ class Settings(commands.Cog):
         await interaction.response.send_message(
             said + describe_member_notes(guild) + ".", ephemeral=True
         )
+
+    @settings.command(name="threads")
+    @app_commands.describe(answers="Whether every question here gets a thread of its own")
+    @app_commands.choices(answers=THREADS_CHOICES)
+    @app_commands.checks.has_permissions(manage_guild=True)
+    async def threads(self, interaction: discord.Interaction, answers: str | None = None) -> None:
+        """Answer every question in this channel in a thread of its own, or in the channel."""
+        place = place_of(interaction)
+        if answers is not None:
+            await self.bot.router.set_threads(place, answers == "on")
+        _, channel = await self.bot.router.channel_settings(place)
+        said = (SAVED if answers else "") + f"Threads here: {describe_threads(channel)}."
+        await interaction.response.send_message(said, ephemeral=True)
 
     @settings.command(name="reset")
     @app_commands.checks.has_permissions(manage_guild=True)

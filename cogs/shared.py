@@ -13,6 +13,7 @@ from discord import app_commands
 
 from bot.discord_app.replies import InteractionSink
 from bot.discord_app.routing import Place
+from bot.discord_app.threads import parent_of
 
 if TYPE_CHECKING:
     from bot.discord_app.app import OllacordBot
@@ -28,6 +29,7 @@ def place_of(interaction: discord.Interaction) -> Place:
         channel_id=interaction.channel_id or 0,
         user_id=interaction.user.id,
         guild_id=interaction.guild_id,
+        parent_id=parent_of(interaction.channel),  # a thread uses its channel's settings
     )
 
 

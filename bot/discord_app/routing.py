@@ -14,6 +14,13 @@ them, those the bot has now: ``ToolRegistry.select`` drops the rest). A question
 choices (``/ask`` model, preset, temperature) win over the persona's, in ``AnswerRun.ask``.
 A channel whose persona was deleted answers with its own settings again. So, strongest
 first: the question, the persona, the channel, the server, the bot's defaults.
+
+A thread (``Place.parent_id`` set) is a conversation of its own, ``channel:<thread id>``,
+always one for everyone in it (its channel's per-member scope does not split it), and it has
+no settings of its own: its channel's apply (model, system prompt, preset, options,
+keep-alive, tools, knowledge and the documents allowed there, persona), read when each
+question is asked, so a change to the channel reaches its threads at once. Settings commands
+used in a thread change its channel's.
 """
 
 from __future__ import annotations
@@ -42,10 +49,17 @@ class Place:
     channel_id: int
     user_id: int
     guild_id: int | None = None
+    # In a thread: the channel it belongs to, whose settings it uses (None elsewhere).
+    parent_id: int | None = None
 
     @property
     def is_dm(self) -> bool:
         return self.guild_id is None
+
+    @property
+    def settings_channel_id(self) -> int:
+        """The channel whose settings apply here: a thread's parent, else the channel."""
+        return self.parent_id if self.parent_id is not None else self.channel_id
 
 
 def guild_key(guild_id: int) -> str:
@@ -132,7 +146,7 @@ class ConversationRouter:
         if place.is_dm:
             found = await self._manager.store.settings_of([dm_key(place.user_id)])
             return SessionSettings(), found.get(dm_key(place.user_id), SessionSettings())
-        keys = [guild_key(place.guild_id or 0), channel_key(place.channel_id)]
+        keys = [guild_key(place.guild_id or 0), channel_key(place.settings_channel_id)]
         found = await self._manager.store.settings_of(keys)
         return found.get(keys[0], SessionSettings()), found.get(keys[1], SessionSettings())
 
@@ -142,6 +156,8 @@ class ConversationRouter:
         guild, channel = await self._settings(place)
         chosen = await self._persona(place, channel, persona)
         scope = Scope(channel.scope or Scope.CHANNEL)
+        if place.parent_id is not None:
+            scope = Scope.CHANNEL  # a thread is one conversation, whatever its channel's scope
         if place.is_dm:
             session_id = dm_key(place.user_id)
         elif scope is Scope.USER:
@@ -177,7 +193,7 @@ class ConversationRouter:
             knowledge_scope=None if place.guild_id is None else guild_key(place.guild_id),
             knowledge=knowledge and not place.is_dm,
             knowledge_passages=channel.knowledge_passages or guild.knowledge_passages,
-            channel_id=place.channel_id,
+            channel_id=place.settings_channel_id,  # documents allowed there are in its threads
             member_id=place.user_id,
             member_scope=DM_SCOPE if place.is_dm else guild_key(place.guild_id or 0),
             # Opted in on the server's settings only: a channel cannot opt its server in.
@@ -186,7 +202,7 @@ class ConversationRouter:
         )
 
     def settings_key(self, place: Place) -> str:
-        return dm_key(place.user_id) if place.is_dm else channel_key(place.channel_id)
+        return dm_key(place.user_id) if place.is_dm else channel_key(place.settings_channel_id)
 
     async def channel_settings(self, place: Place) -> tuple[SessionSettings, SessionSettings]:
         return await self._settings(place)
@@ -194,7 +210,7 @@ class ConversationRouter:
     async def set_scope(self, place: Place, scope: Scope) -> None:
         if place.is_dm:
             raise InvalidRequestError("Direct messages are always one conversation per user.")
-        await self._manager.update_session_settings(channel_key(place.channel_id), scope=scope)
+        await self._manager.update_session_settings(self.settings_key(place), scope=scope)
 
     async def set_model(self, place: Place, model: str | None, *, guild_default: bool) -> None:
         if guild_default:
@@ -318,7 +334,26 @@ class ConversationRouter:
             knowledge=None,
             knowledge_passages=None,
             persona=None,
+            threads=None,
         )
+
+    async def set_threads(self, place: Place, always: bool | None) -> bool:
+        """Whether questions in this channel are always answered in threads of their own
+        (None: the default, no); returns the switch now in effect."""
+        if place.is_dm:
+            raise InvalidRequestError("Threads exist only in server channels.")
+        settings = await self._manager.update_session_settings(
+            self.settings_key(place), threads=always
+        )
+        return bool(settings.threads)
+
+    async def answers_in_threads(self, place: Place) -> bool:
+        """Whether a question at ``place`` gets a thread of its own by its channel's choice
+        (never in a direct message, nor in a thread: it is one already)."""
+        if place.is_dm or place.parent_id is not None:
+            return False
+        _, channel = await self._settings(place)
+        return bool(channel.threads)
 
     async def forget(self, place: Place, *, only_mine: bool) -> int:
         """Forget a conversation; returns how many messages were dropped.

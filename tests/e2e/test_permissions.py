@@ -30,6 +30,7 @@ REQUIRED_OPTIONS: dict[str, dict[str, Any]] = {
     "settings tools": {"names": "none"},
     "settings knowledge": {"use": "off"},
     "settings memory": {"notes": "on"},
+    "settings threads": {"answers": "on"},
     "settings reset": {},
 }
 

@@ -177,6 +177,7 @@ async def test_show_lists_the_settings(w: World) -> None:
         "System prompt": "Be kind.",
         "Running summary": "each member's conversation here keeps its own",
         "Members' notes": "off, server-wide (`/settings memory`)",
+        "Threads": "off: answers stay in the channel unless asked with `/ask thread:True`",
         "Options": "`temperature=0.2` (channel)\nContext window: `num_ctx` 8192 (DEFAULT_NUM_CTX)",
     }
 
