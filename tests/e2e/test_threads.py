@@ -223,3 +223,32 @@ async def test_a_private_answer_never_goes_to_a_thread(w: World) -> None:
     assert "private answer can't go to a thread" in note
     assert w.discord.threads_of(w.channel.id) == []
     assert chat_bodies(w.ollama) == []
+
+
+async def test_ask_inside_a_thread_continues_its_conversation(w: World) -> None:
+    # Without MENTION_CHAT the bot reads no messages: /ask in the thread is the way on.
+    w.ollama.queue_replies("Blue.", "Because of Rayleigh scattering.")
+    _, thread = await ask_in_thread(w, "What colour is the sky?")
+    await stored_messages(w, f"channel:{thread.id}", 2)
+    # A change to the channel's settings reaches its thread at the next question.
+    prompt = {"prompt": "Answer in one sentence."}
+    await wait_private_note(
+        await w.discord.invoke_slash(
+            "settings", subcommand="system", user_id=w.admin.id, **w.where, options=prompt
+        )
+    )
+    rec = await w.discord.invoke_slash(
+        "ask", user_id=w.bob.id, channel_id=thread.id, guild_id=w.guild.id,
+        options={"prompt": "why?", "thread": True},
+    )  # fmt: skip
+    await rec.wait_done(lambda r: r.original is not None and FOOTER in r.original.content)
+    assert rec.original is not None and rec.original.channel_id == thread.id
+    assert rec.original.content.startswith("Because of Rayleigh scattering.")
+    assert sent_turns(w) == [
+        ("user", "What colour is the sky?"),
+        ("assistant", "Blue."),
+        ("user", "why?"),
+    ]
+    assert chat_bodies(w.ollama)[-1]["messages"][0]["content"] == "Answer in one sentence."
+    assert len(w.discord.threads_of(w.channel.id)) == 1  # no thread in a thread
+    assert await w.bot.manager.store.messages(f"channel:{w.channel.id}") == []
