@@ -11,7 +11,9 @@ end: ``bot.discord_app.advice`` for Discord, ``bot.cli.context.error_message`` f
     ├── StorageError                  the database failed
     ├── InvalidRequestError           refused before asking anyone (bad option, empty prompt)
     │   ├── AttachmentError           an attached image or file cannot be used (filename)
-    │   └── VisionUnavailableError    images for a model that cannot see, and no VISION_MODEL
+    │   ├── VisionUnavailableError    images for a model that cannot see, and no VISION_MODEL
+    │   ├── QuotaExceededError        the member used their tokens (window, limit, refills_at)
+    │   └── MemberQueueFullError      the member has MAX_QUEUED_PER_MEMBER questions waiting
     ├── StructuredOutputError         the answer did not match its format or schema (errors)
     └── OllamaError                   talking to Ollama failed; partial_content, retryable
         ├── OllamaUnavailableError    cannot connect (retried)
@@ -26,6 +28,8 @@ end: ``bot.discord_app.advice`` for Discord, ``bot.cli.context.error_message`` f
 """
 
 from __future__ import annotations
+
+from datetime import datetime
 
 
 class OllacordError(Exception):
@@ -92,6 +96,34 @@ class VisionUnavailableError(InvalidRequestError):
                 f"`{vision_model}` is not available on the server."
             )
         super().__init__(message)
+
+
+class QuotaExceededError(InvalidRequestError):
+    """The member used up a server's quota for this ``window`` ("hour" or "day"): ``limit``
+    tokens; it refills at ``refills_at`` (aware, UTC)."""
+
+    HOUR = "hour"
+    DAY = "day"
+
+    def __init__(self, window: str, limit: int, refills_at: datetime) -> None:
+        self.window = window
+        self.limit = limit
+        self.refills_at = refills_at
+        super().__init__(
+            f"You've used your {limit:,} tokens for this {window}; it refills at "
+            f"{refills_at:%H:%M} UTC."
+        )
+
+
+class MemberQueueFullError(InvalidRequestError):
+    """The member already has ``waiting`` questions waiting or being answered (the cap)."""
+
+    def __init__(self, waiting: int) -> None:
+        self.waiting = waiting
+        noun = "question" if waiting == 1 else "questions"
+        super().__init__(
+            f"You already have {waiting} {noun} waiting; ask again when one is answered."
+        )
 
 
 class StructuredOutputError(OllacordError):

@@ -17,8 +17,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from typing import Any, Generic, Protocol, TypeVar
+
+from bot.core.errors import MemberQueueFullError
 
 PositionCallback = Callable[[int], Awaitable[None]]
 # (session id, awaited once if another process holds it now) -> held for the block.
@@ -268,6 +270,29 @@ class RequestQueue:
         # None: this process is the database's only one (SQLite, or no database).
         self.conversation_lock: ConversationLock | None = None
         self._elsewhere = 0  # queries waiting while another process answers their session
+        self._members: dict[str, int] = {}  # a member's questions waiting or being answered
+
+    def member_count(self, member_key: str) -> int:
+        """The member's questions admitted by ``member_turn`` and not yet answered."""
+        return self._members.get(member_key, 0)
+
+    @contextlib.contextmanager
+    def member_turn(self, member_key: str, cap: int) -> Iterator[None]:
+        """Count a member's question from before it queues to its answer's end, refusing
+        it (``MemberQueueFullError``) when they already have ``cap`` (0: no cap): one member
+        cannot fill a queue that every member shares. Counted in this process only."""
+        count = self._members.get(member_key, 0)
+        if cap and count >= cap:
+            raise MemberQueueFullError(count)
+        self._members[member_key] = count + 1
+        try:
+            yield
+        finally:
+            left = self._members[member_key] - 1
+            if left:
+                self._members[member_key] = left
+            else:
+                del self._members[member_key]
 
     @property
     def capacity(self) -> int:

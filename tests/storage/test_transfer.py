@@ -16,8 +16,9 @@ from bot.storage.bench import BenchStore
 from bot.storage.engine import head_revision
 from bot.storage.live_replies import LiveReplyRecord
 from bot.storage.memory import TurnVector
-from bot.storage.models import ChatSession, QuotaPolicy, TokenUsage
+from bot.storage.models import ChatSession, TokenUsage
 from bot.storage.personas import PersonaStore
+from bot.storage.quotas import QuotaStore, RoleQuota
 from bot.storage.transfer import BATCH_ROWS, TransferRefused, tables, transfer
 from tests.storage.stores import Stores, stores_of
 from tests.support.databases import TestDatabases, count_rows
@@ -77,13 +78,15 @@ async def fill(url: str, *, extra_messages: int = 0) -> None:
 
 
 async def _fill_community_tables(s: Stores) -> None:
-    """Quotas and token use, written as rows; a persona and a benchmark run through their
-    stores."""
+    """A channel's persona written as a row; a persona, quotas, token use and a benchmark run
+    through their stores."""
     scope = f"guild:{SNOWFLAKE}"
     async with create_sessionmaker(s.engine)() as db, db.begin():
-        db.add(QuotaPolicy(scope=scope, tokens_per_hour=1000, role_overrides={"7": {"day": 5}}))
-        db.add(TokenUsage(scope=scope, user_id=SNOWFLAKE, hour=HOUR, tokens=321, questions=2))
         db.add(ChatSession(id=CHANNEL + "0", persona="pirate", threads=True))
+    quotas = QuotaStore(s.sessions)
+    await quotas.set_limits(scope, per_hour=1000, per_day=None)
+    await quotas.set_role(scope, 7, RoleQuota(day=5))
+    await quotas.add_usage(scope, SNOWFLAKE, HOUR, 321, questions=2)
     personas = PersonaStore(create_sessionmaker(s.engine))
     await personas.create(scope, "pirate", system_prompt="Arr.", tools=["calculator"])
     results = {"figures": {"tokens_per_second": {"count": 5, "mean": 41.5, "median": 40.0}}}

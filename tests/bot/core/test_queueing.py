@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import pytest
 
+from bot.core.errors import MemberQueueFullError
 from bot.core.queueing import FairGate, RequestQueue, SlotQueue
 
 
@@ -225,3 +227,29 @@ async def test_a_moving_question_goes_ahead_of_the_queue() -> None:
     assert not queued.done()
     queued.cancel()
     await asyncio.gather(queued, return_exceptions=True)
+
+
+def test_a_member_is_capped_and_others_are_not() -> None:
+    queue = RequestQueue(1)
+    with queue.member_turn("user:1", 3), queue.member_turn("user:1", 3):
+        with queue.member_turn("user:1", 3):
+            with pytest.raises(MemberQueueFullError) as refused, queue.member_turn("user:1", 3):
+                pass
+            assert refused.value.waiting == 3
+            assert refused.value.user_message == (
+                "You already have 3 questions waiting; ask again when one is answered."
+            )
+            with queue.member_turn("user:2", 3):  # another member
+                assert queue.member_count("user:2") == 1
+        assert queue.member_count("user:1") == 2
+        with queue.member_turn("user:1", 3):  # one was answered: room again
+            pass
+    assert queue.member_count("user:1") == 0
+
+
+def test_no_cap_with_zero() -> None:
+    queue = RequestQueue(1)
+    with contextlib.ExitStack() as held:
+        for _ in range(50):
+            held.enter_context(queue.member_turn("user:1", 0))
+        assert queue.member_count("user:1") == 50
