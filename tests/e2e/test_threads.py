@@ -252,3 +252,25 @@ async def test_ask_inside_a_thread_continues_its_conversation(w: World) -> None:
     assert chat_bodies(w.ollama)[-1]["messages"][0]["content"] == "Answer in one sentence."
     assert len(w.discord.threads_of(w.channel.id)) == 1  # no thread in a thread
     assert await w.bot.manager.store.messages(f"channel:{w.channel.id}") == []
+
+
+async def test_the_anchors_stop_button_stops_the_answer_in_the_thread(w: World) -> None:
+    answer = " ".join(f"slow{i}" for i in range(200))
+    w.ollama.set_reply(answer)
+    w.ollama.tokens_per_second = 20  # ten seconds if nobody stops it
+    rec = await ask(w, "Talk for a while.", thread=True)
+    await w.discord.wait_for(lambda: bool(w.discord.threads_of(w.channel.id)), timeout=10)
+    (thread,) = w.discord.threads_of(w.channel.id)
+
+    def streaming() -> bool:
+        shown = [m for m in w.discord.channel_messages(thread.id) if "slow2" in m.content]
+        return bool(shown) and rec.original is not None and bool(rec.original.components)
+
+    await w.discord.wait_for(streaming, timeout=10)
+    assert rec.original is not None
+    pressed = await w.discord.press_button(rec.original.id, 0, user_id=w.alice.id)
+    await pressed.wait_done(lambda r: r.acked)
+    (stopped,) = await answered_in(w, thread.id, 1)
+    assert stopped.content.rstrip().endswith("stopped")
+    assert len(stopped.content) < len(answer) // 2
+    await rec.wait_done(lambda r: r.original is not None and not r.original.components)
