@@ -1,14 +1,18 @@
-"""/stats: the request manager's statistics, for server admins (the same as GET /stats)."""
+"""/stats: the request manager's statistics, for server admins (the same as GET /stats), and
+the server's top users of the model today."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
 from discord.ext import commands
+
+from bot.discord_app.routing import guild_key
+from bot.storage.quotas import MemberUse
 
 if TYPE_CHECKING:
     from bot.discord_app.app import OllacordBot
@@ -58,6 +62,16 @@ def tool_usage_lines(usage: Mapping[str, int], outcomes: Mapping[tuple[str, str]
     return "\n".join(lines) or "No tool calls yet."
 
 
+def top_users_lines(users: Sequence[MemberUse]) -> str:
+    """Today's heaviest users: "1. <@id>: 12,345 tokens (6 questions)"; mentions in an
+    embed ping nobody."""
+    lines = [
+        f"{rank}. <@{use.user_id}>: {use.tokens:,} tokens ({use.questions:,} questions)"
+        for rank, use in enumerate(users, 1)
+    ]
+    return "\n".join(lines) or "Nobody has asked today."
+
+
 def stats_embed(
     stats: dict[str, Any], tool_outcomes: Mapping[tuple[str, str], int] | None = None
 ) -> discord.Embed:
@@ -99,6 +113,11 @@ class Admin(commands.Cog):
         """Show the bot's request statistics, per-model and per-tool usage and uptime."""
         manager = self.bot.manager
         embed = stats_embed(manager.get_statistics(), manager.stats.tool_outcomes)
+        if interaction.guild_id is not None:
+            top = await self.bot.quotas.top_users(guild_key(interaction.guild_id))
+            embed.add_field(
+                name="Top users today (UTC, tokens)", value=top_users_lines(top), inline=False
+            )
         if note := self.bot.process_note(interaction.guild_id):
             embed.set_footer(text=note)  # sharded: one process's numbers, not the bot's
         await interaction.response.send_message(embed=embed, ephemeral=True)

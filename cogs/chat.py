@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +32,7 @@ from bot.discord_app.threads import (
 from bot.presentation.answering import MAX_PROMPT_CHARS, AnswerRun
 from bot.presentation.shutdown import RESTARTING
 from bot.presentation.streaming import ReplySink
-from cogs.shared import interaction_sink, model_choices, persona_choices, place_of
+from cogs.shared import interaction_sink, model_choices, persona_choices, place_of, role_ids_of
 
 if TYPE_CHECKING:
     from bot.discord_app.app import OllacordBot
@@ -107,8 +108,11 @@ class Chat(commands.Cog):
     ) -> None:
         """Ask the model; the answer streams into this channel."""
         view = StopView(interaction.user.id)
-        async with acknowledging(interaction, ephemeral=private) as acknowledged:
-            place = place_of(interaction)
+        place = place_of(interaction)
+        async with (
+            acknowledging(interaction, ephemeral=private) as acknowledged,
+            self.bot.quotas.admit(place.member) as ticket,
+        ):
             target = await self.bot.router.target(place, persona=persona)
             attached = await read_attachments([image] if image else [], [file] if file else [])
             answer_format: str | dict[str, Any] | None = format
@@ -133,7 +137,7 @@ class Chat(commands.Cog):
                 )
             run = self.bot.answer_run(sink)
             view.run = run
-            await run.ask(
+            answer = await run.ask(
                 question_with_documents(prompt, attached.documents),
                 target,
                 model=model,
@@ -143,6 +147,7 @@ class Chat(commands.Cog):
                 format=answer_format,
                 temperature=temperature,
             )
+            await ticket.spent(answer.result, answer.error)
         view.stop()
         await anchor.close()
 
@@ -176,41 +181,53 @@ class Chat(commands.Cog):
             await message.reply(RESTARTING, allowed_mentions=NO_MENTIONS, mention_author=False)
             return
         guild_id = message.guild.id if message.guild else None
-        place = Place(message.channel.id, message.author.id, guild_id, parent_id=parent_of(channel))
-        try:
-            target = await self.bot.router.target(place)
-            attached = await read_attachments(*split_attachments(message.attachments))
-            await self.bot.manager.ensure_fits(
-                attached.documents, target.model, target.options.get("num_ctx")
-            )
-            if attached.images:
-                await self.bot.manager.ensure_can_see(target.model)
-            # A channel that answers in threads opens one on the member's message.
-            opened = None
-            if can_open_thread(channel) and await self.bot.router.answers_in_threads(place):
-                channel = opened = await open_on(message, prompt or DESCRIBE_ATTACHMENTS)
-                place = in_thread(place, opened)
-                target = await self.bot.router.target(place)
-        except OllacordError as exc:
-            await message.reply(explain(exc), allowed_mentions=NO_MENTIONS)
-            return
-        question = prompt[:MAX_PROMPT_CHARS] or DESCRIBE_ATTACHMENTS
-        if opened is not None:
-            sink: ReplySink = self._thread_sink(opened)
-        else:
-            sink = ChannelSink(
-                message,
-                self.bot.rate_limits,
-                budget=self.bot.write_budget,
-                live=self.bot.live_replies,
-            )
-        run = self.bot.answer_run(sink)
-        await run.ask(
-            question_with_documents(question, attached.documents),
-            target,
-            images=attached.images,
-            toolset=self.bot.toolset(target, place, channel, question=message.id),
+        author = message.author
+        place = Place(
+            message.channel.id,
+            author.id,
+            guild_id,
+            role_ids=role_ids_of(author, guild_id),
+            manages_server=isinstance(author, discord.Member)
+            and author.guild_permissions.manage_guild,
+            parent_id=parent_of(channel),
         )
+        async with contextlib.AsyncExitStack() as admitted:
+            try:
+                ticket = await admitted.enter_async_context(self.bot.quotas.admit(place.member))
+                target = await self.bot.router.target(place)
+                attached = await read_attachments(*split_attachments(message.attachments))
+                await self.bot.manager.ensure_fits(
+                    attached.documents, target.model, target.options.get("num_ctx")
+                )
+                if attached.images:
+                    await self.bot.manager.ensure_can_see(target.model)
+                # A channel that answers in threads opens one on the member's message.
+                opened = None
+                if can_open_thread(channel) and await self.bot.router.answers_in_threads(place):
+                    channel = opened = await open_on(message, prompt or DESCRIBE_ATTACHMENTS)
+                    place = in_thread(place, opened)
+                    target = await self.bot.router.target(place)
+            except OllacordError as exc:
+                await message.reply(explain(exc), allowed_mentions=NO_MENTIONS)
+                return
+            question = prompt[:MAX_PROMPT_CHARS] or DESCRIBE_ATTACHMENTS
+            if opened is not None:
+                sink: ReplySink = self._thread_sink(opened)
+            else:
+                sink = ChannelSink(
+                    message,
+                    self.bot.rate_limits,
+                    budget=self.bot.write_budget,
+                    live=self.bot.live_replies,
+                )
+            run = self.bot.answer_run(sink)
+            answer = await run.ask(
+                question_with_documents(question, attached.documents),
+                target,
+                images=attached.images,
+                toolset=self.bot.toolset(target, place, channel, question=message.id),
+            )
+            await ticket.spent(answer.result, answer.error)
 
     def _thread_sink(self, thread: discord.Thread) -> ThreadSink:
         return ThreadSink(

@@ -29,8 +29,19 @@ def place_of(interaction: discord.Interaction) -> Place:
         channel_id=interaction.channel_id or 0,
         user_id=interaction.user.id,
         guild_id=interaction.guild_id,
+        role_ids=role_ids_of(interaction.user, interaction.guild_id),
+        # The member's permissions as the interaction resolves them (no cache needed).
+        manages_server=interaction.guild_id is not None and interaction.permissions.manage_guild,
         parent_id=parent_of(interaction.channel),  # a thread uses its channel's settings
     )
+
+
+def role_ids_of(user: discord.User | discord.Member, guild_id: int | None) -> tuple[int, ...]:
+    """A member's role ids, @everyone's (the server's id) first; none outside a server."""
+    if guild_id is None:
+        return ()
+    roles = user.roles if isinstance(user, discord.Member) else []
+    return (guild_id, *(role.id for role in roles if role.id != guild_id))
 
 
 def interaction_sink(

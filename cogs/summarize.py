@@ -75,13 +75,16 @@ class Summarize(commands.Cog):
         else:
             transcript = await self._history(interaction, messages or DEFAULT_HISTORY_MESSAGES)
             source = "chat conversation"
-        target = await self.bot.router.target(place_of(interaction))
-        sink = interaction_sink(self.bot, interaction, private=private)
-        run = self.bot.answer_run(sink)
-        request = SummaryRequest(
-            transcript, style, model or target.model, source, target.options.get("num_ctx")
-        )
-        await self.summarizer.summarize(request, run)
+        place = place_of(interaction)
+        async with self.bot.quotas.admit(place.member) as ticket:
+            target = await self.bot.router.target(place)
+            sink = interaction_sink(self.bot, interaction, private=private)
+            run = self.bot.answer_run(sink)
+            request = SummaryRequest(
+                transcript, style, model or target.model, source, target.options.get("num_ctx")
+            )
+            answer = await self.summarizer.summarize(request, run)
+            await ticket.spent(answer.result, answer.error)
 
     @summarize.autocomplete("model")
     async def model_autocomplete(

@@ -46,6 +46,8 @@ class Settings:
     retry_backoff: float = 1.0
     keep_alive: str = "5m"
     max_concurrent_requests: int = 4
+    # Questions one member may have waiting or being answered at once; 0: no cap.
+    max_queued_per_member: int = 3
     log_level: str = "INFO"
     discord_api_base: str | None = None
     discord_gateway_url: str | None = None
@@ -262,6 +264,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "max_retries": _int(0),
     "retry_backoff": _non_negative_float,
     "max_concurrent_requests": _int(1),
+    "max_queued_per_member": _int(0),
     "log_level": _log_level,
     "discord_api_base": _url("http", "https"),
     "discord_gateway_url": _url("ws", "wss"),

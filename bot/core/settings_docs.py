@@ -59,6 +59,10 @@ SETTING_DOCS: dict[str, SettingDoc] = {
         "Questions one Ollama server answers at once (each host of OLLAMA_HOSTS without its "
         "own `*N`); more wait in a fair queue"
     ),
+    "max_queued_per_member": SettingDoc(
+        "Questions one member may have waiting or being answered at once (a fair queue on a "
+        "shared GPU); more are refused until one is answered; 0: no cap"
+    ),
     "log_level": SettingDoc("DEBUG, INFO, WARNING, ERROR or CRITICAL"),
     "discord_api_base": SettingDoc(
         "A REST proxy in front of Discord, e.g. http://proxy:8080/api/v10", empty="Discord"

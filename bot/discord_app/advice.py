@@ -8,6 +8,7 @@ from bot.core.errors import (
     ContextOverflowError,
     ModelNotFoundError,
     OllacordError,
+    QuotaExceededError,
     StructuredOutputError,
     VisionUnavailableError,
 )
@@ -15,6 +16,11 @@ from bot.core.errors import (
 
 def explain(error: OllacordError) -> str:
     message = error.user_message
+    if isinstance(error, QuotaExceededError):
+        # Discord shows the time in each reader's own zone, counting down.
+        when = f"<t:{int(error.refills_at.timestamp())}:R>"
+        used = f"You've used your {error.limit:,} tokens for this {error.window}"
+        return f"{used}; it refills {when}."
     if isinstance(error, AttachmentError) and error.reason == AttachmentError.TOO_LONG:
         return (
             f"{message} `/summarize file:` can summarize it instead, or an admin can choose "

@@ -21,6 +21,7 @@ from discord.ext import commands
 from bot.core.config import Settings
 from bot.core.errors import OllacordError, StorageError
 from bot.core.manager import OllamaRequestManager
+from bot.core.quotas import Quotas
 from bot.core.tools.mcp_config import McpServerConfig
 from bot.core.tools.registry import ToolContext, ToolSet
 from bot.core.types import ChatTarget
@@ -50,6 +51,7 @@ EXTENSIONS = (
     "cogs.knowledge",
     "cogs.memory",
     "cogs.persona",
+    "cogs.quota",
 )
 COMMAND_HASH_KEY = "command_tree_hash"
 # Discord allows one IDENTIFY per 5 s (per bucket of shards); discord.py waits this long
@@ -103,6 +105,10 @@ class OllacordBot(commands.Bot):
         self.tree.on_error = self.on_app_command_error
         self.tree.interaction_check = self.accepting
         self.in_flight = InFlight()
+        # Its store once setup_hook opened the database.
+        self.quotas = Quotas(
+            None, manager.queue, max_queued_per_member=settings.max_queued_per_member
+        )
         self._hurry = asyncio.Event()  # a second stop signal: interrupt answers now
         self._closing_down: asyncio.Future[None] | None = None
         self._stop_requested = False
@@ -117,6 +123,7 @@ class OllacordBot(commands.Bot):
 
     async def setup_hook(self) -> None:
         await self.manager.start()
+        self.quotas.open(self.manager.services.store)
         await self._open_live_replies()
         if self.settings.http_port is not None:
             self.http_server = await start_http_server(

@@ -34,6 +34,7 @@ from bot.core.manager import OllamaRequestManager
 from bot.core.memory.notes import DM_SCOPE
 from bot.core.personas import NO_PERSONA, Persona, PersonaService
 from bot.core.presets import get_preset
+from bot.core.quotas import Member
 from bot.core.types import ChatTarget, GenerationConfig, Scope
 from bot.storage import SessionSettings
 
@@ -49,6 +50,10 @@ class Place:
     channel_id: int
     user_id: int
     guild_id: int | None = None
+    # The member's roles in the server (@everyone's id, the server's, included) and whether
+    # they can manage it: for quotas (bot.core.quotas).
+    role_ids: tuple[int, ...] = ()
+    manages_server: bool = False
     # In a thread: the channel it belongs to, whose settings it uses (None elsewhere).
     parent_id: int | None = None
 
@@ -60,6 +65,12 @@ class Place:
     def settings_channel_id(self) -> int:
         """The channel whose settings apply here: a thread's parent, else the channel."""
         return self.parent_id if self.parent_id is not None else self.channel_id
+
+    @property
+    def member(self) -> Member:
+        """Who asks, for quotas and the per-member queue cap."""
+        scope = DM_SCOPE if self.guild_id is None else guild_key(self.guild_id)
+        return Member(scope, self.user_id, self.role_ids, self.manages_server)
 
 
 def guild_key(guild_id: int) -> str:

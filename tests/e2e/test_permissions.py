@@ -32,6 +32,10 @@ REQUIRED_OPTIONS: dict[str, dict[str, Any]] = {
     "settings memory": {"notes": "on"},
     "settings threads": {"answers": "on"},
     "settings reset": {},
+    "quota set": {"per_hour": 1},
+    "quota role": {"role": "@everyone", "exempt": True},  # the server's id, given below
+    "quota show": {},
+    "quota off": {},
 }
 
 
@@ -67,7 +71,10 @@ async def test_every_admin_command_is_checked_by_the_bot(w: World) -> None:
             subcommand=sub or None,
             user_id=w.alice.id,
             **w.where,
-            options=REQUIRED_OPTIONS[qualified],
+            options={
+                key: w.guild.id if value == "@everyone" else value
+                for key, value in REQUIRED_OPTIONS[qualified].items()
+            },
             permissions=DEFAULT_PERMISSIONS,
         )
         note = await wait_private_note(rec)

@@ -55,3 +55,15 @@ def test_the_servers_own_overflow_refusal_gets_the_advice_once() -> None:
     error = _from_response_error(refusal, "llama3.2")
     assert isinstance(error, errors.ContextOverflowError)
     assert explain(error).count("Shorten") == 1
+
+
+def test_a_quota_refusal_shows_the_refill_as_a_discord_timestamp() -> None:
+    from datetime import UTC, datetime
+
+    refills = datetime(2026, 12, 1, 11, tzinfo=UTC)
+    error = errors.QuotaExceededError("hour", 20_000, refills)
+    when = int(refills.timestamp())
+    assert explain(error) == (
+        f"You've used your 20,000 tokens for this hour; it refills <t:{when}:R>."
+    )
+    assert "11:00 UTC" in error.user_message  # the CLI's neutral wording
