@@ -8,7 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from tests.e2e.conftest import World, chat_bodies, stored_messages, wait_private_note, world
-from tests.emulators.discord_server import Channel, InteractionRecord, Message, User
+from tests.emulators.discord_server import (
+    BOT_PERMISSIONS,
+    Channel,
+    InteractionRecord,
+    Message,
+    Permission,
+    User,
+)
 
 FOOTER = "\n-# "
 
@@ -274,3 +281,14 @@ async def test_the_anchors_stop_button_stops_the_answer_in_the_thread(w: World) 
     assert stopped.content.rstrip().endswith("stopped")
     assert len(stopped.content) < len(answer) // 2
     await rec.wait_done(lambda r: r.original is not None and not r.original.components)
+
+
+async def test_without_permission_to_open_threads_the_asker_is_told(w: World) -> None:
+    w.discord.set_bot_permissions(w.channel.id, BOT_PERMISSIONS & ~Permission.CREATE_PUBLIC_THREADS)
+    rec = await ask(w, "In a thread, please", thread=True)
+    note = await wait_private_note(rec)
+    assert "I need the Create Public Threads" in note
+    assert w.discord.threads_of(w.channel.id) == []
+    assert chat_bodies(w.ollama) == []
+    # The anchor that could not get its thread is gone, so nothing public is left behind.
+    assert rec.original is None or rec.original.deleted or rec.original.ephemeral
