@@ -23,6 +23,7 @@ Decisions:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -159,6 +160,7 @@ class Quotas:
         self._monotonic = monotonic
         self._policies: dict[str, tuple[float, QuotaRecord | None]] = {}
         self._pruned_at = float("-inf")
+        self._checking = asyncio.Lock()
 
     def open(self, sessions: SessionStore | None) -> None:
         """Keep quotas and usage in the database of ``sessions`` (None: no database, no
@@ -179,10 +181,13 @@ class Quotas:
         first, as its refill comes later."""
         if self._store is None:
             return
-        limits = limits_for(await self.policy(member.scope), member)
-        if not limits.limited:
-            return
-        usage = await self._usage(member, limits)
+        # One check at a time, in arrival order: two reads of the database may end in
+        # either order, and questions must reach the queue in the order they came.
+        async with self._checking:
+            limits = limits_for(await self.policy(member.scope), member)
+            if not limits.limited:
+                return
+            usage = await self._usage(member, limits)
         if limits.per_day is not None and usage.day_tokens >= limits.per_day:
             raise QuotaExceededError(QuotaExceededError.DAY, limits.per_day, usage.day_refill)
         if limits.per_hour is not None and usage.hour_tokens >= limits.per_hour:
@@ -197,8 +202,8 @@ class Quotas:
         """Add an answer's cost to the member's hour; how many tokens. A database failure
         is logged, never the answer's failure."""
         tokens = answer_tokens(result, error)
-        if self._store is None:
-            return tokens
+        if self._store is None or (result is None and not tokens):
+            return tokens  # no store, or a question that never got to run: nothing spent
         now = self._clock()
         try:
             await self._store.add_usage(member.scope, member.user_id, hour_start(now), tokens)

@@ -4,6 +4,7 @@ clock is injected; the store is a real database (SQLite, or PostgreSQL with --db
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -276,3 +277,46 @@ async def test_top_users_are_todays(setup: Setup) -> None:
     assert await setup.quotas.top_users(GUILD) == []
     await setup.quotas.record(Member(GUILD, 1), result(7, 0))
     assert [(u.user_id, u.tokens) for u in await setup.quotas.top_users(GUILD)] == [(1, 7)]
+
+
+class SlowPolicies:
+    """A store whose policy reads end when the test says, in any order (as two database
+    reads may): the n-th read ends once ``gates[n]`` is set."""
+
+    def __init__(self) -> None:
+        self.gates = [asyncio.Event(), asyncio.Event()]
+        self.reads = 0
+
+    async def policy(self, scope: str) -> QuotaRecord | None:
+        gate = self.gates[self.reads]
+        self.reads += 1
+        await gate.wait()
+        return None
+
+
+async def test_checks_end_in_the_order_they_began() -> None:
+    store = SlowPolicies()
+    quotas = Quotas(store, RequestQueue(1), max_queued_per_member=0)  # type: ignore[arg-type]
+    ended: list[str] = []
+
+    async def check(name: str, member: Member) -> None:
+        await quotas.check(member)
+        ended.append(name)
+
+    first = asyncio.create_task(check("first", ALICE))
+    second = asyncio.create_task(check("second", Member("guild:2", 200)))
+    store.gates[1].set()  # the second read would end first
+    for _ in range(5):  # every task runs as far as it can
+        await asyncio.sleep(0)
+    assert store.reads == 1  # the second check waits for the first, not for the database
+    store.gates[0].set()
+    await asyncio.gather(first, second)
+    assert ended == ["first", "second"]
+
+
+async def test_a_question_that_never_ran_is_not_counted(setup: Setup) -> None:
+    assert await setup.quotas.record(ALICE, None) == 0
+    assert await setup.quotas.top_users(GUILD) == []
+    stopped_early = result(None, None, "")  # stopped before a word: a question all the same
+    await setup.quotas.record(ALICE, stopped_early)
+    assert [(u.tokens, u.questions) for u in await setup.quotas.top_users(GUILD)] == [(0, 1)]
