@@ -7,18 +7,14 @@ failures become StorageError.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession as DbSession
-from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from bot.core.runner.kept import KeptBench
 from bot.storage.models import BenchRun, utcnow
-from bot.storage.operations import reading, writing
+from bot.storage.operations import Store
 
 log = logging.getLogger(__name__)
 
@@ -29,17 +25,7 @@ def _kept(row: BenchRun) -> KeptBench:
     )
 
 
-class BenchStore:
-    def __init__(self, sessionmaker: async_sessionmaker[DbSession]) -> None:
-        self._sessionmaker = sessionmaker
-        self._write_lock = asyncio.Lock()
-
-    def _reading(self) -> contextlib.AbstractAsyncContextManager[DbSession]:
-        return reading(self._sessionmaker)
-
-    def _writing(self) -> contextlib.AbstractAsyncContextManager[DbSession]:
-        return writing(self._sessionmaker, self._write_lock)
-
+class BenchStore(Store):
     async def add(
         self, scope: str, model: str, results: dict[str, Any], *, requested_by: int | None
     ) -> KeptBench:

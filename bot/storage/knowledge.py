@@ -8,15 +8,12 @@ the core turns them into arrays.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import case, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession as DbSession
-from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from bot.core.knowledge.records import (
     DocumentRecord,
@@ -28,7 +25,7 @@ from bot.core.knowledge.records import (
 )
 from bot.storage import notify
 from bot.storage.models import KbChunk, KbDocument, utcnow
-from bot.storage.operations import reading, writing
+from bot.storage.operations import Store
 from bot.storage.turns import IDS_PER_STATEMENT
 
 log = logging.getLogger(__name__)
@@ -50,18 +47,7 @@ def _stale(model: str) -> Any:
     return or_(KbChunk.model.is_(None), KbChunk.model != model, KbChunk.embedding.is_(None))
 
 
-class KnowledgeStore:
-    def __init__(self, sessionmaker: async_sessionmaker[DbSession]) -> None:
-        self._sessionmaker = sessionmaker
-        self._write_lock = asyncio.Lock()
-
-    # plumbing ------------------------------------------------------------------------------
-    def _reading(self) -> contextlib.AbstractAsyncContextManager[DbSession]:
-        return reading(self._sessionmaker)
-
-    def _writing(self) -> contextlib.AbstractAsyncContextManager[DbSession]:
-        return writing(self._sessionmaker, self._write_lock)
-
+class KnowledgeStore(Store):
     # reads ---------------------------------------------------------------------------------
     async def documents(self, scope: str, model: str) -> list[DocumentRecord]:
         """A server's documents by name, with their chunk counts and how many of those a

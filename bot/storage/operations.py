@@ -39,3 +39,18 @@ async def writing(
     except (OperationalError, DBAPIError, OSError) as exc:
         log.error("database write failed: %s", exc)
         raise StorageError() from exc
+
+
+class Store:
+    """What a store of its own tables shares: one session per operation, its writes
+    serialised in-process under its own lock."""
+
+    def __init__(self, sessionmaker: async_sessionmaker[DbSession]) -> None:
+        self._sessionmaker = sessionmaker
+        self._write_lock = asyncio.Lock()
+
+    def _reading(self) -> contextlib.AbstractAsyncContextManager[DbSession]:
+        return reading(self._sessionmaker)
+
+    def _writing(self) -> contextlib.AbstractAsyncContextManager[DbSession]:
+        return writing(self._sessionmaker, self._write_lock)

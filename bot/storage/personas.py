@@ -8,20 +8,16 @@ database failures become StorageError. Checking what a persona holds is the core
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession as DbSession
-from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from bot.core.errors import StorageError
 from bot.storage.models import Persona, utcnow
-from bot.storage.operations import reading, writing
+from bot.storage.operations import Store
 
 # The columns ``update`` may change (the name, scope and author are a persona's identity).
 CHANGEABLE = frozenset(
@@ -76,17 +72,7 @@ def _column_values(changes: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
-class PersonaStore:
-    def __init__(self, sessionmaker: async_sessionmaker[DbSession]) -> None:
-        self._sessionmaker = sessionmaker
-        self._write_lock = asyncio.Lock()
-
-    def _reading(self) -> contextlib.AbstractAsyncContextManager[DbSession]:
-        return reading(self._sessionmaker)
-
-    def _writing(self) -> contextlib.AbstractAsyncContextManager[DbSession]:
-        return writing(self._sessionmaker, self._write_lock)
-
+class PersonaStore(Store):
     # reads ---------------------------------------------------------------------------------
     async def list(self, scope: str) -> list[PersonaRecord]:
         """A server's personas by name."""
