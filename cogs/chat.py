@@ -20,7 +20,6 @@ from bot.discord_app.replies import NO_MENTIONS, ChannelSink, acknowledging
 from bot.discord_app.routing import Place
 from bot.discord_app.threads import (
     AnswerThread,
-    ThreadSink,
     can_open_thread,
     channel_of,
     in_thread,
@@ -214,7 +213,7 @@ class Chat(commands.Cog):
             if opened is not None:
                 sink: ReplySink = self._thread_sink(opened)
             else:
-                sink = ChannelSink(
+                sink = ChannelSink.replying(
                     message,
                     self.bot.rate_limits,
                     budget=self.bot.write_budget,
@@ -229,8 +228,8 @@ class Chat(commands.Cog):
             )
             await ticket.spent(answer.result, answer.error)
 
-    def _thread_sink(self, thread: discord.Thread) -> ThreadSink:
-        return ThreadSink(
+    def _thread_sink(self, thread: discord.Thread) -> ChannelSink:
+        return ChannelSink(
             thread, self.bot.rate_limits, budget=self.bot.write_budget, live=self.bot.live_replies
         )
 

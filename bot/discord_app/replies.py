@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 import discord
 
@@ -12,6 +13,9 @@ from bot.discord_app.live_replies import LiveReplies
 from bot.discord_app.rate_limits import GlobalWriteBudget, RateLimitTracker
 from bot.presentation.pacing import FLOOR_INTERVAL, RateLimitInfo
 from bot.storage.live_replies import LiveReplyRecord
+
+if TYPE_CHECKING:
+    from discord.abc import MessageableChannel
 
 NO_MENTIONS = discord.AllowedMentions.none()
 # Set in Interaction.extras once the deferred reply shows something of ours.
@@ -155,30 +159,52 @@ class InteractionSink(Recorded):
 
 
 class ChannelSink(Recorded):
-    """For mention chat: message 0 replies to the user's message, later pages follow it."""
+    """Writes an answer into a channel or a thread, every page a message of its own; with
+    ``reply_to`` (mention chat), the first page replies to the member's message."""
 
     def __init__(
         self,
-        reply_to: discord.Message,
+        channel: MessageableChannel,
         tracker: RateLimitTracker,
         *,
         budget: GlobalWriteBudget,
         live: LiveReplies | None = None,
+        reply_to: discord.Message | None = None,
     ) -> None:
         super().__init__(live)
+        self._channel = channel
         self._reply_to = reply_to
         self._tracker = tracker
         self._budget = budget  # channel writes count against the bot's global limit
         self._messages: dict[int, discord.Message] = {}
 
+    @classmethod
+    def replying(
+        cls,
+        message: discord.Message,
+        tracker: RateLimitTracker,
+        *,
+        budget: GlobalWriteBudget,
+        live: LiveReplies | None = None,
+    ) -> ChannelSink:
+        """For mention chat: the answer replies to ``message`` in its channel."""
+        return cls(message.channel, tracker, budget=budget, live=live, reply_to=message)
+
     def rate_limit(self) -> RateLimitInfo | None:
-        return self._tracker.get(f"channel:{self._reply_to.channel.id}")
+        return self._tracker.get(f"channel:{self._channel.id}")
 
     def edit_interval(self) -> float:
         return self._budget.edit_interval(FLOOR_INTERVAL)
 
     def _record(self, message_ids: tuple[int, ...]) -> LiveReplyRecord:
-        return LiveReplyRecord(self._reply_to.channel.id, message_ids)
+        return LiveReplyRecord(self._channel.id, message_ids)
+
+    async def _send(self, index: int, content: str) -> discord.Message:
+        if index == 0 and self._reply_to is not None:
+            return await self._reply_to.reply(
+                content, allowed_mentions=NO_MENTIONS, mention_author=False
+            )
+        return await self._channel.send(content, allowed_mentions=NO_MENTIONS)
 
     async def write(self, index: int, content: str, *, final: bool) -> None:
         message = self._messages.get(index)
@@ -186,13 +212,6 @@ class ChannelSink(Recorded):
         with self._budget.granted():
             if message is not None:
                 await message.edit(content=content, allowed_mentions=NO_MENTIONS)
-            elif index == 0:
-                self._messages[0] = await self._reply_to.reply(
-                    content, allowed_mentions=NO_MENTIONS, mention_author=False
-                )
-                self._created(self._messages[0].id)
             else:
-                self._messages[index] = await self._reply_to.channel.send(
-                    content, allowed_mentions=NO_MENTIONS
-                )
+                self._messages[index] = await self._send(index, content)
                 self._created(self._messages[index].id)

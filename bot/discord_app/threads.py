@@ -17,12 +17,8 @@ import re
 import discord
 
 from bot.core.errors import InvalidRequestError
-from bot.discord_app.live_replies import LiveReplies
-from bot.discord_app.rate_limits import GlobalWriteBudget, RateLimitTracker
-from bot.discord_app.replies import NO_MENTIONS, WRITTEN, Recorded
+from bot.discord_app.replies import NO_MENTIONS, WRITTEN
 from bot.discord_app.routing import Place
-from bot.presentation.pacing import FLOOR_INTERVAL, RateLimitInfo
-from bot.storage.live_replies import LiveReplyRecord
 
 log = logging.getLogger(__name__)
 
@@ -138,45 +134,6 @@ class AnswerThread:
                 allowed_mentions=NO_MENTIONS,
                 view=None,
             )
-
-
-class ThreadSink(Recorded):
-    """Writes an answer into a thread: every page a message of its own there."""
-
-    def __init__(
-        self,
-        thread: discord.Thread,
-        tracker: RateLimitTracker,
-        *,
-        budget: GlobalWriteBudget,
-        live: LiveReplies | None = None,
-    ) -> None:
-        super().__init__(live)
-        self._thread = thread
-        self._tracker = tracker
-        self._budget = budget  # channel writes count against the bot's global limit
-        self._messages: dict[int, discord.Message] = {}
-
-    def rate_limit(self) -> RateLimitInfo | None:
-        return self._tracker.get(f"channel:{self._thread.id}")
-
-    def edit_interval(self) -> float:
-        return self._budget.edit_interval(FLOOR_INTERVAL)
-
-    def _record(self, message_ids: tuple[int, ...]) -> LiveReplyRecord:
-        return LiveReplyRecord(self._thread.id, message_ids)
-
-    async def write(self, index: int, content: str, *, final: bool) -> None:
-        message = self._messages.get(index)
-        await self._budget.acquire(id(self), urgent=final or message is None)
-        with self._budget.granted():
-            if message is not None:
-                await message.edit(content=content, allowed_mentions=NO_MENTIONS)
-            else:
-                self._messages[index] = await self._thread.send(
-                    content, allowed_mentions=NO_MENTIONS
-                )
-                self._created(self._messages[index].id)
 
 
 def in_thread(place: Place, thread: discord.Thread) -> Place:
