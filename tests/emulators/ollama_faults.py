@@ -3,6 +3,8 @@
 Faults are queued by the test and consumed, in the order they were added, by the next
 requests whose path matches. A request takes at most one fault of each kind, so a test can
 combine, say, a stall before the first token with a dropped connection later in the stream.
+A fault with a ``prompt`` only hits requests whose last user message contains it: under
+load, where requests arrive in no fixed order, a test aims it at one question.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class Fault:
     error: str = ""
     seconds: float = 0.0
     after_tokens: int = 0
+    prompt: str = ""  # only requests whose last user text contains it ("": any)
 
 
 @dataclass
@@ -64,17 +67,17 @@ class FaultBook:
     def clear(self) -> None:
         self._faults.clear()
 
-    def take(self, kind: str, path: str) -> Fault | None:
+    def take(self, kind: str, path: str, text: str = "") -> Fault | None:
         for fault in self._faults:
-            if fault.kind == kind and path in fault.paths:
+            if fault.kind == kind and path in fault.paths and fault.prompt in text:
                 fault.remaining -= 1
                 if fault.remaining == 0:
                     self._faults.remove(fault)
                 return replace(fault, remaining=1)
         return None
 
-    def take_stream_faults(self, path: str) -> StreamFaults:
-        stall = self.take(STALL_BEFORE, path)
-        mid = [f for kind in _MID_STREAM_KINDS if (f := self.take(kind, path)) is not None]
+    def take_stream_faults(self, path: str, text: str = "") -> StreamFaults:
+        stall = self.take(STALL_BEFORE, path, text)
+        mid = [f for kind in _MID_STREAM_KINDS if (f := self.take(kind, path, text)) is not None]
         mid.sort(key=lambda f: f.after_tokens)
         return StreamFaults(stall.seconds if stall else 0.0, tuple(mid))

@@ -91,25 +91,34 @@ class Scripting:
         status: int = 500,
         error: str = "internal error",
         paths: tuple[str, ...] = ("/api/chat", "/api/generate"),
+        prompt: str = "",
     ) -> None:
-        self._faults.add(Fault(FAIL, count, paths, status=status, error=error))
+        """``prompt`` (in every fault method): only requests whose last user message
+        contains it take the fault."""
+        self._faults.add(Fault(FAIL, count, paths, status=status, error=error, prompt=prompt))
 
-    def stall_before_first_token(self, seconds: float, count: int = 1) -> None:
-        self._faults.add(Fault(STALL_BEFORE, count, seconds=seconds))
+    def stall_before_first_token(self, seconds: float, count: int = 1, *, prompt: str = "") -> None:
+        self._faults.add(Fault(STALL_BEFORE, count, seconds=seconds, prompt=prompt))
 
-    def stall_mid_stream(self, after_tokens: int, seconds: float, count: int = 1) -> None:
-        self._faults.add(Fault(STALL_MID, count, seconds=seconds, after_tokens=after_tokens))
+    def stall_mid_stream(
+        self, after_tokens: int, seconds: float, count: int = 1, *, prompt: str = ""
+    ) -> None:
+        fault = Fault(STALL_MID, count, seconds=seconds, after_tokens=after_tokens, prompt=prompt)
+        self._faults.add(fault)
 
-    def drop_mid_stream(self, after_tokens: int, count: int = 1) -> None:
-        self._faults.add(Fault(DROP, count, after_tokens=after_tokens))
+    def drop_mid_stream(self, after_tokens: int, count: int = 1, *, prompt: str = "") -> None:
+        self._faults.add(Fault(DROP, count, after_tokens=after_tokens, prompt=prompt))
 
     def error_mid_stream(
         self,
         after_tokens: int,
         error: str = "model runner has unexpectedly stopped",
         count: int = 1,
+        *,
+        prompt: str = "",
     ) -> None:
-        self._faults.add(Fault(ERROR_MID, count, error=error, after_tokens=after_tokens))
+        fault = Fault(ERROR_MID, count, error=error, after_tokens=after_tokens, prompt=prompt)
+        self._faults.add(fault)
 
     def clear_faults(self) -> None:
         self._faults.clear()

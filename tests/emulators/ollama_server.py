@@ -190,7 +190,7 @@ class OllamaEmulator(Scripting, ModelEndpoints):
         )
         request[_RECORD] = record
         self.requests.append(record)
-        if fault := self._faults.take(FAIL, request.path):
+        if fault := self._faults.take(FAIL, request.path, answers.last_user_text(body or {})):
             return json_response({"error": fault.error}, fault.status)
         self._busy.add(request.protocol)
         try:
@@ -230,7 +230,7 @@ class OllamaEmulator(Scripting, ModelEndpoints):
                 text=self._raw_text(body, model, reply),
                 tools=offered_names(body) if chat and body.get("tools") else None,
                 thinking=thoughts if thinking else None,
-                faults=self._faults.take_stream_faults(request.path),
+                faults=self._faults.take_stream_faults(request.path, answers.last_user_text(body)),
                 started=started,
                 window=window,
             )
