@@ -12,6 +12,7 @@ import pytest
 
 from bot import OllamaRequestManager
 from tests.emulators.ollama_server import OllamaEmulator
+from tests.security import log_audit
 from tests.support import databases
 from tests.support.databases import ENV_URL, TestDatabases
 
@@ -28,6 +29,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     databases.configure(config.getoption("--db"), os.environ.get(ENV_URL) or None)
+    log_audit.install(config)  # every log record of the session, read for secrets
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

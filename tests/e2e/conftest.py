@@ -24,7 +24,15 @@ from tests.emulators.discord_server import (
     running_client,
 )
 from tests.emulators.ollama_server import OllamaEmulator
+from tests.security.log_audit import register_secret
 from tests.support import databases
+
+# Random-looking and unique, so that the session's log audit (tests/security/log_audit.py)
+# finding one in a log line means a leak, not a common word. The bot token is the one the
+# emulator accepts.
+E2E_DISCORD_TOKEN = DiscordEmulator.token
+E2E_ADMIN_TOKEN = "e2e-admin-Vh3kQ9wZp2LxT7mR4nBs"
+register_secret(E2E_DISCORD_TOKEN, E2E_ADMIN_TOKEN)
 
 
 @dataclass
@@ -49,7 +57,7 @@ class World:
 
 def e2e_settings(ollama: OllamaEmulator, database_url: str, guild: Guild, **env: str) -> Settings:
     values = {
-        "DISCORD_TOKEN": "test-token",
+        "DISCORD_TOKEN": E2E_DISCORD_TOKEN,
         "OLLAMA_HOST": ollama.url,
         "DEFAULT_MODEL": "llama3.2",
         "DATABASE_URL": database_url,

@@ -98,7 +98,8 @@ __all__ = [
 
 
 class DiscordEmulator(InteractionDriver, ThreadActions, MemberActions):
-    token: str = "test-token"
+    # Random-looking, so that finding it in a log (tests/security/log_audit.py) means a leak.
+    token: str = "MTk4NzY1NDMyMTA5ODc2NTQz.e2eBot.qT7vKx2LmN9pRw4ZsY8hJd3F"
 
     def __init__(
         self,
