@@ -164,12 +164,18 @@ class DiscordEdge:
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
         self._session: aiohttp.ClientSession | None = None
+        self._upstream_base = ""
+        self._upstream_gateway = ""
         # Each gateway socket of a client, with its connection on to Discord.
         self._sockets: dict[web.WebSocketResponse, aiohttp.ClientWebSocketResponse] = {}
 
     # ----- lifecycle --------------------------------------------------------
 
     async def start(self) -> None:
+        # Discord itself, as it listens now (a caller may point the emulator's advertised
+        # URLs at the edge afterwards).
+        self._upstream_base = self.emu.base_url
+        self._upstream_gateway = self.emu.gateway.url
         app = web.Application()
         app.router.add_get("/gateway", self._gateway)
         app.router.add_route("*", "/{tail:.*}", self._rest)
@@ -268,7 +274,7 @@ class DiscordEdge:
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_HEADERS}
         async with self._session.request(
             request.method,
-            self.emu.base_url + request.path_qs,
+            self._upstream_base + request.path_qs,
             headers=headers,
             data=await request.read(),
             allow_redirects=False,
@@ -296,7 +302,7 @@ class DiscordEdge:
             return self._respond(server_error(self.gateway_status))
         assert self._session is not None
         upstream = await self._session.ws_connect(
-            self.emu.gateway_url + (f"?{request.query_string}" if request.query_string else ""),
+            self._upstream_gateway + (f"?{request.query_string}" if request.query_string else ""),
             max_msg_size=0,
         )
         ws = web.WebSocketResponse(max_msg_size=0)
