@@ -124,7 +124,12 @@ class OllamaEmulator(Scripting, ModelEndpoints):
             app.router.add_route(method, path, handler)
         # A short grace on stop: a test that ends during a stall must not wait it out.
         self._runner = web.AppRunner(
-            app, handle_signals=False, access_log=None, shutdown_timeout=0.2
+            app,
+            handle_signals=False,
+            access_log=None,
+            shutdown_timeout=0.2,
+            # As Ollama: a request whose client went away ends, freeing its slot.
+            handler_cancellation=True,
         )
         await self._runner.setup()
         await self.accept_connections()

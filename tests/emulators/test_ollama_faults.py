@@ -213,3 +213,22 @@ async def test_stop_does_not_wait_for_a_stalled_answer(
     chunks, error = await pending
     assert chunks == [] and isinstance(error, httpx.TransportError)
     assert emu.active_streams == 0
+
+
+async def test_a_client_hanging_up_during_a_stall_frees_its_slot() -> None:
+    # Ollama ends a request whose client went away (its context is done), even one still
+    # waiting for its first token: the slot is free for the next question at once.
+    async with (
+        OllamaEmulator(num_parallel=1) as emu,
+        ollama.AsyncClient(host=emu.url, timeout=10) as client,
+    ):
+        emu.stall_before_first_token(3600)
+        stream = await client.chat("llama3.2", USER_HI, stream=True)
+        waiting = asyncio.create_task(anext(stream))
+        await wait_until(lambda: emu.active_streams == 1)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        await stream.aclose()
+        await wait_until(lambda: emu.active_streams == 0)
+        assert (await client.chat("llama3.2", USER_HI)).message.content == "Echo: hi"
