@@ -26,9 +26,14 @@ from tests.support import databases
 NEXT_QUESTION = "And now?"
 
 
+LONG = "Long"  # a question starting so is answered in more than one message
+LONG_WORDS = 450  # about 2,700 characters: two pages
+
+
 def answer_to(question: str) -> str:
     """Every question's own answer, long enough to be written in several edits."""
-    return f"Answer to [{question}]: " + " ".join(f"w{i}" for i in range(60)) + "."
+    words = LONG_WORDS if question.startswith(LONG) else 60
+    return f"Answer to [{question}]: " + " ".join(f"w{i}" for i in range(words)) + "."
 
 
 def reply_for(body: dict[str, Any]) -> str:
