@@ -126,7 +126,7 @@ async def stored_once(w: EdgedWorld, *answered: str, unanswered: tuple[str, ...]
     turns = check_turns(
         await w.bot.manager.store.messages(w.session), answered=answered, unanswered=unanswered
     )
-    assert dict(turns) == {q: answer_to(q) for q in answered}
+    assert dict(turns) == {q: answer_to(q) for q in answered}, turns
 
 
 async def next_question_answered(w: EdgedWorld, *before: str, mention: bool = False) -> None:
