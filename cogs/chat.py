@@ -135,6 +135,7 @@ class Chat(commands.Cog):
                     self.bot, interaction, private=private, view=view, acknowledged=acknowledged
                 )
             run = self.bot.answer_run(sink)
+            run.on_shown = ticket.answered
             view.run = run
             answer = await run.ask(
                 question_with_documents(prompt, attached.documents),
@@ -220,6 +221,7 @@ class Chat(commands.Cog):
                     live=self.bot.live_replies,
                 )
             run = self.bot.answer_run(sink)
+            run.on_shown = ticket.answered
             answer = await run.ask(
                 question_with_documents(question, attached.documents),
                 target,

@@ -277,22 +277,35 @@ class RequestQueue:
         return self._members.get(member_key, 0)
 
     @contextlib.contextmanager
-    def member_turn(self, member_key: str, cap: int) -> Iterator[None]:
+    def member_turn(self, member_key: str, cap: int) -> Iterator[Callable[[], None]]:
         """Count a member's question from before it queues to its answer's end, refusing
         it (``MemberQueueFullError``) when they already have ``cap`` (0: no cap): one member
-        cannot fill a queue that every member shares. Counted in this process only."""
+        cannot fill a queue that every member shares. Counted in this process only.
+
+        Yields ``leave``, which stops counting it sooner: once the member has seen the
+        whole answer, storing its turn may still take a while under load, and the member
+        is free to ask again."""
         count = self._members.get(member_key, 0)
         if cap and count >= cap:
             raise MemberQueueFullError(count)
         self._members[member_key] = count + 1
-        try:
-            yield
-        finally:
+        counted = True
+
+        def leave() -> None:
+            nonlocal counted
+            if not counted:
+                return
+            counted = False
             left = self._members[member_key] - 1
             if left:
                 self._members[member_key] = left
             else:
                 del self._members[member_key]
+
+        try:
+            yield leave
+        finally:
+            leave()
 
     @property
     def capacity(self) -> int:

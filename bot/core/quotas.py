@@ -172,9 +172,9 @@ class Quotas:
     async def admit(self, member: Member) -> AsyncIterator[Ticket]:
         """A question's admission: refused if the member has too many waiting or is over
         quota; the ticket records what the answer cost (``spent``)."""
-        with self._queue.member_turn(member.queue_key, self.max_queued_per_member):
+        with self._queue.member_turn(member.queue_key, self.max_queued_per_member) as leave:
             await self.check(member)
-            yield Ticket(self, member)
+            yield Ticket(self, member, leave)
 
     async def check(self, member: Member) -> None:
         """Raise ``QuotaExceededError`` if the member is at or over a limit; the day's
@@ -281,11 +281,15 @@ class Quotas:
 
 
 class Ticket:
-    """An admitted question's: ``spent`` records its answer's cost once it ends."""
+    """An admitted question's: ``spent`` records its answer's cost once it ends;
+    ``answered`` says the member has seen its end (it no longer counts against the cap)."""
 
-    def __init__(self, quotas: Quotas, member: Member) -> None:
+    def __init__(
+        self, quotas: Quotas, member: Member, answered: Callable[[], None] = lambda: None
+    ) -> None:
         self._quotas = quotas
         self.member = member
+        self.answered = answered
 
     async def spent(
         self, result: OllamaQueryResult | None, error: OllacordError | None = None

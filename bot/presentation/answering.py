@@ -157,6 +157,9 @@ class AnswerRun:
         self._knowledge_note: str | None = None  # the sources (or their absence) in the footer
         self._persona: str | None = None  # the persona answering, named in the footer
         self.answer = Answer()
+        # Called once the answer's end is shown (before its turn is stored, which may take
+        # a while under load): the asker may ask again (``Ticket.answered``).
+        self.on_shown: Callable[[], None] = lambda: None
 
     def _on_event(self, event: QueryEvent) -> None:
         self.answer.events.append(event)
@@ -332,9 +335,17 @@ class AnswerRun:
             await asyncio.wait((self._consumer, self._stream.completed), return_when=FIRST)
             if self._stream.completed.done():
                 self._show_complete(self._stream.completed.result())
+                self.on_shown()
             await self._consumer
         except asyncio.CancelledError:
             if self._stream is None or not self._stream.stop_requested:
+                # Nobody waits for this answer any more (its acknowledgement failed): the
+                # model stops too, or its turn would be stored for a question nobody saw
+                # answered. One already complete was shown: it is stored as it was.
+                consumer = self._consumer
+                if consumer is not None and self._stream and not self._stream.completed.done():
+                    consumer.cancel()
+                    await asyncio.gather(consumer, return_exceptions=True)
                 await self.reply.cancel()
                 raise
             self.answer.stopped = True
@@ -391,3 +402,4 @@ class AnswerRun:
             await self.reply.finish(text, notice=notice)
         else:
             await self.reply.finish(notice=self._interrupted or STOPPED_EARLY)
+        self.on_shown()

@@ -247,6 +247,17 @@ def test_a_member_is_capped_and_others_are_not() -> None:
     assert queue.member_count("user:1") == 0
 
 
+def test_a_member_leaves_the_count_once_their_answer_is_shown() -> None:
+    queue = RequestQueue(1)
+    with queue.member_turn("user:1", 1) as leave:
+        leave()  # the answer is shown; its turn is still being stored
+        assert queue.member_count("user:1") == 0
+        with queue.member_turn("user:1", 1):  # asking again is allowed
+            leave()  # once only: the other question still counts
+            assert queue.member_count("user:1") == 1
+    assert queue.member_count("user:1") == 0
+
+
 def test_no_cap_with_zero() -> None:
     queue = RequestQueue(1)
     with contextlib.ExitStack() as held:
