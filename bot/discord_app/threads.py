@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import logging
 import re
+import unicodedata
 
 import discord
 
@@ -43,7 +44,10 @@ NO_THREADS_HERE = "Threads can only be opened in a server's text channels: ask w
 def thread_name(question: str) -> str:
     """A thread's name from its question: one line, no mentions, at most 100 characters
     (cut at a word where one is near the end)."""
-    text = _SPACES.sub(" ", _MENTIONS.sub(" ", question)).strip()
+    # Format characters (zero-width, bidirectional controls, soft hyphens) go first: one
+    # inside "<@id>" would hide it from the pattern and leave it in the name.
+    visible = "".join(c for c in question if unicodedata.category(c) != "Cf")
+    text = _SPACES.sub(" ", _MENTIONS.sub(" ", visible)).strip()
     text = text.strip("`*_~|>#- ").strip() or UNNAMED_THREAD
     if len(text) <= MAX_THREAD_NAME_CHARS:
         return text
