@@ -21,6 +21,7 @@ from . import ollama_answers as answers
 from . import ollama_models as catalogue
 from . import ollama_text
 from .ollama_answers import NDJSON, ApiError, json_response, ndjson_line
+from .ollama_faults import DROP, FaultBook
 from .ollama_models import EmulatedModel
 
 PULL_MISSING: Final = "pull model manifest: file does not exist"
@@ -51,6 +52,7 @@ class ModelEndpoints:
     loaded_num_ctx: dict[str, int]  # loaded model name -> its window
     _installed: dict[str, datetime]
     _load_lock: asyncio.Lock
+    _faults: FaultBook
 
     @staticmethod
     def _body(request: web.Request) -> dict[str, Any]:
@@ -149,6 +151,7 @@ class ModelEndpoints:
                 raise ApiError(500, PULL_MISSING)
             self._install(model)
             return json_response({"status": "success"})
+        faults = self._faults.take_stream_faults(request.path, name)
         resp = web.StreamResponse(headers={"Content-Type": NDJSON})
         await resp.prepare(request)
         with contextlib.suppress(ConnectionError):  # a client that hangs up needs no answer
@@ -156,9 +159,17 @@ class ModelEndpoints:
             if model is None:
                 await resp.write(ndjson_line({"error": PULL_MISSING}))
                 return resp
-            for progress in catalogue.pull_progress(model):
-                await resp.write(ndjson_line(progress))
-                await asyncio.sleep(0)
+            lines = list(catalogue.pull_progress(model))
+            for index in range(len(lines) + 1):
+                if (fault := await faults.due(index, len(lines))) is not None:
+                    if fault.kind != DROP:  # a download that failed: Ollama says why
+                        await resp.write(ndjson_line({"error": fault.error}))
+                    elif request.transport is not None:
+                        request.transport.close()
+                    return resp
+                if index < len(lines):
+                    await resp.write(ndjson_line(lines[index]))
+                    await asyncio.sleep(0)
             self._install(model)
             await resp.write(ndjson_line({"status": "success"}))
         return resp

@@ -5,11 +5,16 @@ requests whose path matches. A request takes at most one fault of each kind, so 
 combine, say, a stall before the first token with a dropped connection later in the stream.
 A fault with a ``prompt`` only hits requests whose last user message contains it: under
 load, where requests arrive in no fixed order, a test aims it at one question.
+
+The mid-stream faults also apply to /api/pull (``paths=PULL_PATHS``), counted in progress
+lines instead of tokens; a pull's stall lasts until ``end_stalls()`` if that comes first.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import asyncio
+import contextlib
+from dataclasses import dataclass, field, replace
 from typing import Final
 
 FAIL: Final = "fail"
@@ -17,8 +22,16 @@ STALL_BEFORE: Final = "stall_before"
 STALL_MID: Final = "stall_mid"
 DROP: Final = "drop"
 ERROR_MID: Final = "error_mid"
+# The runner dies after the request was queued and its model loaded, before its first token:
+# Ollama has written no header yet, so the failure is a status (500), not an error line.
+RUNNER_FAIL: Final = "runner_fail"
+RUNNER_STOPPED: Final = (
+    "model runner has unexpectedly stopped, this may be due to resource limitations or an "
+    "internal error, check ollama server logs for details"
+)
 
 GENERATION_PATHS: Final = ("/api/chat", "/api/generate")
+PULL_PATHS: Final = ("/api/pull",)
 
 # Order matters when two mid-stream faults fire at the same token: a stall still lets the
 # stream continue, so it must run before a drop or an error ends it.
@@ -43,15 +56,26 @@ class StreamFaults:
 
     stall_before: float = 0.0
     mid_stream: tuple[Fault, ...] = ()
+    released: asyncio.Event = field(default_factory=asyncio.Event)  # end_stalls() sets it
 
     def at(self, index: int, total: int) -> list[Fault]:
         """Faults due after `index` chunks; those past the end fire just before the last line."""
         return [f for f in self.mid_stream if min(f.after_tokens, total) == index]
 
+    async def due(self, index: int, total: int) -> Fault | None:
+        """Sit out the stalls due after `index` lines; a fault that ends the stream, if any."""
+        for fault in self.at(index, total):
+            if fault.kind != STALL_MID:
+                return fault
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.released.wait(), fault.seconds)
+        return None
+
 
 class FaultBook:
     def __init__(self) -> None:
         self._faults: list[Fault] = []
+        self._released = asyncio.Event()
 
     @property
     def pending(self) -> list[Fault]:
@@ -67,6 +91,11 @@ class FaultBook:
     def clear(self) -> None:
         self._faults.clear()
 
+    def end_stalls(self) -> None:
+        """End every stall under way that waits on it (a pull's); later ones stall again."""
+        self._released.set()
+        self._released = asyncio.Event()
+
     def take(self, kind: str, path: str, text: str = "") -> Fault | None:
         for fault in self._faults:
             if fault.kind == kind and path in fault.paths and fault.prompt in text:
@@ -80,4 +109,4 @@ class FaultBook:
         stall = self.take(STALL_BEFORE, path, text)
         mid = [f for kind in _MID_STREAM_KINDS if (f := self.take(kind, path, text)) is not None]
         mid.sort(key=lambda f: f.after_tokens)
-        return StreamFaults(stall.seconds if stall else 0.0, tuple(mid))
+        return StreamFaults(stall.seconds if stall else 0.0, tuple(mid), self._released)

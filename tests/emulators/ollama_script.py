@@ -10,9 +10,21 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any, NamedTuple
 
-from .ollama_faults import DROP, ERROR_MID, FAIL, STALL_BEFORE, STALL_MID, Fault, FaultBook
+from .ollama_faults import (
+    DROP,
+    ERROR_MID,
+    FAIL,
+    GENERATION_PATHS,
+    RUNNER_FAIL,
+    RUNNER_STOPPED,
+    STALL_BEFORE,
+    STALL_MID,
+    Fault,
+    FaultBook,
+)
 from .ollama_schema import VIOLATIONS
 from .ollama_text import normalize_name
 from .ollama_tools import CallSpec, FinalAnswer, ToolCall, ToolScript, as_call, since_last_user
@@ -101,13 +113,28 @@ class Scripting:
         self._faults.add(Fault(STALL_BEFORE, count, seconds=seconds, prompt=prompt))
 
     def stall_mid_stream(
-        self, after_tokens: int, seconds: float, count: int = 1, *, prompt: str = ""
+        self,
+        after_tokens: int,
+        seconds: float,
+        count: int = 1,
+        *,
+        prompt: str = "",
+        paths: tuple[str, ...] = GENERATION_PATHS,
     ) -> None:
-        fault = Fault(STALL_MID, count, seconds=seconds, after_tokens=after_tokens, prompt=prompt)
-        self._faults.add(fault)
+        """``paths`` (here, in drop_ and error_mid_stream): PULL_PATHS makes it a pull's fault,
+        after that many progress lines."""
+        fault = Fault(STALL_MID, count, paths, seconds=seconds, after_tokens=after_tokens)
+        self._faults.add(replace(fault, prompt=prompt))
 
-    def drop_mid_stream(self, after_tokens: int, count: int = 1, *, prompt: str = "") -> None:
-        self._faults.add(Fault(DROP, count, after_tokens=after_tokens, prompt=prompt))
+    def drop_mid_stream(
+        self,
+        after_tokens: int,
+        count: int = 1,
+        *,
+        prompt: str = "",
+        paths: tuple[str, ...] = GENERATION_PATHS,
+    ) -> None:
+        self._faults.add(Fault(DROP, count, paths, after_tokens=after_tokens, prompt=prompt))
 
     def error_mid_stream(
         self,
@@ -116,9 +143,21 @@ class Scripting:
         count: int = 1,
         *,
         prompt: str = "",
+        paths: tuple[str, ...] = GENERATION_PATHS,
     ) -> None:
-        fault = Fault(ERROR_MID, count, error=error, after_tokens=after_tokens, prompt=prompt)
-        self._faults.add(fault)
+        fault = Fault(ERROR_MID, count, paths, error=error, after_tokens=after_tokens)
+        self._faults.add(replace(fault, prompt=prompt))
+
+    def fail_in_runner(
+        self, count: int = 1, *, error: str = RUNNER_STOPPED, prompt: str = ""
+    ) -> None:
+        """The next answers fail once queued and their model loaded, before any token: a 500
+        (fail_next's comes before the queue, an error_mid_stream line after the headers)."""
+        self._faults.add(Fault(RUNNER_FAIL, count, error=error, prompt=prompt))
+
+    def end_stalls(self) -> None:
+        """End the pulls' stalls under way now."""
+        self._faults.end_stalls()
 
     def clear_faults(self) -> None:
         self._faults.clear()

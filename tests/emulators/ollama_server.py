@@ -29,7 +29,7 @@ from . import ollama_schema as schema
 from . import ollama_text
 from .ollama_answers import ApiError, json_response
 from .ollama_endpoints import BODY, PULL_MISSING, ModelEndpoints
-from .ollama_faults import FAIL
+from .ollama_faults import FAIL, RUNNER_FAIL
 from .ollama_models import EmulatedModel, RecordedRequest
 from .ollama_script import Reply, Scripting
 from .ollama_tools import ToolCall, ToolScript, offered_names, raw_output
@@ -224,18 +224,21 @@ class OllamaEmulator(Scripting, ModelEndpoints):
         prompt = self._fit(body, model, window)
         seen = images.decode_request(prompt, chat)  # those still in the window
         # A request the runner will refuse takes no script: no model ever answers it.
+        said = answers.last_user_text(body)
         failure = self._runner_failure(body, model, seen)
+        if failure is None and (crash := self._faults.take(RUNNER_FAIL, request.path, said)):
+            failure = crash.error
         answer = None
         if failure is None:
             reply = self._decide(body, model.name, chat, self._echo(body, model, len(seen)))
-            thoughts = self._thinking or f"Thinking about: {answers.last_user_text(body)}"
+            thoughts = self._thinking or f"Thinking about: {said}"
             answer = answers.plan(
                 prompt,
                 model,
                 text=self._raw_text(body, model, reply),
                 tools=offered_names(body) if chat and body.get("tools") else None,
                 thinking=thoughts if thinking else None,
-                faults=self._faults.take_stream_faults(request.path, answers.last_user_text(body)),
+                faults=self._faults.take_stream_faults(request.path, said),
                 started=started,
                 window=window,
             )

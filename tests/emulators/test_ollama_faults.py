@@ -7,12 +7,14 @@ import asyncio
 import itertools
 import logging
 import time
+from collections.abc import Callable
 
 import httpx
 import ollama
 import pytest
 
-from tests.emulators.ollama_server import BUSY, OllamaEmulator
+from tests.emulators.ollama_faults import PULL_PATHS, RUNNER_STOPPED
+from tests.emulators.ollama_server import BUSY, EmulatedModel, OllamaEmulator
 from tests.emulators.ollama_testing import collect, collect_or_raise, wait_until
 
 USER_HI = [{"role": "user", "content": "hi"}]
@@ -232,3 +234,70 @@ async def test_a_client_hanging_up_during_a_stall_frees_its_slot() -> None:
         await stream.aclose()
         await wait_until(lambda: emu.active_streams == 0)
         assert (await client.chat("llama3.2", USER_HI)).message.content == "Echo: hi"
+
+
+async def test_fail_in_runner_is_a_500_after_the_queue_and_the_load(
+    emu: OllamaEmulator, client: ollama.AsyncClient
+) -> None:
+    emu.fail_in_runner()
+    with pytest.raises(ollama.ResponseError) as caught:
+        await collect_or_raise(await client.chat("llama3.2", USER_HI, stream=True))
+    assert (caught.value.status_code, caught.value.error) == (500, RUNNER_STOPPED)
+    assert "llama3.2:latest" in emu.loaded  # it failed once the model was loaded
+    assert (await client.chat("llama3.2", USER_HI)).message.content == "Echo: hi"
+
+
+PULLABLE = {"mistral:7b": EmulatedModel("mistral:7b")}
+PULL_FAILED = "max retries exceeded: unexpected EOF"  # Ollama's words for a failed download
+
+
+@pytest.mark.parametrize(
+    ("inject", "error"),
+    [
+        (
+            lambda e: e.error_mid_stream(3, "max retries exceeded", paths=PULL_PATHS),
+            "max retries exceeded",
+        ),
+        (lambda e: e.drop_mid_stream(3, paths=PULL_PATHS), None),
+    ],
+    ids=["error", "drop"],
+)
+async def test_a_pull_that_fails_midway_installs_nothing(
+    inject: Callable[[OllamaEmulator], None], error: str | None
+) -> None:
+    async with (
+        OllamaEmulator(pullable=PULLABLE) as emu,
+        ollama.AsyncClient(host=emu.url, timeout=10) as client,
+    ):
+        inject(emu)
+        assert (await client.chat("llama3.2", USER_HI)).done  # a chat is not a pull
+        lines, failure = await collect(await client.pull("mistral:7b", stream=True))
+        # The manifest, then three progress lines.
+        assert lines[0].status == "pulling manifest"
+        assert len(lines) == 1 + 3 and lines[1].status.startswith("pulling ")
+        if error is None:
+            assert isinstance(failure, httpx.RemoteProtocolError)
+        else:
+            assert isinstance(failure, ollama.ResponseError) and failure.error == error
+        assert "mistral:7b" not in emu.models
+        assert (await client.pull("mistral:7b")).status == "success"
+
+
+async def test_a_stalled_pull_waits_until_its_stall_is_ended(
+    emu: OllamaEmulator, client: ollama.AsyncClient
+) -> None:
+    emu.pullable["mistral:7b"] = PULLABLE["mistral:7b"]
+    emu.stall_mid_stream(2, seconds=3600, paths=PULL_PATHS)
+    lines: list[str] = []
+
+    async def pull() -> None:
+        async for progress in await client.pull("mistral:7b", stream=True):
+            lines.append(progress.status or "")
+
+    pulling = asyncio.create_task(pull())
+    await wait_until(lambda: len(lines) == 3)
+    assert (await client.chat("llama3.2", USER_HI)).done  # the server answers meanwhile
+    assert len(lines) == 3 and not pulling.done()
+    emu.end_stalls()
+    await pulling
+    assert lines[-1] == "success" and "mistral:7b" in emu.models
