@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 CONNECT_TIMEOUT = 10.0
 SPARE_CONNECTIONS = 4
 IDLE_CONNECTIONS = 8
+PULL_CONNECTION_LOST = "the connection to the model server was lost during the download."
 
 
 # The figures of an answer's final chunk (all of them add up over the rounds of an answer).
@@ -158,15 +159,21 @@ class OllamaClient:
         )
 
     async def pull(self, model: str) -> AsyncIterator[PullProgress]:
-        with self._translate(model):
-            try:
-                async for p in await self._client.pull(model, stream=True):
-                    yield PullProgress(status=p.status or "", completed=p.completed, total=p.total)
-            except ollama.ResponseError as exc:
-                if exc.status_code == -1 or exc.status_code >= 500:
-                    # An unknown name fails inside the stream ("file does not exist").
-                    raise OllamaServerError(f"The pull of `{model}` failed: {exc.error}") from exc
-                raise
+        try:
+            with self._translate(model):
+                try:
+                    async for p in await self._client.pull(model, stream=True):
+                        yield PullProgress(p.status or "", completed=p.completed, total=p.total)
+                except ollama.ResponseError as exc:
+                    if exc.status_code == -1 or exc.status_code >= 500:
+                        # An unknown name fails inside the stream ("file does not exist").
+                        message = f"The pull of `{model}` failed: {exc.error}"
+                        raise OllamaServerError(message) from exc
+                    raise
+        except OllamaConnectionLostError as exc:
+            # Still a lost connection (the host's breaker counts it), but no answer broke off.
+            exc.user_message = f"The pull of `{model}` failed: {PULL_CONNECTION_LOST}"
+            raise
 
     async def embed(self, model: str, texts: Sequence[str]) -> list[list[float]]:
         with self._translate(model):
