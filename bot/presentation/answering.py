@@ -46,6 +46,8 @@ FIRST = asyncio.FIRST_COMPLETED
 
 MAX_PROMPT_CHARS = 6000  # Discord's own cap on a slash-command string option
 STOPPED_EARLY = "⏹️ Stopped before the model answered."
+# Under an answer shown whole whose turn could not be stored (the database locked or full).
+NOT_SAVED = "This answer was not saved; the next question won't see it."
 SEARCHING_KNOWLEDGE = "📚 Searching the knowledge base…"
 KNOWLEDGE_UNAVAILABLE = "📚 knowledge base unavailable: answered without it"
 # The sources' part of the footer: ten labels of up to 200 characters would be a paragraph.
@@ -392,6 +394,7 @@ class AnswerRun:
         if answer.error is not None and self.reply.closed:
             # Shown already; only storing the turn failed (the cause is in the log).
             log.warning("answer shown but not remembered: %s", answer.error.user_message)
+            self.reply.amend(f"⚠️ {NOT_SAVED} {self.explain(answer.error)}")
             await self.reply.finish()
         elif answer.error is not None:
             await self.reply.finish(notice=f"⚠️ {self.explain(answer.error)}")

@@ -141,6 +141,21 @@ class StreamingReply:
             self._wake.set()
             self._ended.set()
 
+    def amend(self, notice: str) -> None:
+        """Add ``notice`` under an answer already closed: something that went wrong after its
+        end was shown (storing its turn failed). Pumps again if it had settled."""
+        if self._closing is None:
+            self.close(notice=notice)
+            return
+        pages = self._closing
+        if len(pages[-1]) + len("\n\n") + len(notice) <= self._limit:
+            pages[-1] += "\n\n" + notice
+        else:
+            pages.append(notice[: self._limit])
+        self._wake.set()
+        if self._task is not None and self._task.done() and self._error is None:
+            self._task = None  # finish() starts it again for the changed page
+
     async def finish(self, footer: str | None = None, *, notice: str | None = None) -> None:
         """Deliver the complete answer (plus footer or notice) and wait until it is shown."""
         self.close(footer, notice=notice)

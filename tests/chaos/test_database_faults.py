@@ -19,12 +19,12 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
+from bot.presentation.answering import NOT_SAVED
 from tests.chaos.invariants import check_turns, settled_turns
 from tests.e2e.conftest import World, chat_bodies, world
 from tests.e2e.test_ask import finished, pages_without_footer
 from tests.emulators.discord_server import InteractionRecord
 
-NOT_SAVED = "This answer was not saved; the next question won't see it."
 BEFORE = "before the fault"
 DURING = "during the fault"
 AFTER = "after the fault"

@@ -144,6 +144,29 @@ async def test_notice_is_appended_to_partial_text() -> None:
     assert sink.messages[0] == "Partial answ\n\n⚠️ The model stopped."
 
 
+async def test_a_notice_amends_an_answer_already_shown() -> None:
+    """Storing the turn failed after the answer was shown whole: the notice goes under it."""
+    sink = BucketSink()
+    reply = StreamingReply(sink)
+    reply.start()
+    reply.push("Answer")
+    await reply.finish("m · 1 tokens")
+    reply.amend("⚠️ Not saved.")
+    await reply.finish()
+    assert sink.messages == {0: "Answer\n-# m · 1 tokens\n\n⚠️ Not saved."}
+    assert sink.writes[-1][2] is True
+
+
+async def test_a_notice_that_does_not_fit_gets_a_page_of_its_own() -> None:
+    sink = BucketSink()
+    reply = StreamingReply(sink, limit=20)
+    reply.push("x" * 20)
+    reply.close()
+    reply.amend("⚠️ Not saved.")
+    await reply.finish()
+    assert sink.messages == {0: "x" * 20, 1: "⚠️ Not saved."}
+
+
 async def test_failed_writes_are_retried_without_losing_text() -> None:
     sink = BucketSink(fail_first=2)
     reply = StreamingReply(sink, retry_delay=0.001)
