@@ -301,3 +301,17 @@ async def test_a_stalled_pull_waits_until_its_stall_is_ended(
     emu.end_stalls()
     await pulling
     assert lines[-1] == "success" and "mistral:7b" in emu.models
+
+
+async def test_a_stopped_emulator_starts_again_on_the_same_port() -> None:
+    # Ollama restarting: what it had stays, it listens where it did.
+    async with OllamaEmulator() as emu, ollama.AsyncClient(host=emu.url, timeout=10) as client:
+        url = emu.url
+        emu.set_reply("Before.")
+        assert (await client.chat("llama3.2", USER_HI)).message.content == "Before."
+        await emu.stop()
+        with pytest.raises(ConnectionError):
+            await client.chat("llama3.2", USER_HI)
+        await emu.start()
+        assert emu.url == url
+        assert (await client.chat("llama3.2", USER_HI)).message.content == "Before."
