@@ -7,13 +7,14 @@ member keeping at most two open (the bot's per-member cap, 3 by default, is on).
 schedule (``bench.load_plan``) gives each question its answer (some past one Discord page)
 and its fault: Ollama 500s and 503s once (retried), 500 on every attempt, a stall before
 the first token (retried) and mid-stream, an error line before any text (retried) and
-mid-answer, a dropped stream, a model Ollama does not have, and 429s on the answer's
-Discord writes. Checked, per question: a completed answer is delivered in full (its pages
-joined, footer and page-break fences aside, equal the emulator's answer) and stored once
-with that answer; a failed one shows a clear warning and stores nothing. Then: no unhandled
-exception (the loop's exception handler, ERROR logs with a traceback, tasks never
-retrieved, unraisable exceptions), every channel's and member's questions all ended,
-and memory: RSS (VmRSS) before and after each repetition and the peak (VmHWM). The
+mid-answer, a dropped stream, a model Ollama does not have, 429s on the answer's Discord
+writes, and a 500 or 503 from Discord's edge on an edit (every REST call goes through the
+emulators' ``DiscordEdge``). Checked, per question: a completed answer is delivered in
+full (its pages joined, footer and page-break fences aside, equal the emulator's answer)
+and stored once with that answer; a failed one shows a clear warning and stores nothing.
+Then: no unhandled exception (the loop's exception handler, ERROR logs with a traceback,
+tasks never retrieved, unraisable exceptions), every channel's and member's questions all
+ended, and memory: RSS (VmRSS) before and after each repetition and the peak (VmHWM). The
 emulators share the process, so the absolute figures include them; the bound is on growth
 between the first repetition and the last (the emulators' records are dropped between
 repetitions). Exits 1 when a check fails; the failing questions are printed with their
@@ -32,6 +33,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -41,6 +43,7 @@ from bench.load_checks import Memory, Watch, memory
 from bench.load_report import Summary, lines, summarise
 from bench.load_run import run_repetition
 from tests.e2e.conftest import World, world
+from tests.emulators.discord_faults import DiscordEdge
 from tests.emulators.discord_server import Channel, User
 
 # Growth of RSS between the end of the first repetition and the end of the last that counts
@@ -118,9 +121,11 @@ def answers_by_tag(replies: dict[str, str]) -> Any:
     return answer
 
 
-def forget_records(w: World, channels: list[Channel]) -> None:
+def forget_records(w: World, edge: DiscordEdge, channels: list[Channel]) -> None:
     """Drop what the emulators recorded of a finished repetition (requests, REST calls,
     interactions and their messages), so that memory growth is the bot's."""
+    edge.calls.clear()
+    edge.rules.clear()
     w.ollama.requests.clear()
     w.ollama.truncations.clear()
     w.discord.rest.calls.clear()
@@ -138,40 +143,57 @@ def forget_records(w: World, channels: list[Channel]) -> None:
         channel.message_ids = [m for m in channel.message_ids if m not in gone]
 
 
-async def run_load(config: LoadConfig, workdir: Path) -> LoadReport:
+async def run_load(
+    config: LoadConfig, workdir: Path, progress: Callable[[str], None] = lambda line: None
+) -> LoadReport:
     report = LoadReport(config)
     report.watch.install(asyncio.get_running_loop())
     try:
         ollama = {"num_parallel": EMULATOR_SLOTS, "tokens_per_second": config.rate}
-        async with world(workdir, ollama_options=ollama, **SETTINGS) as w:
-            guild = w.guild.id
-            channels = [w.discord.add_channel(guild, f"load-{i}") for i in range(config.channels)]
-            members: list[User] = []
-            for i in range(config.members):
-                members.append(w.discord.add_user(f"member-{i}"))
-                w.discord.add_member(guild, members[-1].id)
-            replies: dict[str, str] = {}
-            w.ollama.set_reply(answers_by_tag(replies))
-            report.memories.append(memory())
-            for repetition in range(config.repeat):
-                plan = load_plan.schedule(
-                    questions=config.questions,
-                    channels=config.channels,
-                    members=config.members,
-                    seed=config.seed,
-                    repetition=repetition,
-                )
-                replies.update({q.tag: q.reply for q in plan})
-                report.faults.update(q.fault for q in plan)
-                result = await run_repetition(w, plan, channels, members)
-                report.summaries.append(summarise(result, config.channels, config.members))
-                del result
-                replies.clear()
-                forget_records(w, channels)
-                report.memories.append(memory())
+        async with (
+            world(workdir, ollama_options=ollama, **SETTINGS) as w,
+            DiscordEdge(w.discord) as edge,
+        ):
+            with edge.in_front():  # every REST call through Discord's edge, which can fail
+                await _repetitions(report, w, edge, progress)
     finally:
         report.watch.uninstall()
     return report
+
+
+async def _repetitions(
+    report: LoadReport, w: World, edge: DiscordEdge, progress: Callable[[str], None]
+) -> None:
+    config = report.config
+    guild = w.guild.id
+    channels = [w.discord.add_channel(guild, f"load-{i}") for i in range(config.channels)]
+    members: list[User] = []
+    for i in range(config.members):
+        members.append(w.discord.add_user(f"member-{i}"))
+        w.discord.add_member(guild, members[-1].id)
+    replies: dict[str, str] = {}
+    w.ollama.set_reply(answers_by_tag(replies))
+    report.memories.append(memory())
+    for repetition in range(config.repeat):
+        plan = load_plan.schedule(
+            questions=config.questions,
+            channels=config.channels,
+            members=config.members,
+            seed=config.seed,
+            repetition=repetition,
+        )
+        replies.update({q.tag: q.reply for q in plan})
+        report.faults.update(q.fault for q in plan)
+        result = await run_repetition(w, edge, plan, channels, members)
+        report.summaries.append(summarise(result, config.channels, config.members))
+        del result
+        replies.clear()
+        forget_records(w, edge, channels)
+        report.memories.append(memory())
+        done = report.summaries[-1]
+        progress(
+            f"repetition {repetition + 1} of {config.repeat}: {done.seconds:.0f} s, {done.outcomes}"
+        )
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -207,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
             print(load_plan.describe(plan))
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="ollacord-load-") as workdir:
-        report = asyncio.run(run_load(config, Path(workdir)))
+        report = asyncio.run(run_load(config, Path(workdir), lambda line: print(line, flush=True)))
     print("\n".join(report.lines()))
     print(f"total {time.monotonic() - started:.0f} s")
     return 1 if report.problems else 0

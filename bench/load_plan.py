@@ -30,9 +30,10 @@ DROP_MID_STREAM: Final = "drop-mid-stream"  # the connection drops: partial + wa
 ERROR_MID_STREAM: Final = "error-mid-stream"  # an error line mid-answer: partial + warning
 MISSING_MODEL: Final = "missing-model"  # /ask model: a model Ollama does not have
 DISCORD_429: Final = "discord-429"  # 429s on the answer's webhook writes: carried through
+DISCORD_5XX: Final = "discord-5xx-edit"  # Discord's edge fails an edit of the answer: retried
 
 WEIGHTS: Final[dict[str, int]] = {
-    NONE: 64,
+    NONE: 60,
     OLLAMA_500_ONCE: 4,
     OLLAMA_503_ONCE: 4,
     OLLAMA_500_ALWAYS: 3,
@@ -43,6 +44,7 @@ WEIGHTS: Final[dict[str, int]] = {
     ERROR_MID_STREAM: 3,
     MISSING_MODEL: 3,
     DISCORD_429: 6,
+    DISCORD_5XX: 4,
 }
 OUTCOME: Final[dict[str, str]] = {
     NONE: COMPLETES,
@@ -56,6 +58,7 @@ OUTCOME: Final[dict[str, str]] = {
     ERROR_MID_STREAM: WARNED,
     MISSING_MODEL: WARNED,
     DISCORD_429: COMPLETES,
+    DISCORD_5XX: COMPLETES,
 }
 MISSING_MODEL_NAME: Final = "no-such-model"
 LONG_SHARE: Final = 0.12  # answers past one 2000-character page (with a code block)

@@ -22,6 +22,7 @@ from bench.load_plan import Question
 from tests.chaos.invariants import SETTLE_SECONDS, MessageSource, check_turns, turns_of
 from tests.e2e.conftest import World, private_notes
 from tests.e2e.test_ask import has_footer, pages_without_footer, reassemble, reply_messages
+from tests.emulators.discord_faults import DiscordEdge, server_error
 from tests.emulators.discord_server import Channel, InteractionRecord, User
 from tests.emulators.ollama_server import BUSY
 
@@ -96,7 +97,9 @@ def aim_faults(w: World, q: Question, max_retries: int) -> None:
         ollama.error_mid_stream(plan.MID_STREAM_AFTER, prompt=tag)
 
 
-async def ask_one(w: World, asked: Asked, channel: Channel, member: User, retries: int) -> None:
+async def ask_one(
+    w: World, edge: DiscordEdge, asked: Asked, channel: Channel, member: User, retries: int
+) -> None:
     q = asked.question
     aim_faults(w, q, retries)
     options: dict[str, str] = {"prompt": q.prompt}
@@ -111,6 +114,11 @@ async def ask_one(w: World, asked: Asked, channel: Channel, member: User, retrie
         # Only this answer's writes: its webhook (the acknowledgement is never limited).
         route = f"/webhooks/{w.discord.application_id}/{rec.token}"
         w.discord.force_429(DISCORD_429S, retry_after=0.05, route_contains=route)
+    elif q.fault == plan.DISCORD_5XX:
+        # Discord's JSON 500 or Cloudflare's 503 page on the answer's first edit.
+        status = 500 if q.index % 2 else 503
+        webhook = f"/webhooks/{w.discord.application_id}/{rec.token}/messages/"
+        edge.inject(server_error(status), route_contains=webhook, method="PATCH")
     try:
         await rec.wait_done(finished, timeout=QUESTION_TIMEOUT)
     except TimeoutError:
@@ -120,7 +128,11 @@ async def ask_one(w: World, asked: Asked, channel: Channel, member: User, retrie
 
 
 async def run_repetition(
-    w: World, questions: list[Question], channels: list[Channel], members: list[User]
+    w: World,
+    edge: DiscordEdge,
+    questions: list[Question],
+    channels: list[Channel],
+    members: list[User],
 ) -> Repetition:
     retries = w.settings.max_retries
     by_member: dict[int, list[Asked]] = defaultdict(list)
@@ -134,7 +146,7 @@ async def run_repetition(
         async def one(item: Asked) -> None:
             try:
                 q = item.question
-                await ask_one(w, item, channels[q.channel], members[q.member], retries)
+                await ask_one(w, edge, item, channels[q.channel], members[q.member], retries)
             finally:
                 window.release()
 
