@@ -9,11 +9,18 @@ tracebacks), and the bot connects as soon as the gateway is back.
 
 from __future__ import annotations
 
+import logging
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import discord.gateway
+import discord.http
+import pytest
+
+from bot.core.config import Settings
+from bot.discord_app.app import run_bot
 from tests.bot.test_main import run_bot_process
 from tests.chaos.discord_chaos import answer_to, reply_for
 from tests.chaos.invariants import check_turns
@@ -54,35 +61,22 @@ async def answers_and_stops(s: Setup, bot: Bot, question: str) -> None:
     check_turns(s.conversations()[f"channel:{s.channels[0].id}"], answered=[question])
 
 
-async def test_unreachable_or_failing_discord_at_start_then_back(tmp_path: Path) -> None:
+async def test_discord_unreachable_or_its_gateway_down_at_start_then_back(tmp_path: Path) -> None:
     async with edged(tmp_path) as (s, edge):
         await edge.refuse()
         [refused] = await failed_start(s)
         assert f"cannot reach Discord at 127.0.0.1:{edge.port}" in refused
 
-        await edge.accept()
-        login = edge.inject(server_error(503), count=1, route_contains=LOGIN)
-        [failing] = await failed_start(s)
-        assert login.hits == 1
-        assert "Discord" in failing and "503" in failing, failing
-
-        bot = Bot(await run_bot_process(s.env, s.db.parent))  # the supervisor's restart
-        await bot.wait_log("connected as")
-        assert s.discord.identifies == 1
-        await answers_and_stops(s, bot, "Back again?")
-
-
-async def test_a_gateway_down_at_start_then_down_again_while_running(tmp_path: Path) -> None:
-    async with edged(tmp_path) as (s, edge):
         # REST answers, the gateway's upgrade fails. discord.py 2.7 cannot retry a first
         # connection (Client.connect reads the sequence of a websocket it never had): one
-        # line and exit 1, like an unreachable Discord, and the supervisor starts it again.
+        # line and exit 1 as well.
+        await edge.accept()
         edge.gateway_status = 503
-        [refused] = await failed_start(s)
-        assert "cannot reach Discord's gateway" in refused and "503" in refused, refused
+        [no_gateway] = await failed_start(s)
+        assert "cannot reach Discord's gateway" in no_gateway and "503" in no_gateway
 
         edge.gateway_status = None
-        bot = Bot(await run_bot_process(s.env, s.db.parent))
+        bot = Bot(await run_bot_process(s.env, s.db.parent))  # the supervisor's restart
         await bot.wait_log("connected as")
         # Once connected, discord.py reconnects by itself: a line per attempt, no traceback.
         edge.gateway_status = 503
@@ -95,3 +89,23 @@ async def test_a_gateway_down_at_start_then_down_again_while_running(tmp_path: P
         assert "Traceback" not in bot.text, bot.text
         retries = [line for line in bot.text.splitlines() if "Attempting a reconnect" in line]
         assert all(" WARNING " in line and "503" in line for line in retries), retries
+
+
+async def test_a_5xx_on_login_is_one_line(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # In process (run_bot, what `python -m bot` runs): the same way out as above, quicker.
+    async with edged(tmp_path) as (s, edge):
+        login = edge.inject(server_error(503), route_contains=LOGIN)
+        settings = Settings.from_mapping(s.env)
+        base, gateway = discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
+        try:
+            with caplog.at_level(logging.INFO):
+                assert await run_bot(settings) == 1
+        finally:
+            discord.http.Route.BASE = base
+            discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = gateway
+        assert login.hits == 1
+        errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+        assert [r.getMessage() for r in errors] == [
+            "Discord answered 503 Service Unavailable while the bot started"
+        ]
+        assert not any(r.exc_info for r in errors)
