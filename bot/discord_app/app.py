@@ -367,6 +367,19 @@ async def run_bot(settings: Settings, mcp_servers: Sequence[McpServerConfig] | N
     except discord.LoginFailure:
         log.error("Discord rejected DISCORD_TOKEN: check the token in .env")
         return 1
+    except discord.HTTPException as exc:
+        # Discord failing while the bot logs in or syncs its commands (an outage's 503,
+        # Cloudflare's 429): the supervisor's restart tries again, as for an unreachable one.
+        log.error("Discord answered %d %s while the bot started", exc.status, exc.response.reason)
+        return 1
+    except AttributeError as exc:
+        # discord.py 2.7 cannot retry a first gateway connection that failed: Client.connect
+        # then reads the sequence of a websocket it never had. Say why it failed instead.
+        cause = exc.__context__
+        if bot.ws is not None or not isinstance(cause, aiohttp.ClientError | OSError):
+            raise
+        log.error("cannot reach Discord's gateway: %s", cause)
+        return 1
     except discord.ConnectionClosed as exc:
         if exc.code not in GATEWAY_REFUSALS:
             raise

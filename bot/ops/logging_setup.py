@@ -77,6 +77,20 @@ class OnlyMigrationSteps(logging.Filter):
         return record.levelno > logging.INFO or str(record.msg).startswith("Running ")
 
 
+class OneLineReconnects(logging.Filter):
+    """discord.py logs every attempt to reach its gateway again at ERROR with a traceback,
+    one per attempt for as long as Discord is away: one WARNING line with the reason."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and str(record.msg).startswith("Attempting a reconnect"):
+            error = record.exc_info[1]
+            record.msg = f"{record.getMessage()}: {type(error).__name__}: {error}"
+            record.args = None
+            record.exc_info = record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
 def setup_logging(level: str, secrets: Iterable[str | None] = ()) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
@@ -86,6 +100,10 @@ def setup_logging(level: str, secrets: Iterable[str | None] = ()) -> None:
     root.setLevel(level)
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
+    for name in ("discord.client", "discord.shard"):
+        reconnects = logging.getLogger(name)
+        if not any(isinstance(f, OneLineReconnects) for f in reconnects.filters):
+            reconnects.addFilter(OneLineReconnects())
     migration = logging.getLogger("alembic.runtime.migration")
     if not any(isinstance(f, OnlyMigrationSteps) for f in migration.filters):
         migration.addFilter(OnlyMigrationSteps())
