@@ -20,7 +20,7 @@ from typing import Any, Final
 from aiohttp import web
 
 from . import ollama_images as images
-from .ollama_faults import DROP, STALL_MID, Fault, StreamFaults
+from .ollama_faults import DROP, Fault, StreamFaults
 from .ollama_models import EmulatedModel
 from .ollama_schema import go_quote
 from .ollama_text import now_rfc3339, qualified_name, tokenize
@@ -297,10 +297,9 @@ async def play(
     answer.first = time.monotonic()
     chunks = answer.chunks
     for index in range(len(chunks) + 1):
-        for fault in answer.faults.at(index, len(chunks)):
-            if fault.kind != STALL_MID:
-                return fault
-            await asyncio.sleep(fault.seconds)
+        # A stall lasts its seconds, or until the test ends it (end_stalls).
+        if (fault := await answer.faults.due(index, len(chunks))) is not None:
+            return fault
         if index < len(chunks):
             # Read the rate per token: tests may change it while a stream runs.
             tokens_per_second = rate()

@@ -7,7 +7,8 @@ A fault with a ``prompt`` only hits requests whose last user message contains it
 load, where requests arrive in no fixed order, a test aims it at one question.
 
 The mid-stream faults also apply to /api/pull (``paths=PULL_PATHS``), counted in progress
-lines instead of tokens; a pull's stall lasts until ``end_stalls()`` if that comes first.
+lines instead of tokens. A mid-stream stall (an answer's or a pull's) lasts until
+``end_stalls()`` if that comes first.
 """
 
 from __future__ import annotations

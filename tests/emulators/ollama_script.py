@@ -156,7 +156,7 @@ class Scripting:
         self._faults.add(Fault(RUNNER_FAIL, count, error=error, prompt=prompt))
 
     def end_stalls(self) -> None:
-        """End the pulls' stalls under way now."""
+        """End the mid-stream stalls under way now (answers' and pulls')."""
         self._faults.end_stalls()
 
     def clear_faults(self) -> None:

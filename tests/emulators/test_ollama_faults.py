@@ -303,6 +303,26 @@ async def test_a_stalled_pull_waits_until_its_stall_is_ended(
     assert lines[-1] == "success" and "mistral:7b" in emu.models
 
 
+async def test_a_stalled_answer_goes_on_when_its_stall_is_ended(
+    emu: OllamaEmulator, client: ollama.AsyncClient
+) -> None:
+    emu.set_reply("a b c d")
+    emu.stall_mid_stream(after_tokens=1, seconds=3600)
+    chunks: list[str] = []
+
+    async def chat() -> None:
+        async for chunk in await client.chat("llama3.2", USER_HI, stream=True):
+            chunks.append(chunk.message.content or "")
+
+    answering = asyncio.create_task(chat())
+    await wait_until(lambda: len(chunks) == 1)
+    assert (await client.chat("llama3.2", USER_HI)).done  # the server answers meanwhile
+    assert len(chunks) == 1 and not answering.done()
+    emu.end_stalls()
+    await answering
+    assert "".join(chunks) == "a b c d"
+
+
 async def test_a_stopped_emulator_starts_again_on_the_same_port() -> None:
     # Ollama restarting: what it had stays, it listens where it did.
     async with OllamaEmulator() as emu, ollama.AsyncClient(host=emu.url, timeout=10) as client:
