@@ -10,6 +10,7 @@ the next question is answered.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -25,8 +26,15 @@ from tests.chaos.discord_chaos import (
 from tests.e2e.test_ask import DISCORD_LIMIT
 from tests.emulators.discord_faults import server_error
 
+# An interaction's webhook writes take discord.py's one way for every 5xx (retried after 1 s,
+# 3 s...): by default 503 only; OLLACORD_CHAOS_ALL=1 adds 500 (Discord's JSON body).
+MIRRORED = pytest.mark.skipif(
+    os.environ.get("OLLACORD_CHAOS_ALL") != "1",
+    reason="the same path as another row: OLLACORD_CHAOS_ALL=1",
+)
 
-@pytest.mark.parametrize("status", [500, 503])
+
+@pytest.mark.parametrize("status", [pytest.param(500, marks=MIRRORED), 503])
 async def test_5xx_on_an_interaction_replys_edit_and_follow_up(tmp_path: Path, status: int) -> None:
     async with edged_world(tmp_path) as w:
         edit = w.edge.inject(server_error(status), route_contains="/messages/@original")
