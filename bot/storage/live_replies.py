@@ -51,7 +51,7 @@ class LiveReplyStore:
                     )
                     for row in rows
                 ]
-        except (OperationalError, DBAPIError) as exc:
+        except (OperationalError, DBAPIError, OSError) as exc:  # OSError: server unreachable
             log.error("database read failed: %s", exc)
             raise StorageError() from exc
 
@@ -77,6 +77,6 @@ class LiveReplyStore:
                             for r in save
                         ],
                     )
-        except (OperationalError, DBAPIError) as exc:
+        except (OperationalError, DBAPIError, OSError) as exc:  # OSError: server unreachable
             log.error("database write failed: %s", exc)
             raise StorageError() from exc
