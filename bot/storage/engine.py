@@ -50,7 +50,9 @@ def create_engine(database_url: str, *, concurrency: int | None = None) -> Async
             "pool_pre_ping": True,
             "pool_recycle": POOL_RECYCLE_SECONDS,
         }
-    engine = create_async_engine(url, **options)
+    # A failed statement's error names its SQL, not its parameters: they hold interaction
+    # tokens and members' words, and the error is logged.
+    engine = create_async_engine(url, hide_parameters=True, **options)
     if url.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     log.debug("database %s", url.render_as_string(hide_password=True))
