@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.core.errors import ConfigError
-from bot.core.hosts.spec import HostSpec, parse_hosts, parse_url
+from bot.core.hosts.spec import HostSpec, parse_hosts, parse_url, shown_url
 from bot.core.sharding import parse_shard_count, parse_shard_ids, shard_problems
 
 DEFAULT_OLLAMA_HOST = "http://localhost:11434"
@@ -209,7 +209,8 @@ _non_negative_float = _float(0, inclusive=True)
 def _url(*schemes: str) -> Callable[[str], str]:
     def parse(raw: str) -> str:
         if not raw.startswith(tuple(f"{s}://" for s in schemes)):
-            raise ValueError(f"expected a {'/'.join(schemes)} URL, got {raw!r}")
+            # Never the password of a URL in the message, which is logged.
+            raise ValueError(f"expected a {'/'.join(schemes)} URL, got {shown_url(raw)!r}")
         return raw.rstrip("/")
 
     return parse

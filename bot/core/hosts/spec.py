@@ -50,9 +50,9 @@ def parse_url(raw: str) -> str:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError for a port that is not a number
     except ValueError:
-        raise ValueError(f"{redact_url(raw)!r} is not a valid URL") from None
+        raise ValueError(f"{shown_url(raw)!r} is not a valid URL") from None
     if parts.scheme not in SCHEMES or not parts.hostname:
-        raise ValueError(f"expected an http or https URL, got {_shown(raw)!r}")
+        raise ValueError(f"expected an http or https URL, got {shown_url(raw)!r}")
     return url
 
 
@@ -83,10 +83,10 @@ def _capacity(raw: str, entry: str) -> int:
         value = int(raw)
     except ValueError:
         raise ValueError(
-            f"the capacity after * must be a whole number, got {raw!r} in {_shown(entry)!r}"
+            f"the capacity after * must be a whole number, got {raw!r} in {shown_url(entry)!r}"
         ) from None
     if value < 1:
-        raise ValueError(f"the capacity of {_shown(entry)!r} must be at least 1")
+        raise ValueError(f"the capacity of {shown_url(entry)!r} must be at least 1")
     return value
 
 
@@ -97,8 +97,11 @@ def _identity(url: str) -> str:
     return f"{parts.scheme}://{(parts.hostname or '').lower()}:{port}{parts.path}"
 
 
-def _shown(raw: str) -> str:
+def shown_url(raw: str) -> str:
+    """``raw`` as an error message may show it: never a password, even in what is no URL."""
     try:
-        return redact_url(raw)
+        shown = redact_url(raw)
     except ValueError:
         return "(an entry that is not a URL)"
+    # Without its scheme ("user:pw@host") urlsplit finds no user to remove: cut before the @.
+    return "…@" + shown.rpartition("@")[2] if "@" in shown else shown
