@@ -64,6 +64,7 @@ values = (
 @example(env={"DISCORD_API_BASE": f"ftp://user:{SECRET}@discord.example"})
 @example(env={"DISCORD_GATEWAY_URL": f"http://user:{SECRET}@gateway.example"})
 @example(env={"SHARD_COUNT": "100000", "SHARD_IDS": "0-99999"})
+@example(env={"OLLAMA_HOST": f"user:{SECRET}@localhost:11434"})
 def test_any_environment_parses_or_says_what_is_wrong(env: dict[str, str]) -> None:
     try:
         settings = Settings.from_mapping(env, require_discord=False)
