@@ -137,7 +137,6 @@ async def test_interaction_tokens_are_not_logged_when_their_edits_fail(tmp_path:
             # The first refusal is logged before the bot retries.
             await discord_emu.wait_for(lambda: refusals(discord_emu) >= 2, timeout=30)
     log = "\n".join(lines)
-    print("LOGTAIL", [l for l in lines if "webhooks" in l][-3:])
     assert "Invalid Webhook Token" in log  # the failure was logged
     assert rec.token not in log
     assert secrets_in(log, [discord_emu.token]) == []
