@@ -28,7 +28,7 @@ from tests.e2e.test_summarize import finished as summarized
 from tests.e2e.test_threads import answered_in
 from tests.security.outgoing import MENTION_SYNTAX, all_ping_risks, sent_messages, thread_names
 
-EXAMPLES = int(os.environ.get("SECURITY_EXAMPLES", "8"))
+EXAMPLES = int(os.environ.get("SECURITY_EXAMPLES", "20"))
 ZERO_WIDTH = ("\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad")
 BIDI = ("\u202e", "\u202d", "\u200f", "\u200e", "\u2066", "\u2069")
 # Letters Discord does not take for the ASCII ones (Cyrillic, fullwidth).
@@ -90,7 +90,8 @@ def mention_syntax(name: str) -> bool:
 
 
 async def run_everything(w: World, text: str) -> None:
-    """The question and the model's answer are ``text`` everywhere a model speaks."""
+    """The question and the model's answer hold ``text`` everywhere a model speaks (each
+    question has a word of its own: an empty one is refused before any model runs)."""
     w.ollama.set_reply(f"Sure {text} and again {text}")
     threads_before = len(w.discord.threads_of(w.channel.id))
     rec = await w.discord.invoke_slash(
@@ -102,17 +103,17 @@ async def run_everything(w: World, text: str) -> None:
     await answered_in(w, w.discord.threads_of(w.channel.id)[-1].id, 1)
     await finished(
         await w.discord.invoke_slash(
-            "ask", user_id=w.bob.id, **w.where, options={"prompt": text, "private": True}
+            "ask", user_id=w.bob.id, **w.where, options={"prompt": f"Q: {text}", "private": True}
         )
     )
-    await compared(w, text, "llama3.2", "qwen3")
+    await compared(w, f"Q: {text}", "llama3.2", "qwen3")
     await summarized(
         await w.discord.invoke_slash(
             "summarize", user_id=w.alice.id, **w.where, options={"text": f"Notes: {text}"}
         )
     )
     mentioned = await w.discord.send_user_message(
-        w.channel.id, w.alice.id, text, mentions=[w.discord.bot_user_id]
+        w.channel.id, w.alice.id, f"Q: {text}", mentions=[w.discord.bot_user_id]
     )
     await w.discord.wait_for(
         lambda: any(
