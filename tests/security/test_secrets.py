@@ -15,15 +15,18 @@ import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 from sqlalchemy import make_url
 
 from tests.bot.test_main import emulator_env, run_bot_process
+from tests.e2e.conftest import wait_private_note, world
 from tests.emulators.discord_server import DiscordEmulator
 from tests.emulators.ollama_server import OllamaEmulator
-from tests.security.log_audit import secrets_in
+from tests.security.log_audit import register_secret, secrets_in
 
-DB_PASSWORD = "pg-Pa55w0rd-9qX2vLk7"  # a test value, looked for in the logs
+DB_PASSWORD = "pg-Pa55w0rd-9qX2vLk7"  # test values, looked for in the logs
+OLLAMA_PASSWORD = "ollama-Pw-7tR3mQ8zK1"
 
 
 def unreachable_postgres_url(password: str) -> str:
@@ -141,3 +144,29 @@ async def test_interaction_tokens_are_not_logged_when_their_edits_fail(tmp_path:
     assert rec.token not in log
     assert secrets_in(log, [discord_emu.token]) == []
     assert rec.token not in sent_bodies(discord_emu)
+
+
+async def test_ollama_host_credentials_are_in_no_message_or_log(tmp_path: Path) -> None:
+    # A host with a user and password that refuses connections: the member is told which
+    # server cannot be reached, by its address alone.
+    register_secret(OLLAMA_PASSWORD)
+    host = f"http://ollacord:{OLLAMA_PASSWORD}@127.0.0.1:1"
+    async with world(tmp_path, OLLAMA_HOST=host, HTTP_PORT="0") as w:
+        rec = await w.discord.invoke_slash(
+            "ask", user_id=w.alice.id, **w.where, options={"prompt": "hi"}
+        )
+        await rec.wait_done(lambda r: r.original is not None and "⚠️" in r.original.content)
+        assert rec.original is not None and "127.0.0.1:1" in rec.original.content
+        listing = await w.discord.invoke_slash(
+            "model", subcommand="list", user_id=w.alice.id, **w.where
+        )
+        await wait_private_note(listing)
+        assert w.bot.http_server is not None
+        async with aiohttp.ClientSession() as http:
+            base = f"http://127.0.0.1:{w.bot.http_server.port}"
+            bodies = [
+                await (await http.get(base + path)).text()
+                for path in ("/healthz", "/models", "/stats")
+            ]
+    assert OLLAMA_PASSWORD not in sent_bodies(w.discord)
+    assert not [b for b in bodies if OLLAMA_PASSWORD in b]
