@@ -52,7 +52,7 @@ from bot.core.config import Settings
 from bot.core.images import PreparedImage
 from bot.discord_app import attachments
 from bot.discord_app.app import create_bot, point_discord_at
-from tests.emulators.discord_server import running_client
+from tests.emulators.discord_server import DiscordEmulator, running_client
 
 PROMPT = "What is in this picture?"
 PHOTO, SCREENSHOT = "photo.jpg", "screenshot.png"
@@ -271,7 +271,7 @@ async def run(files: dict[str, bytes], reps: int) -> dict[str, list[Rep]]:
         setup: Setup = ctl.setup
         settings = Settings.from_mapping(
             {
-                "DISCORD_TOKEN": "test-token",
+                "DISCORD_TOKEN": DiscordEmulator.token,
                 "OLLAMA_HOST": setup.ollama_url,
                 "DEFAULT_MODEL": "llama3.2",
                 "VISION_MODEL": "gemma3",
@@ -285,7 +285,7 @@ async def run(files: dict[str, bytes], reps: int) -> dict[str, list[Rep]]:
         point_discord_at(setup.api_base, setup.gateway_url)
         bot = create_bot(settings, guild_ready_timeout=0.05)
         with timed_attachments() as marks:
-            async with running_client(bot, "test-token", ready_timeout=30):
+            async with running_client(bot, DiscordEmulator.token, ready_timeout=30):
                 for index, name in enumerate(order):
                     cpu0 = time.process_time()
                     asked: Asked = await ctl.call("ask", name)

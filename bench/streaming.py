@@ -70,7 +70,7 @@ from bench.streaming_report import (
 )
 from bot.core.config import Settings
 from bot.discord_app.app import OllacordBot, create_bot, point_discord_at
-from tests.emulators.discord_server import running_client
+from tests.emulators.discord_server import DiscordEmulator, running_client
 
 EDIT_LIMIT = 5
 EDIT_WINDOW = 2.0
@@ -110,7 +110,7 @@ async def run_round(
         setup = ctl.setup
         settings = Settings.from_mapping(
             {
-                "DISCORD_TOKEN": "test-token",
+                "DISCORD_TOKEN": DiscordEmulator.token,
                 "OLLAMA_HOST": setup.ollama_url,
                 "DEFAULT_MODEL": MODEL,
                 "DATABASE_URL": f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}",
