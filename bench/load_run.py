@@ -27,10 +27,16 @@ from tests.emulators.discord_server import Channel, InteractionRecord, User
 from tests.emulators.ollama_server import BUSY
 
 MEMBER_WINDOW: Final = 2  # open questions per member, under the default cap of 3
-QUESTION_TIMEOUT: Final = 300.0  # seconds from asking to the final message, queue included
+# Seconds from asking to the final message, queue included: a base, and more per question
+# of the repetition, since on a loaded machine the last ones wait for all the others.
+QUESTION_TIMEOUT: Final = 120.0
+SECONDS_PER_QUESTION: Final = 1.0
 QUIET_SECONDS: Final = 1.0  # nothing moving in Discord: every final edit has landed
 DISCORD_429S: Final = 3  # forced on one answer's webhook writes
-STALL_SECONDS: Final = 3.0  # past FIRST_TOKEN_TIMEOUT and STREAM_IDLE_TIMEOUT (2 s)
+# Three times FIRST_TOKEN_TIMEOUT and STREAM_IDLE_TIMEOUT (2 s): the bot measures a silence
+# from when it read the last chunk, which a loaded event loop (shared with the emulators)
+# delays; at 1.5 times, a stall on a busy machine sometimes went unnoticed.
+STALL_SECONDS: Final = 6.0
 WARNING: Final = "⚠️"
 CAP_REFUSAL: Final = "waiting; ask again"
 # What the member's reply must say, per fault that ends in a warning.
@@ -98,7 +104,14 @@ def aim_faults(w: World, q: Question, max_retries: int) -> None:
 
 
 async def ask_one(
-    w: World, edge: DiscordEdge, asked: Asked, channel: Channel, member: User, retries: int
+    w: World,
+    edge: DiscordEdge,
+    asked: Asked,
+    channel: Channel,
+    member: User,
+    *,
+    retries: int,
+    timeout: float,  # noqa: ASYNC109 (each question waits its own condition)
 ) -> None:
     q = asked.question
     aim_faults(w, q, retries)
@@ -120,9 +133,9 @@ async def ask_one(
         webhook = f"/webhooks/{w.discord.application_id}/{rec.token}/messages/"
         edge.inject(server_error(status), route_contains=webhook, method="PATCH")
     try:
-        await rec.wait_done(finished, timeout=QUESTION_TIMEOUT)
+        await rec.wait_done(finished, timeout=timeout)
     except TimeoutError:
-        asked.verdict = f"no final message within {QUESTION_TIMEOUT:.0f} s"
+        asked.verdict = f"no final message within {timeout:.0f} s"
         return
     asked.done_at = time.monotonic()
 
@@ -135,6 +148,7 @@ async def run_repetition(
     members: list[User],
 ) -> Repetition:
     retries = w.settings.max_retries
+    timeout = QUESTION_TIMEOUT + SECONDS_PER_QUESTION * len(questions)
     by_member: dict[int, list[Asked]] = defaultdict(list)
     asked = [Asked(q) for q in questions]
     for item in asked:
@@ -146,7 +160,8 @@ async def run_repetition(
         async def one(item: Asked) -> None:
             try:
                 q = item.question
-                await ask_one(w, edge, item, channels[q.channel], members[q.member], retries)
+                channel, member = channels[q.channel], members[q.member]
+                await ask_one(w, edge, item, channel, member, retries=retries, timeout=timeout)
             finally:
                 window.release()
 
@@ -161,7 +176,7 @@ async def run_repetition(
     seconds = time.monotonic() - started
     await w.discord.wait_for(
         lambda: time.monotonic() - w.discord.world.notifier.last_change >= QUIET_SECONDS,
-        timeout=QUESTION_TIMEOUT,
+        timeout=timeout,
     )
     repetition = Repetition(asked, seconds)
     for item in asked:
