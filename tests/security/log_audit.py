@@ -112,6 +112,12 @@ class LogAudit:
             root.addHandler(self.handler)
         if root.level > logging.DEBUG or root.level == logging.NOTSET:
             root.setLevel(logging.DEBUG)
+            # As setup_logging does: the chatty libraries stay at WARNING (production never
+            # writes their debug lines, and making them all would slow every test down).
+            for name in QUIET_LOGGERS:
+                quiet = logging.getLogger(name)
+                if quiet.level == logging.NOTSET:
+                    quiet.setLevel(logging.WARNING)
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
