@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 # Interaction replies and follow-ups share one bucket per interaction token.
 _WEBHOOK = re.compile(r"/webhooks/\d+/([^/?]+)")
 _CHANNEL_MESSAGES = re.compile(r"/channels/(\d+)/messages")
+# The interaction token in a webhook or interaction route: a credential for 15 minutes.
+_TOKEN_IN_ROUTE = re.compile(r"(/(?:webhooks|interactions)/\d+/)[^/?]+")
 MAX_TRACKED_BUCKETS = 4096
 
 
@@ -57,7 +59,8 @@ class RateLimitTracker:
     def observe(self, path: str, status: int, headers: Any) -> None:
         if status == 429:
             self.seen_429 += 1
-            log.warning("Discord answered 429 for %s", path.split("?")[0])
+            route = _TOKEN_IN_ROUTE.sub(r"\1…", path.split("?")[0])
+            log.warning("Discord answered 429 for %s", route)
         key = bucket_key(path)
         if key is None:
             return

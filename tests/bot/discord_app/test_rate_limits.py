@@ -1,14 +1,19 @@
-"""The global write budget: within Discord's 50 requests/s, edits never crowd out firsts."""
+"""The global write budget: within Discord's 50 requests/s, edits never crowd out firsts;
+and what the tracker logs of a 429."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
+
+import pytest
 
 from bot.discord_app.rate_limits import (
     EDIT_SHARE,
     WINDOW_SECONDS,
     GlobalWriteBudget,
+    RateLimitTracker,
 )
 from bot.presentation.pacing import FLOOR_INTERVAL
 
@@ -66,3 +71,15 @@ def test_edits_are_spaced_by_the_number_of_active_replies() -> None:
     assert spaced == 50 / int(48 * EDIT_SHARE)
     now[0] += 10  # they all finished: nobody is active any more
     assert budget.edit_interval(FLOOR_INTERVAL) == FLOOR_INTERVAL
+
+
+def test_a_429_is_logged_without_the_interaction_token(caplog: pytest.LogCaptureFixture) -> None:
+    token = "aW50ZXJhY3Rpb246MTIzNDU2Nzg5MDpzZWNyZXQ"
+    tracker = RateLimitTracker()
+    with caplog.at_level(logging.WARNING, logger="bot.discord_app.rate_limits"):
+        tracker.observe(f"/api/v10/webhooks/123/{token}/messages/@original?wait=1", 429, {})
+        tracker.observe(f"/api/v10/interactions/456/{token}/callback", 429, {})
+    assert tracker.seen_429 == 2
+    assert token not in caplog.text
+    assert "/webhooks/123/…/messages/@original" in caplog.text
+    assert "/interactions/456/…/callback" in caplog.text
