@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING
 
 import discord
@@ -12,6 +12,7 @@ import discord
 from bot.discord_app.live_replies import LiveReplies
 from bot.discord_app.rate_limits import GlobalWriteBudget, RateLimitTracker
 from bot.presentation.pacing import FLOOR_INTERVAL, RateLimitInfo
+from bot.presentation.streaming import ReplyGone
 from bot.storage.live_replies import LiveReplyRecord
 
 if TYPE_CHECKING:
@@ -53,6 +54,18 @@ async def acknowledging(
         ack.remove_done_callback(cancel_body)
         if not ack.done():
             await asyncio.wait([ack])
+
+
+@contextlib.contextmanager
+def gone_if_permanent() -> Iterator[None]:
+    """Discord's refusals that a retry cannot change become ReplyGone: the message or
+    webhook is unknown (404), access is lost (403), the interaction token expired (401)."""
+    try:
+        yield
+    except discord.HTTPException as exc:
+        if exc.status in (401, 403, 404):
+            raise ReplyGone(f"Discord refused the write ({exc.status})") from exc
+        raise
 
 
 class Recorded:
@@ -133,6 +146,10 @@ class InteractionSink(Recorded):
         return {"view": self._view}
 
     async def write(self, index: int, content: str, *, final: bool) -> None:
+        with gone_if_permanent():
+            await self._write(index, content, final=final)
+
+    async def _write(self, index: int, content: str, *, final: bool) -> None:
         if self._acknowledged is not None and not self._acknowledged.done():
             await asyncio.shield(self._acknowledged)
         view = self._view_change(index, final)
@@ -207,6 +224,10 @@ class ChannelSink(Recorded):
         return await self._channel.send(content, allowed_mentions=NO_MENTIONS)
 
     async def write(self, index: int, content: str, *, final: bool) -> None:
+        with gone_if_permanent():
+            await self._write(index, content, final=final)
+
+    async def _write(self, index: int, content: str, *, final: bool) -> None:
         message = self._messages.get(index)
         await self._budget.acquire(id(self), urgent=final or message is None)
         with self._budget.granted():

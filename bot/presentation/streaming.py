@@ -37,6 +37,11 @@ MAX_WRITE_FAILURES = 8
 PACE_JITTER = 0.2
 
 
+class ReplyGone(Exception):
+    """A sink's write that no retry can make succeed: the message was deleted, the
+    interaction's token expired, the bot lost access. The reply gives up at once."""
+
+
 class ReplySink(Protocol):
     async def write(self, index: int, content: str, *, final: bool) -> None:
         """Create (first write) or edit message ``index``; ``final``: it won't change again."""
@@ -246,6 +251,8 @@ class StreamingReply:
                 index, content, is_final = write
                 try:
                     await self._sink.write(index, content, final=is_final)
+                except ReplyGone:
+                    raise
                 except Exception as exc:
                     failures += 1
                     if failures >= MAX_WRITE_FAILURES:

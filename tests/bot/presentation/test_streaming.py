@@ -12,6 +12,7 @@ from bot.presentation.splitting import split_message
 from bot.presentation.streaming import (
     EMPTY_ANSWER,
     REPLACED_PAGE,
+    ReplyGone,
     StreamingReply,
     WriteFailedError,
 )
@@ -183,6 +184,28 @@ async def test_persistent_failure_is_reported() -> None:
     reply.push("x")
     with pytest.raises(WriteFailedError):
         await asyncio.wait_for(reply.finish(), 120)
+
+
+class GoneSink(BucketSink):
+    """Its message was deleted (or its token expired): every write is refused for good."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.attempts = 0
+
+    async def write(self, index: int, content: str, *, final: bool) -> None:
+        self.attempts += 1
+        raise ReplyGone("Discord refused the write (404)")
+
+
+async def test_a_write_no_retry_can_fix_is_given_up_at_once() -> None:
+    sink = GoneSink()
+    reply = StreamingReply(sink, retry_delay=0.001)
+    reply.start()
+    reply.push("x")
+    with pytest.raises(WriteFailedError):
+        await asyncio.wait_for(reply.finish(), 120)
+    assert sink.attempts == 1
 
 
 async def test_withdrawn_text_is_replaced_by_what_comes_after() -> None:
