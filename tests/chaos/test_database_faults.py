@@ -31,6 +31,8 @@ AFTER = "after the fault"
 # Longer than a database page (4 KiB) several times over: storing it must take new pages.
 LONG_ANSWER = " ".join(f"word{i}" for i in range(1500))
 
+LOCK_WAIT = 60.0  # seconds the test waits to take the write lock itself
+
 
 def answer_to(prompt: str) -> str:
     return LONG_ANSWER if prompt == DURING else f"Answer to {prompt}."
@@ -104,7 +106,9 @@ async def test_a_database_locked_past_the_busy_timeout(tmp_path: Path) -> None:
         w.ollama.set_reply(replying)
         await answered(w, BEFORE, turns_before=0)
         # Another process (a backup, the CLI, a second bot) holds the write lock.
-        with contextlib.closing(sqlite3.connect(database_path(w), isolation_level=None)) as other:
+        # Waits for a write the bot may be making (its memory worker, a live reply) to end.
+        locker = sqlite3.connect(database_path(w), isolation_level=None, timeout=LOCK_WAIT)
+        with contextlib.closing(locker) as other:
             other.execute("BEGIN EXCLUSIVE")
             rec = await ask(w, DURING)
             await not_saved(rec)  # after the busy timeout (5 s) gave up
