@@ -16,7 +16,7 @@ from bench.streaming_child import shows_final
 from tests.emulators.discord_server import DiscordEmulator, InteractionRecord, Message
 
 FOOTER = re.compile(r"\n-# [^\n]*\Z")  # the footer line under a complete answer
-# How the bot's status lines begin (bot.presentation.answering.status_line): shown alone
+# How the bot's status lines begin (bot.presentation.answer_text.status_line): shown alone
 # before the text, or as a ``-# `` line under it.
 STATUS_MARKS = ("⏳", "💭", "🔁", "🔀", "↪️", "🔧", "📚")
 CURSOR = "▌"

@@ -11,7 +11,8 @@ from bot.core.errors import InvalidRequestError, OllacordError
 from bot.core.events import QueryEvent
 from bot.core.history import MESSAGE_OVERHEAD_TOKENS
 from bot.core.manager import OllamaRequestManager
-from bot.presentation.answering import Answer, AnswerRun, status_line
+from bot.presentation.answer_text import status_line
+from bot.presentation.answering import Answer, AnswerRun
 
 log = logging.getLogger(__name__)
 
