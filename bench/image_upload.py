@@ -51,7 +51,8 @@ from bot.core import images as core_images
 from bot.core.config import Settings
 from bot.core.images import PreparedImage
 from bot.discord_app import attachments
-from bot.discord_app.app import create_bot, point_discord_at
+from bot.discord_app.app import create_bot
+from bot.discord_app.connection import point_discord_at
 from tests.emulators.discord_server import DiscordEmulator, running_client
 
 PROMPT = "What is in this picture?"

@@ -69,7 +69,8 @@ from bench.streaming_report import (
     print_worst,
 )
 from bot.core.config import Settings
-from bot.discord_app.app import OllacordBot, create_bot, point_discord_at
+from bot.discord_app.app import OllacordBot, create_bot
+from bot.discord_app.connection import point_discord_at
 from tests.emulators.discord_server import DiscordEmulator, running_client
 
 EDIT_LIMIT = 5

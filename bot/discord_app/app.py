@@ -8,13 +8,11 @@ import gc
 import hashlib
 import json
 import logging
-import os
 from collections.abc import Sequence
 from typing import Any
 
 import aiohttp
 import discord
-import yarl
 from discord import app_commands
 from discord.ext import commands
 
@@ -28,6 +26,7 @@ from bot.core.types import ChatTarget
 from bot.discord_app.advice import explain
 from bot.discord_app.channel_reader import DiscordChannelReader
 from bot.discord_app.command_errors import error_message, send_ephemeral
+from bot.discord_app.connection import point_discord_at, reason
 from bot.discord_app.live_replies import LiveReplies
 from bot.discord_app.rate_limits import GlobalWriteBudget, RateLimitTracker
 from bot.discord_app.routing import ConversationRouter, Place
@@ -338,17 +337,6 @@ def create_bot(
     return ShardedOllacordBot(settings, manager, **options)
 
 
-def point_discord_at(api_base: str | None, gateway_url: str | None) -> None:
-    """Send discord.py's REST calls and gateway connection elsewhere (a proxy, the emulator).
-
-    These are discord.py internals, pinned by its minor version; a contract test guards them.
-    """
-    if api_base:
-        discord.http.Route.BASE = api_base
-    if gateway_url:
-        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway_url)
-
-
 async def run_bot(settings: Settings, mcp_servers: Sequence[McpServerConfig] | None = None) -> int:
     point_discord_at(settings.discord_api_base, settings.discord_gateway_url)
     bot = create_bot(settings, mcp_servers)
@@ -397,10 +385,3 @@ async def run_bot(settings: Settings, mcp_servers: Sequence[McpServerConfig] | N
     finally:
         restore_signals()
     return 0
-
-
-def reason(error: OSError) -> str:
-    """An OS error in words: "Connection refused", not "Connect call failed ('host', 1)"."""
-    if error.strerror and not error.strerror.startswith("Connect call failed"):
-        return error.strerror
-    return os.strerror(error.errno) if error.errno else str(error)

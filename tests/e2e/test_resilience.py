@@ -13,7 +13,7 @@ import discord.http
 import pytest
 import yarl
 
-from bot.discord_app.app import point_discord_at
+from bot.discord_app.connection import point_discord_at
 from tests.e2e.conftest import World, e2e_settings, running_bot, stored_messages, world
 from tests.e2e.test_ask import (
     DISCORD_LIMIT,
