@@ -126,6 +126,13 @@ class MemberQueueFullError(InvalidRequestError):
         )
 
 
+class ShuttingDownError(OllacordError):
+    """The request manager closed before this question's answer was complete: a question
+    still waiting is refused, and one cut off past the close's grace ends with this."""
+
+    user_message = "Closed before this answer was complete."
+
+
 class StructuredOutputError(OllacordError):
     """The model's answer did not match the requested format or schema, even on a retry.
 

@@ -10,13 +10,14 @@ partial turn; a failed one stores nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
 from bot.core.answer_turn import ROUND_GAP, AnswerTurn, call_name
-from bot.core.errors import StructuredOutputError
+from bot.core.errors import ShuttingDownError, StructuredOutputError
 from bot.core.events import (
     EventCallback,
     QueuedEvent,
@@ -69,17 +70,25 @@ class QueryExecutor:
         self.on_turn_stored: Callable[[str], None] | None = None
         self.planner = QueryPlanner(store, catalog, defaults)
         self.active_streams = 0
+        self._in_flight = 0  # past their conversation's queue: what close waits for
         self._idle = asyncio.Event()
         self._idle.set()
+        self._closing = False
+
+    def refuse_waiting(self) -> None:
+        """Closing: a question still waiting (for its conversation's turn, or for a host's
+        slot) is refused when its turn comes (ShuttingDownError); those being planned or
+        answered may still finish."""
+        self._closing = True
 
     async def wait_idle(self, grace: float) -> bool:
-        """Wait until no query is running (True), or ``grace`` seconds (False)."""
+        """Wait until no query is planned or running (True), or ``grace`` seconds (False)."""
         if self._idle.is_set():
             return True
         try:
             await asyncio.wait_for(self._idle.wait(), grace)
         except TimeoutError:
-            log.warning("closing with %d answers still running", self.active_streams)
+            log.warning("closing with %d answers still running", self._in_flight)
             return False
         return True
 
@@ -95,10 +104,16 @@ class QueryExecutor:
         async def queued(position: int, reason: str) -> None:
             await emit(on_event, QueuedEvent(position, reason))
 
+        waited_for_host = False
+
         async def waiting(position: int) -> None:
+            nonlocal waited_for_host
+            waited_for_host = True
             await emit(on_event, QueuedEvent(position, "capacity"))
 
-        async with self._queue.slot(query.session_id, queued):
+        async with self._queue.slot(query.session_id, queued), self._counted_in_flight():
+            if self._closing:  # its turn came after the close began
+                raise ShuttingDownError()
             started = time.monotonic()
             turn = AnswerTurn()
             model = query.model or self.planner.default_model
@@ -115,6 +130,8 @@ class QueryExecutor:
                 model = request.model
                 asked = time.monotonic()
                 lease = await self._hosts.lease(request.models, waiting, claim)
+                if self._closing and waited_for_host:  # a host's slot came after the close
+                    raise ShuttingDownError()
                 started += time.monotonic() - asked  # the time it runs, as without hosts
                 self._running(+1)
                 running = True
@@ -215,10 +232,17 @@ class QueryExecutor:
 
     def _running(self, change: int) -> None:
         self.active_streams += change
-        if self.active_streams:
-            self._idle.clear()
-        else:
-            self._idle.set()
+
+    @contextlib.asynccontextmanager
+    async def _counted_in_flight(self) -> AsyncIterator[None]:
+        self._in_flight += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._in_flight -= 1
+            if not self._in_flight:
+                self._idle.set()
 
     async def _store_turn(self, query: Query, result: OllamaQueryResult, turn: AnswerTurn) -> None:
         if query.session_id is None:

@@ -214,7 +214,9 @@ class OllamaRequestManager(SessionMethods, ModelMethods):
 
     async def close(self, grace: float | None = None) -> None:
         """Release everything, after letting answers in flight finish (up to ``grace`` s,
-        default ``shutdown_grace``)."""
+        default ``shutdown_grace``); questions still waiting are refused (ShuttingDownError)."""
+        if self._services is not None:
+            self._services.executor.refuse_waiting()
         await self.wait_idle(grace)
         await self.mcp.close()
         if self.memory is not None:

@@ -18,6 +18,7 @@ from bot.core.errors import (
     ContextOverflowError,
     ModelLoadError,
     ModelNotFoundError,
+    OllacordError,
     OllamaBusyError,
     OllamaConnectionLostError,
     OllamaError,
@@ -25,6 +26,7 @@ from bot.core.errors import (
     OllamaServerError,
     OllamaTimeoutError,
     OllamaUnavailableError,
+    ShuttingDownError,
 )
 from bot.core.hosts.spec import redact_url
 from bot.core.types import ModelDetails, ModelInfo, PullProgress
@@ -81,26 +83,41 @@ class OllamaClient:
             ),
             auth=_basic_auth(host),
         )
+        self._closed = False
 
     async def close(self) -> None:
+        self._closed = True
         await self._client.close()
 
     @contextlib.contextmanager
     def _translate(self, model: str | None = None) -> Iterator[None]:
         try:
             yield
-        except ollama.ResponseError as exc:
-            raise _from_response_error(exc, model) from exc
-        except (ConnectionError, httpx.ConnectError) as exc:
-            raise OllamaUnavailableError(self.label) from exc
-        except httpx.TimeoutException as exc:
-            raise OllamaTimeoutError() from exc
-        except httpx.TransportError as exc:
+        except Exception as exc:
+            ours = self._our_error(exc, model)
+            if ours is None:
+                raise
+            raise ours from exc
+
+    def _our_error(self, exc: Exception, model: str | None) -> OllacordError | None:
+        """The library's error as ours; None for an error that is not the library's."""
+        if self._closed and isinstance(exc, httpx.HTTPError | RuntimeError):
+            # Closed under a request: its stream was cut, or it came after (a retry, a
+            # question still planning) and httpx refused it with a RuntimeError.
+            return ShuttingDownError()
+        if isinstance(exc, ollama.ResponseError):
+            return _from_response_error(exc, model)
+        if isinstance(exc, ConnectionError | httpx.ConnectError):
+            return OllamaUnavailableError(self.label)
+        if isinstance(exc, httpx.TimeoutException):
+            return OllamaTimeoutError()
+        if isinstance(exc, httpx.TransportError):
             log.debug("transport error from %s: %r", self.label, exc)
-            raise OllamaConnectionLostError() from exc
-        except (json.JSONDecodeError, ValidationError) as exc:
+            return OllamaConnectionLostError()
+        if isinstance(exc, json.JSONDecodeError | ValidationError):
             log.warning("malformed answer from %s: %s", self.label, exc)
-            raise OllamaServerError("The model server sent a malformed answer.") from exc
+            return OllamaServerError("The model server sent a malformed answer.")
+        return None
 
     def translating(self, model: str | None = None) -> contextlib.AbstractContextManager[None]:
         """Translate the library's errors, raised inside this block, into ours."""

@@ -9,6 +9,7 @@ from bot.core.errors import (
     ModelNotFoundError,
     OllacordError,
     QuotaExceededError,
+    ShuttingDownError,
     StructuredOutputError,
     VisionUnavailableError,
 )
@@ -35,6 +36,8 @@ def explain(error: OllacordError) -> str:
         return f"{message} An admin can pull it with `/model pull`."
     if isinstance(error, StructuredOutputError):
         return f"{message} Try again, or simplify the schema."
+    if isinstance(error, ShuttingDownError):
+        return f"{message} The bot is restarting or shutting down; please ask again in a minute."
     if isinstance(error, ModelNotFoundError):
         return f"{message} An admin can pull it with `/model pull`."
     if isinstance(error, ContextOverflowError):

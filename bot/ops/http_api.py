@@ -28,6 +28,7 @@ from bot.core.errors import (
     OllamaRequestError,
     OllamaTimeoutError,
     OllamaUnavailableError,
+    ShuttingDownError,
     StorageError,
 )
 from bot.core.manager import OllamaRequestManager
@@ -52,6 +53,7 @@ ERROR_STATUS: tuple[tuple[type[OllacordError], int], ...] = (
     (OllamaUnavailableError, 503),
     (OllamaBusyError, 503),
     (StorageError, 503),
+    (ShuttingDownError, 503),
     (OllamaTimeoutError, 504),
     (OllamaError, 502),
 )

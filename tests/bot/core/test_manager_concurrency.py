@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+import pytest
+
 from bot import OllamaRequestManager
+from bot.core.errors import ShuttingDownError
 from bot.core.events import QueryEvent, QueuedEvent
 from tests.conftest import ManagerFactory
 from tests.emulators.ollama_server import OllamaEmulator
@@ -161,3 +164,55 @@ async def test_close_lets_an_answer_in_flight_finish_and_store(
     again = make_manager()
     await again.start()
     assert [m["content"] for m in await again.store.messages("c")] == ["q", result.content]
+
+
+async def test_close_refuses_a_question_still_waiting_with_a_typed_error(
+    make_manager: ManagerFactory, ollama_emu: OllamaEmulator
+) -> None:
+    manager = make_manager(max_concurrent_requests=1)
+    await manager.start()
+    ollama_emu.tokens_per_second = 100
+    ollama_emu.set_reply(" ".join(["tok"] * 20))
+    running = asyncio.create_task(manager.query(prompt="q1", session_id="a"))
+    waiting = asyncio.create_task(manager.query(prompt="q2", session_id="b"))
+    await streaming(ollama_emu)  # q1 streams, q2 waits for the one slot
+    await manager.close()
+    assert (await running).content.count("tok") == 20
+    with pytest.raises(ShuttingDownError):
+        await waiting
+    chats = [
+        r.json["messages"][-1]["content"] for r in ollama_emu.requests if r.path == "/api/chat"
+    ]
+    assert chats == ["q1"]  # the waiting question never reached the model
+    again = make_manager()
+    await again.start()
+    assert await again.store.messages("b") == []
+    await again.close()
+
+
+async def test_close_past_its_grace_ends_a_running_answer_with_a_typed_error(
+    make_manager: ManagerFactory, ollama_emu: OllamaEmulator
+) -> None:
+    # Its stream is cut when the client closes; the retry finds the client closed (before,
+    # httpx's own RuntimeError reached the caller).
+    manager = make_manager(max_concurrent_requests=1, max_retries=3, retry_backoff=0.01)
+    await manager.start()
+    ollama_emu.tokens_per_second = 20
+    ollama_emu.set_reply(" ".join(["tok"] * 40))
+    running = asyncio.create_task(manager.query(prompt="q1", session_id="a"))
+    waiting = asyncio.create_task(manager.query(prompt="q2", session_id="b"))
+    await streaming(ollama_emu)
+    await manager.close(grace=0.1)
+    outcomes = await asyncio.gather(running, waiting, return_exceptions=True)
+    assert [type(o) for o in outcomes] == [ShuttingDownError, ShuttingDownError]
+    again = make_manager()
+    await again.start()
+    assert await again.store.messages("a") == []
+    await again.close()
+
+
+async def streaming(ollama_emu: OllamaEmulator) -> None:
+    """Until an answer is streaming (a fixed sleep was not enough on a loaded machine)."""
+    async with asyncio.timeout(30):
+        while not ollama_emu.active_streams:
+            await asyncio.sleep(0.01)

@@ -22,6 +22,7 @@ def every_error() -> list[errors.OllacordError]:
         errors.ContextOverflowError(tokens=9000, window=4096),
         errors.ModelLoadError("out of memory"),
         errors.ModelNotFoundError("ghost"),
+        errors.ShuttingDownError(),
     ]
 
 
@@ -35,8 +36,7 @@ def test_a_missing_model_is_explained_with_the_pull_command() -> None:
     error = errors.ModelNotFoundError("ghost")
     assert error.model == "ghost"
     assert explain(error) == (
-        "The model `ghost` is not available on the server. "
-        "An admin can pull it with `/model pull`."
+        "The model `ghost` is not available on the server. An admin can pull it with `/model pull`."
     )
 
 
@@ -67,3 +67,10 @@ def test_a_quota_refusal_shows_the_refill_as_a_discord_timestamp() -> None:
         f"You've used your 20,000 tokens for this hour; it refills <t:{when}:R>."
     )
     assert "11:00 UTC" in error.user_message  # the CLI's neutral wording
+
+
+def test_an_answer_cut_by_a_shutdown_says_to_ask_again() -> None:
+    assert explain(errors.ShuttingDownError()) == (
+        "Closed before this answer was complete. The bot is restarting or shutting down; "
+        "please ask again in a minute."
+    )
