@@ -12,6 +12,7 @@ from bot.core.errors import ShuttingDownError
 from bot.core.events import QueryEvent, QueuedEvent
 from tests.conftest import ManagerFactory
 from tests.emulators.ollama_server import OllamaEmulator
+from tests.emulators.ollama_testing import wait_until
 
 
 async def test_same_session_is_serialized_in_arrival_order(
@@ -175,7 +176,7 @@ async def test_close_refuses_a_question_still_waiting_with_a_typed_error(
     ollama_emu.set_reply(" ".join(["tok"] * 20))
     running = asyncio.create_task(manager.query(prompt="q1", session_id="a"))
     waiting = asyncio.create_task(manager.query(prompt="q2", session_id="b"))
-    await streaming(ollama_emu)  # q1 streams, q2 waits for the one slot
+    await wait_until(lambda: ollama_emu.active_streams > 0, within=30)  # q2 waits
     await manager.close()
     assert (await running).content.count("tok") == 20
     with pytest.raises(ShuttingDownError):
@@ -201,7 +202,7 @@ async def test_close_past_its_grace_ends_a_running_answer_with_a_typed_error(
     ollama_emu.set_reply(" ".join(["tok"] * 40))
     running = asyncio.create_task(manager.query(prompt="q1", session_id="a"))
     waiting = asyncio.create_task(manager.query(prompt="q2", session_id="b"))
-    await streaming(ollama_emu)
+    await wait_until(lambda: ollama_emu.active_streams > 0, within=30)
     await manager.close(grace=0.1)
     outcomes = await asyncio.gather(running, waiting, return_exceptions=True)
     assert [type(o) for o in outcomes] == [ShuttingDownError, ShuttingDownError]
@@ -210,9 +211,3 @@ async def test_close_past_its_grace_ends_a_running_answer_with_a_typed_error(
     assert await again.store.messages("a") == []
     await again.close()
 
-
-async def streaming(ollama_emu: OllamaEmulator) -> None:
-    """Until an answer is streaming (a fixed sleep was not enough on a loaded machine)."""
-    async with asyncio.timeout(30):
-        while not ollama_emu.active_streams:
-            await asyncio.sleep(0.01)
