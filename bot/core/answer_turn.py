@@ -114,6 +114,7 @@ class AnswerTurn:
             },
             tools_used=list(self.tools_used),
             tools_unavailable=plan.tools_unavailable,
+            tools_without_room=plan.tools_without_room,
             vision_from=plan.vision_from,
             parsed=self.parsed,
             **totals,

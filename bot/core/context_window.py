@@ -7,9 +7,11 @@ it. So the bot decides the window itself, sends it, and sizes what it sends to f
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from bot.core.history import CHARS_PER_TOKEN, MESSAGE_OVERHEAD_TOKENS, ChatMessage
 from bot.core.ollama_client import normalize_model_name
@@ -23,6 +25,8 @@ FROM_DEFAULT = "DEFAULT_NUM_CTX"
 ANSWER_SHARE = 0.25
 # However long num_predict allows, the prompt keeps at least half the window.
 MAX_ANSWER_SHARE = 0.5
+# The bot's own tools may take at most this share of the prompt's room, or are left out.
+MAX_TOOLS_SHARE = 0.5
 # The template's own tokens around the whole prompt (beginning of sequence, a default system
 # preamble such as llama3's "Cutting Knowledge Date"), which no message accounts for.
 PROMPT_OVERHEAD_TOKENS = 32
@@ -97,6 +101,10 @@ class TokenEstimator:
     def text_tokens(self, text: str, model: str) -> int:
         return math.ceil(len(text) / self.chars_per_token(model))
 
+    def tools_tokens(self, tools: Sequence[Mapping[str, Any]], model: str) -> int:
+        """The room the tools' schemas take in the prompt (the template writes them as JSON)."""
+        return self.text_tokens(tools_text(tools), model) if tools else 0
+
     def message_tokens(self, message: ChatMessage, model: str) -> int:
         tokens = self.text_tokens(message.get("content", ""), model) + MESSAGE_OVERHEAD_TOKENS
         if "images" in message:
@@ -109,8 +117,10 @@ class TokenEstimator:
         messages: Sequence[ChatMessage],
         prompt_eval_count: int | None,
         window: int | None,
+        tools: Sequence[Mapping[str, Any]] | None = None,
     ) -> None:
-        """Take in what the server counted for ``messages`` (sent as they were, text only)."""
+        """Take in what the server counted for ``messages`` and ``tools`` (sent as they
+        were, text only)."""
         if not prompt_eval_count or any(m.get("images") for m in messages):
             return
         # Only the per-message overhead is taken off: what remains (the template's preamble)
@@ -118,7 +128,7 @@ class TokenEstimator:
         text_tokens = prompt_eval_count - MESSAGE_OVERHEAD_TOKENS * len(messages)
         if text_tokens < MIN_SAMPLE_TOKENS:
             return
-        chars = sum(len(m.get("content", "")) for m in messages)
+        chars = sum(len(m.get("content", "")) for m in messages) + len(tools_text(tools or ()))
         observed = min(MAX_CHARS_PER_TOKEN, max(MIN_CHARS_PER_TOKEN, chars / text_tokens))
         key = normalize_model_name(model)
         previous = self._learned.get(key)
@@ -131,3 +141,8 @@ class TokenEstimator:
             self._learned[key] = observed
         else:
             self._learned[key] = previous + SMOOTHING * (observed - previous)
+
+
+def tools_text(tools: Sequence[Mapping[str, Any]]) -> str:
+    """The tools as the prompt holds them, near enough: their schemas as JSON."""
+    return json.dumps(list(tools), ensure_ascii=False) if tools else ""

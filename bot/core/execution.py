@@ -178,6 +178,7 @@ class QueryExecutor:
                     request.messages,
                     progress.stats.get("prompt_eval_count"),
                     request.options.get("num_ctx"),
+                    request.tools,
                 )
                 await self._store_turn(query, result, turn)
             except (asyncio.CancelledError, GeneratorExit) as exc:

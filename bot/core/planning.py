@@ -15,6 +15,7 @@ from bot.core.config import DEFAULT_NUM_CTX, DEFAULTS
 from bot.core.context_window import (
     FROM_CHANNEL,
     FROM_REQUEST,
+    MAX_TOOLS_SHARE,
     ContextWindow,
     TokenEstimator,
     choose_window,
@@ -60,6 +61,7 @@ class Plan:
     toolset: ToolSet | None  # the tools the bot runs for this answer (None: none)
     max_tool_rounds: int
     tools_unavailable: bool = False  # tools were asked for, but the model cannot call them
+    tools_without_room: bool = False  # left out: their schemas would crowd the window
     vision_from: str | None = None  # the model that was asked for but cannot see the images
 
 
@@ -131,8 +133,19 @@ class QueryPlanner:
         has_system = any(m["role"] == "system" for m in query.new_messages)
         system = query.system_prompt or settings.system_prompt or self._defaults.system_prompt
         system = with_context(system, settings.summary, query.notes)
-        messages = self._fit(model, system if not has_system else None, history, query, window)
+        # Ollama renders the tools' schemas into the prompt: they take room in the window.
+        # The bot's own tools are left out when they would take most of it (a small window):
+        # the model then answers with the conversation rather than with the tools alone.
+        budget = prompt_budget(window.tokens, config.num_predict)
+        tools_without_room = False
+        if toolset and self.tokens.tools_tokens(toolset.schemas(), model) > (
+            budget * MAX_TOOLS_SHARE
+        ):
+            toolset, tools_without_room = None, True
         tools = [*(toolset.schemas() if toolset else ()), *(query.tools or ())]
+        tools_cost = self.tokens.tools_tokens(tools, model)
+        system = system if not has_system else None
+        messages = self._fit(model, system, history, query, budget, window, tools_cost)
         keep_alive = query.keep_alive
         if keep_alive is None:
             keep_alive = settings.keep_alive or self._defaults.keep_alive
@@ -152,6 +165,7 @@ class QueryPlanner:
             toolset or None,
             self._defaults.max_tool_rounds,
             tools_unavailable=tools_unavailable,
+            tools_without_room=tools_without_room,
             vision_from=vision_from,
         )
 
@@ -217,10 +231,12 @@ class QueryPlanner:
         system: str | None,
         history: list[ChatMessage],
         query: Query,
+        budget: int,
         window: ContextWindow,
+        tools_cost: int,
     ) -> list[ChatMessage]:
-        """The messages that fit the window with room left for the answer."""
-        budget = prompt_budget(window.tokens, query.config.num_predict)
+        """The messages that fit ``budget`` beside the tools (the answer's room is outside it)."""
+        budget = max(1, budget - tools_cost)
         if self._defaults.max_history_tokens is not None:
             budget = min(budget, self._defaults.max_history_tokens)
 
@@ -235,7 +251,7 @@ class QueryPlanner:
             max_tokens=budget,
             cost=cost,
         )
-        needed = sum(cost(m) for m in messages)
+        needed = sum(cost(m) for m in messages) + tools_cost
         if needed > window.tokens:
             # Ollama would drop the start of it silently, llama.cpp refuse it: say so now.
             raise ContextOverflowError(tokens=needed, window=window.tokens)

@@ -59,6 +59,7 @@ class OllamaQueryResult:
     thinking: str = ""
     tools_used: list[str] = field(default_factory=list)  # names, in the order they ran
     tools_unavailable: bool = False  # tools were offered, but this model cannot call them
+    tools_without_room: bool = False  # tools were offered, but left no room in the window
     vision_from: str | None = None  # the model asked for, which could not see the images
     parsed: Any = None  # a structured answer (format json or a schema), parsed
 

@@ -70,6 +70,8 @@ def footer(
         parts.append("🔧 " + ", ".join(dict.fromkeys(result.tools_used)))
     elif result.tools_unavailable and tools_chosen:
         parts.append("tools unavailable for this model")
+    elif result.tools_without_room and tools_chosen:
+        parts.append("tools left out: the context window is too small")
     if stopped:
         parts.append("stopped")
     elif result.done_reason == "length":

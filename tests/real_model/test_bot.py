@@ -19,6 +19,7 @@ from tests.emulators.discord_server import InteractionRecord
 from tests.real_model.conftest import RealWorld, needs, real_world
 from tests.real_model.decoding import CANCELLED
 from tests.real_model.models import SMOLLM2
+from tests.real_model.test_manager import PROSE
 
 if TYPE_CHECKING:
     from tests.real_model.completion import Generation
@@ -125,3 +126,23 @@ async def test_a_json_answer_is_shown_as_the_model_wrote_it(rw: RealWorld) -> No
     assert gen.options.get("num_predict") == 80 and gen.done_reason == "stop"
     (text,) = pages_without_footer(messages)
     assert json_block(text) == json.loads(gen.content)
+
+
+async def test_a_long_conversation_in_a_small_window_is_sized_and_shown_whole(
+    rw: RealWorld,
+) -> None:
+    # Each question is about a third of a 512-token window: by the third the history cannot
+    # all fit. The bot's path must size what it sends as the manager alone does: the server
+    # never cuts a prompt, and every answer shows. (It found that the bot's tools, whose
+    # schemas smollm2's template writes into the prompt, were sized as taking no room: the
+    # first question already went over the window. They are left out of a window this small.)
+    await set_options(rw, num_ctx=512, num_predict=24, temperature=0.0, seed=5)
+    for round_ in range(4):
+        question = f"{PROSE}{PROSE}Question {round_}?"
+        messages = await finished(await ask(rw, question), ANSWER_TIMEOUT)
+        gen = answer_to(rw, question)
+        assert reassemble(pages_without_footer(messages), gen.content) == gen.content
+        assert gen.window == 512 and gen.prompt_tokens + 24 <= 512
+    assert rw.ollama.truncations == []
+    last = answer_to(rw, f"{PROSE}{PROSE}Question 3?")
+    assert 1 < len([m for m in last.messages if m["role"] == "user"]) < 4  # some history kept
