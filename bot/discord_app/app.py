@@ -315,7 +315,9 @@ class OllacordBot(commands.Bot):
         self, interaction: discord.Interaction, error: app_commands.AppCommandError
     ) -> None:
         """The one place errors become ephemeral messages; unexpected ones are logged."""
-        await send_ephemeral(interaction, error_message(interaction, error))
+        message = error_message(interaction, error)
+        if message is not None:
+            await send_ephemeral(interaction, message)
 
 
 def create_bot(

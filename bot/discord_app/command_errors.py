@@ -15,6 +15,11 @@ from bot.discord_app.replies import WRITTEN
 
 log = logging.getLogger(__name__)
 
+# Discord forgets an interaction not acknowledged within 3 s (10062 Unknown interaction) and
+# an interaction's token after 15 minutes (10015 Unknown Webhook, 50027 Invalid Webhook
+# Token): nothing reaches the member any more, and it is no fault in the bot's code.
+EXPIRED_INTERACTION_CODES = frozenset({10062, 10015, 50027})
+
 # Discord's interface names a few permissions differently from the API.
 PERMISSION_LABELS = {
     "manage_guild": "Manage Server",
@@ -22,9 +27,17 @@ PERMISSION_LABELS = {
 }
 
 
-def error_message(interaction: discord.Interaction, error: app_commands.AppCommandError) -> str:
-    """The user's message for ``error``; an unexpected one is logged with its traceback."""
+def error_message(
+    interaction: discord.Interaction, error: app_commands.AppCommandError
+) -> str | None:
+    """The user's message for ``error``; an unexpected one is logged with its traceback.
+    None when the interaction expired: no message can reach the member."""
     original = getattr(error, "original", error)
+    command = interaction.command.qualified_name if interaction.command else "?"
+    if isinstance(original, discord.HTTPException) and original.code in EXPIRED_INTERACTION_CODES:
+        # Discord has shown the member "The application did not respond" (or the like).
+        log.warning("/%s: the interaction expired before the bot answered: %s", command, original)
+        return None
     if isinstance(original, OllacordError):
         return explain(original)
     if isinstance(error, app_commands.MissingPermissions):
@@ -39,7 +52,6 @@ def error_message(interaction: discord.Interaction, error: app_commands.AppComma
         return f"Slow down: try again in {error.retry_after:.0f} s."
     if isinstance(error, app_commands.CheckFailure):
         return "You are not allowed to use this command here."
-    command = interaction.command.qualified_name if interaction.command else "?"
     log.error("unexpected error in /%s", command, exc_info=original)
     return "Something went wrong on my side; the error was logged."
 

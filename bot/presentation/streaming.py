@@ -271,6 +271,10 @@ class StreamingReply:
                 self._final[index] = is_final
         except asyncio.CancelledError:
             raise
+        except ReplyGone as exc:
+            # Deleted, expired or out of reach: no fault in the bot, and nothing to retry.
+            self._error = exc
+            log.warning("giving up on a streamed reply: %s", exc.__cause__ or exc)
         except Exception as exc:
             self._error = exc
             log.exception("giving up on a streamed reply")

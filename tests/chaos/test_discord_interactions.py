@@ -35,18 +35,22 @@ async def test_a_late_acknowledgement_beside_an_answer_in_progress(
         try:
             with caplog.at_level(logging.WARNING):
                 late = await ask(w, "Too late?", user=w.bob)
-                # The acknowledgement, then the error handler's attempt to say so privately.
-                await late.wait_done(lambda r: len(r.errors) == 2, timeout=10)
+                await late.wait_done(lambda r: len(r.errors) == 1, timeout=10)
                 messages = await finished(first, timeout=20)
                 assert await w.bot.manager.wait_idle(5)
         finally:
             w.discord.rest.config.ack_deadline = deadline
 
-        assert late.errors == [UNKNOWN_INTERACTION] * 2
+        # Only the acknowledgement: a private word about it would get 10062 as well.
+        assert late.errors == [UNKNOWN_INTERACTION]
         assert late.original is None and late.followups == []  # nothing shown for nobody
         assert "".join(pages_without_footer(messages)) == answer_to("Answered meanwhile?")
-        logged = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
-        assert any("Unknown interaction" in line for line in logged), logged
+        logged = [r for r in caplog.records if r.levelno >= logging.WARNING]
+        # One warning line: an expired interaction is no fault in the bot's code (it used to
+        # be an ERROR "unexpected error in /ask" with a traceback).
+        [expired] = [r for r in logged if "expired before the bot answered" in r.getMessage()]
+        assert "Unknown interaction" in expired.getMessage()
+        assert not [r for r in logged if r.levelno >= logging.ERROR or r.exc_info], logged
 
         await stored_once(w, "Answered meanwhile?", unanswered=("Too late?",))
         await next_question_answered(w, "Answered meanwhile?")
