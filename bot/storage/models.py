@@ -34,14 +34,16 @@ RowId = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class PlainText(TypeDecorator[str]):
-    """Text that PostgreSQL accepts: it refuses NUL characters, which SQLite stores. A NUL
-    (from a tool's output, say) becomes U+FFFD there rather than losing the whole turn."""
+    """Text without NUL characters, on every database. PostgreSQL refuses them; SQLite keeps
+    them, but its functions (substr, length) stop at the first, so what embedding and the
+    running summary read of a message would end there. A NUL (from a tool's output, say)
+    becomes U+FFFD rather than losing the whole turn or the rest of the message."""
 
     impl = Text()
     cache_ok = True
 
     def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
-        if value is not None and dialect.name == "postgresql" and "\x00" in value:
+        if value is not None and "\x00" in value:
             value = value.replace("\x00", "\ufffd")
         return value
 
