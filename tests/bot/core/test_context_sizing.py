@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from bot import OllamaRequestManager
 from bot.core.context_window import prompt_budget
 from bot.core.tools.registry import Tool, ToolContext
 from tests.conftest import ManagerFactory
@@ -34,10 +35,12 @@ def question(i: int) -> str:
     return f"Question {i}: " + " ".join(f"detail-{i}-{j}" for j in range(30))
 
 
-async def test_a_long_conversation_keeps_to_the_window_with_room_for_the_answer(
+@pytest.fixture
+async def manager(
     make_manager: ManagerFactory, database_url: str, dense_emu: OllamaEmulator
-) -> None:
-    # Without the running summary, which would take some of the window (tested elsewhere).
+) -> OllamaRequestManager:
+    """A 2048-token window, without the running summary, which would take some of it
+    (tested elsewhere); every answer about 300 characters."""
     manager = make_manager(
         host=dense_emu.url,
         database_url=database_url,
@@ -45,8 +48,14 @@ async def test_a_long_conversation_keeps_to_the_window_with_room_for_the_answer(
         conversation_memory=False,
     )
     await manager.start()
-    model = dense_emu.models["llama3.2:latest"]
     dense_emu.set_reply(lambda body: "An answer of some length. " * 12)
+    return manager
+
+
+async def test_a_long_conversation_keeps_to_the_window_with_room_for_the_answer(
+    manager: OllamaRequestManager, dense_emu: OllamaEmulator
+) -> None:
+    model = dense_emu.models["llama3.2:latest"]
     for i in range(40):
         await manager.query(prompt=question(i), session_id="long")
 
@@ -79,19 +88,11 @@ def tool_schema(i: int) -> dict[str, Any]:
 
 
 async def test_the_tools_offered_take_their_room_in_the_window(
-    make_manager: ManagerFactory, database_url: str, dense_emu: OllamaEmulator
+    manager: OllamaRequestManager, dense_emu: OllamaEmulator
 ) -> None:
     # The real-model stage found it: the history was sized as if the tools took no room, so
     # a conversation already filling its window went over it once tools were offered.
-    manager = make_manager(
-        host=dense_emu.url,
-        database_url=database_url,
-        default_num_ctx=2048,
-        conversation_memory=False,
-    )
-    await manager.start()
     model = dense_emu.models["llama3.2:latest"]
-    dense_emu.set_reply(lambda body: "An answer of some length. " * 12)
     for i in range(12):
         await manager.query(prompt=question(i), session_id="long")
     tools = [tool_schema(i) for i in range(2)]
