@@ -7,9 +7,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal, Unpack, overload
 
 from bot.core.config import DEFAULTS, Settings
-from bot.core.context_window import ContextWindow, TokenEstimator
-from bot.core.documents import Document
-from bot.core.embedding import Embedder
 from bot.core.errors import InvalidRequestError
 from bot.core.generation import GenerationLimits
 from bot.core.hosts.pool import HostPool
@@ -18,6 +15,7 @@ from bot.core.knowledge.base import KnowledgeBase
 from bot.core.manager_models import ModelMethods
 from bot.core.manager_sessions import SessionMethods
 from bot.core.memory.service import Memory
+from bot.core.memory.summary import SUMMARY_MAX_TOKENS
 from bot.core.model_catalog import ModelCatalog
 from bot.core.planning import QueryDefaults
 from bot.core.queries import (
@@ -186,8 +184,13 @@ class OllamaRequestManager(SessionMethods, ModelMethods):
         )
 
     async def _summarize(self, prompt: str, model: str | None) -> str:
-        """The running summary's model call: SUMMARY_MODEL, else the conversation's."""
-        return (await self.ask(prompt=prompt, model=self.summary_model or model)).content
+        """The running summary's model call: SUMMARY_MODEL, else the conversation's, without
+        thinking (a summary needs none) and bounded."""
+        model = self.summary_model or model
+        answer = await self.ask(
+            prompt=prompt, model=model, num_predict=SUMMARY_MAX_TOKENS, think=False
+        )
+        return answer.content
 
     @property
     def limits(self) -> GenerationLimits:
@@ -307,49 +310,7 @@ class OllamaRequestManager(SessionMethods, ModelMethods):
         query = build_query(args, self.limits, restartable=restartable)
         return self.services.executor.stream(query, args.get("on_event"))
 
-    # models (the rest of them are in ModelMethods) ------------------------------------------
-    async def context_window(
-        self, model: str | None = None, num_ctx: int | None = None
-    ) -> ContextWindow:
-        """The window a query on ``model`` runs with: ``num_ctx``, else the default, capped
-        at the model's maximum."""
-        return await self.services.executor.planner.context_window(
-            model or self.default_model, num_ctx
-        )
-
-    async def ensure_fits(
-        self,
-        documents: Sequence[Document],
-        model: str | None = None,
-        num_ctx: int | None = None,
-        num_predict: int | None = None,
-    ) -> None:
-        """Refuse files whose text alone would not fit the model's context window, before
-        asking (AttachmentError TOO_LONG naming the largest)."""
-        planner = self.services.executor.planner
-        await planner.ensure_fits(documents, model or self.default_model, num_ctx, num_predict)
-
-    async def ensure_can_see(self, model: str | None = None) -> None:
-        """Refuse, before asking, images for a model that cannot see them when no
-        VISION_MODEL can stand in (VisionUnavailableError)."""
-        await self.services.executor.planner.model_that_sees(model)
-
-    @property
-    def tokens(self) -> TokenEstimator:
-        """Token estimates per model, learned from the answers so far."""
-        return self.services.executor.planner.tokens
-
-    async def embed(
-        self, texts: str | Sequence[str], model: str | None = None
-    ) -> list[list[float]]:
-        """Embed texts with ``model`` (default EMBEDDING_MODEL): one unit vector each."""
-        items = [texts] if isinstance(texts, str) else list(texts)
-        return (await self.embedder.embed(items, model=model)).vectors.tolist()
-
-    @property
-    def embedder(self) -> Embedder:
-        return self.services.embedder
-
+    # stores that need the database ------------------------------------------------------------
     @property
     def knowledge(self) -> KnowledgeBase:
         """The servers' knowledge bases (needs the database)."""

@@ -1,10 +1,11 @@
 """The request manager's model and host methods: what the Ollama hosts have (the union, and
-which host has what), details, pulls (to one host or all), health and each host's figures."""
+which host has what), details, pulls (to one host or all), health and each host's figures;
+what a model can take (its window, files, images) and embeddings."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from bot.core.hosts.host import HostReport
 from bot.core.hosts.pool import HostPool
@@ -12,9 +13,22 @@ from bot.core.model_catalog import HostedModel, ModelCatalog
 from bot.core.ollama_client import OllamaClient
 from bot.core.types import HealthStatus, ModelDetails, ModelInfo, PullProgress
 
+if TYPE_CHECKING:
+    from bot.core.context_window import ContextWindow, TokenEstimator
+    from bot.core.documents import Document
+    from bot.core.embedding import Embedder
+    from bot.core.services import Services
+
 
 class ModelMethods:
-    """Mixed into OllamaRequestManager, which provides ``hosts`` and ``catalog``."""
+    """Mixed into OllamaRequestManager, which provides ``hosts``, ``catalog``, ``services``
+    and ``default_model``."""
+
+    default_model: str
+
+    @property
+    def services(self) -> Services:
+        raise NotImplementedError
 
     @property
     def hosts(self) -> HostPool:
@@ -64,3 +78,46 @@ class ModelMethods:
     def host_reports(self) -> list[HostReport]:
         """Each host: in rotation or not, answers in flight and waiting, answers, errors."""
         return self.hosts.reports()
+
+    # what a model can take ----------------------------------------------------------------
+    async def context_window(
+        self, model: str | None = None, num_ctx: int | None = None
+    ) -> ContextWindow:
+        """The window a query on ``model`` runs with: ``num_ctx``, else the default, capped
+        at the model's maximum."""
+        return await self.services.executor.planner.context_window(
+            model or self.default_model, num_ctx
+        )
+
+    async def ensure_fits(
+        self,
+        documents: Sequence[Document],
+        model: str | None = None,
+        num_ctx: int | None = None,
+        num_predict: int | None = None,
+    ) -> None:
+        """Refuse files whose text alone would not fit the model's context window, before
+        asking (AttachmentError TOO_LONG naming the largest)."""
+        planner = self.services.executor.planner
+        await planner.ensure_fits(documents, model or self.default_model, num_ctx, num_predict)
+
+    async def ensure_can_see(self, model: str | None = None) -> None:
+        """Refuse, before asking, images for a model that cannot see them when no
+        VISION_MODEL can stand in (VisionUnavailableError)."""
+        await self.services.executor.planner.model_that_sees(model)
+
+    @property
+    def tokens(self) -> TokenEstimator:
+        """Token estimates per model, learned from the answers so far."""
+        return self.services.executor.planner.tokens
+
+    async def embed(
+        self, texts: str | Sequence[str], model: str | None = None
+    ) -> list[list[float]]:
+        """Embed texts with ``model`` (default EMBEDDING_MODEL): one unit vector each."""
+        items = [texts] if isinstance(texts, str) else list(texts)
+        return (await self.embedder.embed(items, model=model)).vectors.tolist()
+
+    @property
+    def embedder(self) -> Embedder:
+        return self.services.embedder

@@ -32,6 +32,10 @@ log = logging.getLogger(__name__)
 Summarize = Callable[[str, str | None], Awaitable[str]]
 
 MAX_SUMMARY_CHARS = 1500
+# What a fold may generate: about 4,000 characters, well past MAX_SUMMARY_CHARS, so only a
+# model that rambles is cut (and the summary is then cut to a sentence end, as always). A
+# fold runs in the background on a slot the members' questions need.
+SUMMARY_MAX_TOKENS = 1024
 # Fallen-out messages that make a fold worth a request: two turns.
 FOLD_MIN_MESSAGES = 4
 # Messages per fold, and the characters of each shown to the model: with the previous

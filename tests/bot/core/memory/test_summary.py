@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from bot import OllamaRequestManager
-from bot.core.memory.summary import MAX_SUMMARY_CHARS, PROMPT
+from bot.core.memory.summary import MAX_SUMMARY_CHARS, PROMPT, SUMMARY_MAX_TOKENS
 from bot.core.planning import SUMMARY_HEADING
 from bot.storage import SessionStore
 from tests.bot.core.memory.conftest import (
@@ -25,7 +25,7 @@ from tests.bot.core.memory.conftest import (
     summarizer,
 )
 from tests.conftest import ManagerFactory
-from tests.emulators.ollama_models import RecordedRequest
+from tests.emulators.ollama_models import EmulatedModel, RecordedRequest
 from tests.emulators.ollama_server import OllamaEmulator
 
 WINDOW = 4  # messages of history sent: two turns
@@ -127,6 +127,24 @@ async def test_an_early_fact_outlives_the_window_through_the_summary(
     assert await summary_of(manager.store, "s") is None
     await converse(manager, "s", "Hello again.")
     assert SUMMARY_HEADING not in str(questions(ollama_emu)[-1].messages[0].get("content"))
+
+
+async def test_a_fold_is_bounded_and_asked_without_thinking(
+    make_manager: ManagerFactory, ollama_emu: OllamaEmulator
+) -> None:
+    # A model that would ramble on: a fold holds a slot the members' questions need.
+    thinker = EmulatedModel("qwen3:latest", capabilities=("completion", "thinking"))
+    ollama_emu.models[thinker.name] = thinker
+    ollama_emu.set_reply(lambda body: "word " * 3000 if scripted(body) != "Noted." else "Noted.")
+    manager = make_manager(max_history_length=WINDOW, default_model="qwen3")
+    await manager.start()
+    await converse(manager, "s", CAT, *SMALL_TALK[:2])
+    [fold] = summary_requests(ollama_emu)
+    assert fold.json is not None
+    assert fold.json["options"]["num_predict"] == SUMMARY_MAX_TOKENS
+    assert fold.json["think"] is False  # a thinking model's thoughts would count against it
+    summary = await summary_of(manager.store, "s")
+    assert summary is not None and 0 < len(summary) <= MAX_SUMMARY_CHARS
 
 
 async def test_nothing_is_folded_before_two_turns_fell_out(
