@@ -38,6 +38,11 @@ async def test_a_late_acknowledgement_beside_an_answer_in_progress(
                 await late.wait_done(lambda r: len(r.errors) == 1, timeout=10)
                 messages = await finished(first, timeout=20)
                 assert await w.bot.manager.wait_idle(5)
+                # The error handler runs after Discord's refusal: its line may come later.
+                await w.discord.wait_for(
+                    lambda: any("expired before" in r.getMessage() for r in caplog.records),
+                    timeout=10,
+                )
         finally:
             w.discord.rest.config.ack_deadline = deadline
 
