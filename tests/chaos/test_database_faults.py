@@ -9,6 +9,7 @@ answered and stored with the history the database holds.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sqlite3
 from collections.abc import Iterator
@@ -106,10 +107,14 @@ async def test_a_database_locked_past_the_busy_timeout(tmp_path: Path) -> None:
         w.ollama.set_reply(replying)
         await answered(w, BEFORE, turns_before=0)
         # Another process (a backup, the CLI, a second bot) holds the write lock.
-        # Waits for a write the bot may be making (its memory worker, a live reply) to end.
-        locker = sqlite3.connect(database_path(w), isolation_level=None, timeout=LOCK_WAIT)
+        # Waits for a write the bot may be making (its memory worker, a live reply) to end,
+        # off the event loop: that write needs the loop to finish (a blocking wait here held
+        # the loop, and so the bot's transaction, until the wait gave up).
+        locker = sqlite3.connect(
+            database_path(w), isolation_level=None, timeout=LOCK_WAIT, check_same_thread=False
+        )
         with contextlib.closing(locker) as other:
-            other.execute("BEGIN EXCLUSIVE")
+            await asyncio.to_thread(other.execute, "BEGIN EXCLUSIVE")
             rec = await ask(w, DURING)
             await not_saved(rec)  # after the busy timeout (5 s) gave up
             other.execute("ROLLBACK")

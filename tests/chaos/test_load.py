@@ -9,10 +9,11 @@ runs the full form in CI.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -60,14 +61,15 @@ async def test_load_full(tmp_path: Path) -> None:
 
 
 # What the load run found ------------------------------------------------------------------
-@contextlib.contextmanager
-def database_write_lock(w: World) -> Iterator[None]:
-    """Another connection holds SQLite's write lock: the bot's writes wait (reads go on)."""
+@contextlib.asynccontextmanager
+async def database_write_lock(w: World) -> AsyncIterator[None]:
+    """Another connection holds SQLite's write lock: the bot's writes wait (reads go on).
+    Taken off the event loop: a write of the bot's under way needs the loop to finish."""
     path = make_url(w.settings.database_url).database
     assert path
-    connection = sqlite3.connect(path, isolation_level=None)
+    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     try:
-        connection.execute("BEGIN IMMEDIATE")
+        await asyncio.to_thread(connection.execute, "BEGIN IMMEDIATE")
         yield
         connection.execute("ROLLBACK")
     finally:
@@ -86,7 +88,7 @@ async def test_an_answer_shown_in_full_no_longer_counts_against_the_member_cap(
         w.ollama.tokens_per_second = 30
         first = await ask(w, "One")
         await first.wait_done(lambda r: r.original is not None and "word0" in r.original.content)
-        with database_write_lock(w):
+        async with database_write_lock(w):
             assert pages_without_footer(await finished(first)) == [answer]
             second = await ask(w, "Two")
             await second.wait_done(
