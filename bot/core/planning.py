@@ -137,13 +137,13 @@ class QueryPlanner:
         # The bot's own tools are left out when they would take most of it (a small window):
         # the model then answers with the conversation rather than with the tools alone.
         budget = prompt_budget(window.tokens, config.num_predict)
-        tools_without_room = False
-        if toolset and self.tokens.tools_tokens(toolset.schemas(), model) > (
-            budget * MAX_TOOLS_SHARE
-        ):
-            toolset, tools_without_room = None, True
-        tools = [*(toolset.schemas() if toolset else ()), *(query.tools or ())]
-        tools_cost = self.tokens.tools_tokens(tools, model)
+        own = toolset.schemas() if toolset else []
+        own_cost = self.tokens.tools_tokens(own, model)
+        tools_without_room = own_cost > budget * MAX_TOOLS_SHARE
+        if tools_without_room:
+            toolset, own, own_cost = None, [], 0
+        tools = [*own, *(query.tools or ())]
+        tools_cost = own_cost + self.tokens.tools_tokens(query.tools or [], model)
         system = system if not has_system else None
         messages = self._fit(model, system, history, query, budget, window, tools_cost)
         keep_alive = query.keep_alive
